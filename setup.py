@@ -1,0 +1,59 @@
+"""Build the memhound._core extension.
+
+Everything except the version-gated frame reader compiles on every supported
+CPython; frames_<major><minor>.c is the one file that knows the interpreter's
+frame layout, and a new CPython means one new file there.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+CORE = "src/memhound/_core"
+FRAME_READERS = {
+    (3, 10): "frames_310.c",
+    (3, 11): "frames_311.c",
+    (3, 12): "frames_312.c",
+    (3, 13): "frames_313.c",
+}
+
+version = sys.version_info[:2]
+if version not in FRAME_READERS:
+    sys.exit(
+        f"memhound supports CPython 3.10 to 3.13; this is {sys.version.split()[0]}"
+    )
+
+sources = [
+    "module.c",
+    "rawmem.c",
+    "hooks.c",
+    "tracebacks.c",
+    "traces.c",
+    "snapdata.c",
+    "snapshot.c",
+    "stats.c",
+    "snapfile.c",
+    FRAME_READERS[version],
+]
+
+extra_compile_args = ["-std=gnu11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+# MEMHOUND_STRICT=1 (the Makefile and CI set it) turns warnings into errors;
+# a user's newer compiler must not break their pip install.
+if os.environ.get("MEMHOUND_STRICT") == "1":
+    extra_compile_args.append("-Werror")
+extra_compile_args += os.environ.get("MEMHOUND_CFLAGS", "").split()
+extra_link_args = os.environ.get("MEMHOUND_LDFLAGS", "").split()
+
+setup(
+    ext_modules=[
+        Extension(
+            "memhound._core",
+            sources=[f"{CORE}/{name}" for name in sources],
+            include_dirs=[CORE],
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+            libraries=["m"],
+        )
+    ]
+)

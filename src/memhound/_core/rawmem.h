@@ -1,0 +1,129 @@
+/* rawmem.h: the one door through which memhound's bookkeeping gets memory.
+ *
+ * Every table, arena and snapshot array comes from libc's malloc family
+ * through these helpers, never from the PyMem/PyObject allocators memhound
+ * hooks (that would recurse into the hooks).  The helpers also hold the
+ * failure-injection point that tests use to prove that running out of memory
+ * in memhound's own tables degrades tracing instead of crashing the program.
+ * Python-free; safe without the GIL and from any thread.
+ */
+#ifndef MH_RAWMEM_H
+#define MH_RAWMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Number of further bookkeeping allocations allowed to succeed before every
+ * one fails; negative (the default) means never fail.  Tests set it through
+ * _core._inject_alloc_failures().  Read and written with relaxed atomics: a
+ * test sets it while no other thread is expected to care about the exact
+ * moment it takes effect.  Defined in rawmem.c. */
+extern long mh_rawmem_fail_after;
+
+/* The count of bookkeeping bytes currently held, for get_memory_overhead().
+ * Updated with relaxed atomics. */
+extern size_t mh_rawmem_in_use;
+
+static inline int
+mh_rawmem_should_fail(void)
+{
+    long left = __atomic_load_n(&mh_rawmem_fail_after, __ATOMIC_RELAXED);
+    if (left < 0) {
+        return 0;
+    }
+    if (left == 0) {
+        return 1;
+    }
+    __atomic_store_n(&mh_rawmem_fail_after, left - 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* malloc/calloc/realloc/free for bookkeeping.  They return NULL on failure
+ * (real or injected) and never raise.  Sizes are tracked by the caller:
+ * pass the same size to mh_rawmem_free (and the old size to realloc) so
+ * that the overhead counter stays exact without a header per allocation. */
+static inline void *
+mh_rawmem_malloc(size_t size)
+{
+    if (mh_rawmem_should_fail()) {
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    if (p) {
+        __atomic_add_fetch(&mh_rawmem_in_use, size, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static inline void *
+mh_rawmem_calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        return NULL;
+    }
+    if (mh_rawmem_should_fail()) {
+        return NULL;
+    }
+    void *p = calloc(total ? total : 1, 1);
+    if (p) {
+        __atomic_add_fetch(&mh_rawmem_in_use, total, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static inline void *
+mh_rawmem_realloc(void *old, size_t old_size, size_t new_size)
+{
+    if (mh_rawmem_should_fail()) {
+        return NULL;
+    }
+    void *p = realloc(old, new_size ? new_size : 1);
+    if (p) {
+        __atomic_sub_fetch(&mh_rawmem_in_use, old_size, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&mh_rawmem_in_use, new_size, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static inline void
+mh_rawmem_free(void *p, size_t size)
+{
+    if (p) {
+        __atomic_sub_fetch(&mh_rawmem_in_use, size, __ATOMIC_RELAXED);
+        free(p);
+    }
+}
+
+/* Grow-by-doubling helper for arrays: ensure *cap >= need elements of
+ * elem_size bytes, reallocating *array.  Returns 0, or -1 on overflow or
+ * out of memory (the array is left unchanged). */
+static inline int
+mh_rawmem_reserve(void **array, size_t *cap, size_t need, size_t elem_size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t new_cap = *cap ? *cap : 16;
+    while (new_cap < need) {
+        if (new_cap > SIZE_MAX / 2) {
+            return -1;
+        }
+        new_cap *= 2;
+    }
+    size_t old_bytes = *cap * elem_size;
+    size_t new_bytes;
+    if (__builtin_mul_overflow(new_cap, elem_size, &new_bytes)) {
+        return -1;
+    }
+    void *p = mh_rawmem_realloc(*array, old_bytes, new_bytes);
+    if (p == NULL) {
+        return -1;
+    }
+    *array = p;
+    *cap = new_cap;
+    return 0;
+}
+
+#endif /* MH_RAWMEM_H */

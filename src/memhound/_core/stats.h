@@ -1,0 +1,104 @@
+/* stats.h: statistics over a snapshot: grouping, filtering and diffing.
+ *
+ * Implements tracemalloc's Snapshot.statistics, filter_traces and
+ * compare_to semantics exactly (grouping keys, cumulative mode, filter
+ * rules, sort order), on mh_snapdata_t, so that the Python layer only turns
+ * results into objects.  Sampled snapshots (sample_mean != 0) weigh every
+ * block with mh_snapdata_block_weight() and round the estimates.
+ *
+ * Python-free.  Results are owned by the caller and freed with the
+ * matching _free function.  Every function returns 0 on success or -1 when
+ * out of memory (nothing to free then); none raises.
+ */
+#ifndef MH_STATS_H
+#define MH_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapdata.h"
+
+typedef enum {
+    MH_KEY_FILENAME = 0,  /* innermost frame's file */
+    MH_KEY_LINENO = 1,    /* innermost frame's file and line */
+    MH_KEY_TRACEBACK = 2, /* the whole traceback (file and line per frame) */
+} mh_key_type_t;
+
+/* Key value standing for "<unknown>", line 0: the frame that tracemalloc
+ * reports for a block with an empty traceback. */
+#define MH_STATS_UNKNOWN_FRAME UINT32_MAX
+
+/* One group.  key is a frame index (FILENAME, LINENO; for FILENAME only the
+ * frame's file is meaningful, report line 0) or a traceback index
+ * (TRACEBACK) into the snapshot the group came from; MH_STATS_UNKNOWN_FRAME
+ * for blocks with an empty traceback under FILENAME/LINENO.  Keys are
+ * compared by content (file name bytes, line numbers), so two frame
+ * indices that resolve to the same file and line are one group. */
+typedef struct {
+    uint32_t key;
+    uint64_t size;  /* bytes (estimated in sampled snapshots) */
+    uint64_t count; /* blocks (estimated in sampled snapshots) */
+} mh_stat_t;
+
+typedef struct {
+    mh_stat_t *items;
+    size_t n;
+} mh_stats_t;
+
+/* Group every block of snap by key_type.  cumulative (only for FILENAME
+ * and LINENO) counts a block once for every distinct key among all frames
+ * of its traceback.  Items are sorted as tracemalloc sorts statistics:
+ * by size, then count, then key, all descending. */
+int mh_stats_group(const mh_snapdata_t *snap, mh_key_type_t key_type,
+                   int cumulative, mh_stats_t *out);
+void mh_stats_free(mh_stats_t *stats);
+
+/* One line of a comparison.  side says which snapshot key indexes:
+ * 0 the new snapshot, 1 the old one (a key found only in the old). */
+typedef struct {
+    uint32_t key;
+    uint8_t side;
+    uint64_t size;    /* in the new snapshot */
+    int64_t size_diff;
+    uint64_t count;   /* in the new snapshot */
+    int64_t count_diff;
+} mh_stat_diff_t;
+
+typedef struct {
+    mh_stat_diff_t *items;
+    size_t n;
+} mh_stats_diff_t;
+
+/* Compare new_snap against old_snap as tracemalloc's compare_to does,
+ * sorted by abs(size_diff), size, abs(count_diff), count, key; all
+ * descending. */
+int mh_stats_compare(const mh_snapdata_t *new_snap,
+                     const mh_snapdata_t *old_snap, mh_key_type_t key_type,
+                     int cumulative, mh_stats_diff_t *out);
+void mh_stats_diff_free(mh_stats_diff_t *diff);
+
+/* A trace filter: tracemalloc's Filter (pattern != NULL) or DomainFilter
+ * (pattern == NULL).  domain_mask is a bit set of mh_domain_t values;
+ * 0 means "any domain" for a Filter.  For a DomainFilter the mask is the
+ * set the filter names. */
+typedef struct {
+    int inclusive;
+    const char *pattern; /* fnmatch pattern, UTF-8, NUL-terminated; already
+                            normalized (".pyc" -> ".py") by the caller */
+    int lineno;          /* 0: any line */
+    int all_frames;
+    uint32_t domain_mask;
+} mh_filter_t;
+
+/* Glob match as Python's fnmatch.fnmatchcase: '*', '?', '[seq]', '[!seq]'
+ * with ranges.  Returns 1 on match.  Can't fail. */
+int mh_stats_fnmatch(const char *pattern, const char *name, size_t name_len);
+
+/* A new snapshot holding the blocks of snap that pass the filters, with
+ * tracemalloc's rules (pass any inclusive filter when there are some, and
+ * no exclusive one).  The tables (tracebacks, frames, strings) are copied
+ * whole.  *out is NULL on failure. */
+int mh_stats_filter(const mh_snapdata_t *snap, const mh_filter_t *filters,
+                    size_t nfilters, mh_snapdata_t **out);
+
+#endif /* MH_STATS_H */
