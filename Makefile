@@ -82,12 +82,18 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 sanitize:
 	$(MAKE) --no-print-directory $(VENV)-asan/bin/python PYTHON=$(PYTHON) VENV=$(VENV)-asan
 	$(VENV)-asan/bin/python -m pip install -q -r requirements-dev.txt
+	# A regular (not editable) install into the venv: the instrumented .so
+	# must not land in src/ where the normal builds live, and build/ must
+	# not hand it objects compiled without the sanitizers.
+	rm -rf build
 	MEMHOUND_CFLAGS="$(SAN_FLAGS)" MEMHOUND_LDFLAGS="-fsanitize=address,undefined" \
-		$(VENV)-asan/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps -e .
+		$(VENV)-asan/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps .
+	rm -rf build
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		PYTHONMALLOC=malloc $(TEST_ENV) $(VENV)-asan/bin/python -m pytest -q -p no:cacheprovider tests
+		PYTHONMALLOC=malloc $(TEST_ENV) MEMHOUND_TEST_INSTALLED=1 \
+		$(VENV)-asan/bin/python -m pytest -q -p no:cacheprovider tests
 
 $(VENV)-asan/bin/python:
 	$(PYTHON) -m venv $(VENV)-asan
