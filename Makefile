@@ -61,7 +61,7 @@ ctest:
 	@set -e; for t in tests/c/test_*.c; do \
 		[ -e "$$t" ] || continue; \
 		bin=tests/c/bin/$$(basename $$t .c); \
-		$(CC) $(C_TEST_CFLAGS) -o $$bin $$t $(filter %.c,$(PYFREE_SRCS)) -lm; \
+		$(CC) $(C_TEST_CFLAGS) -o $$bin $$t $(filter %.c,$(wildcard $(PYFREE_SRCS))) -lm; \
 		echo "ctest $$bin"; ./$$bin; \
 	done
 
@@ -106,7 +106,7 @@ fuzz:
 	@command -v clang >/dev/null || { echo "fuzz: needs clang (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 	@mkdir -p fuzz/bin fuzz/corpus-work
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-I$(CORE) -o fuzz/bin/fuzz_snapfile fuzz/fuzz_snapfile.c $(filter %.c,$(PYFREE_SRCS)) -lm
+		-I$(CORE) -o fuzz/bin/fuzz_snapfile fuzz/fuzz_snapfile.c $(filter %.c,$(wildcard $(PYFREE_SRCS))) -lm
 	fuzz/bin/fuzz_snapfile -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		-max_len=65536 fuzz/corpus-work fuzz/corpus
 
