@@ -1,0 +1,54 @@
+/* frames.h: the one interface to the interpreter's frame layout.
+ *
+ * Capturing a traceback reads the running interpreter's frames directly:
+ * no frame objects are created, no line numbers are computed (that waits
+ * for a snapshot or report), nothing is allocated and no reference count
+ * changes.  Each CPython version family implements this interface in its
+ * own file, frames_3XX.c, checked against that version's headers; setup.py
+ * compiles the one for the running interpreter.
+ */
+#ifndef MH_FRAMES_H
+#define MH_FRAMES_H
+
+#include <Python.h>
+#include <stdint.h>
+
+/* One captured frame: the code object (borrowed: the caller interns it and
+ * takes a reference while it still holds the GIL) and the byte offset of
+ * the instruction being executed, as PyCode_Addr2Line() takes it. */
+typedef struct {
+    PyCodeObject *code;
+    uint32_t offset;
+} mh_raw_frame_t;
+
+/* The calling thread's state if it holds the GIL of the main interpreter,
+ * else NULL.  For the raw domain, which may be called from any thread,
+ * with or without the GIL, even during start-up and finalization.  Threads
+ * of subinterpreters get NULL (their allocations are traced with an empty
+ * traceback).  Never allocates, never raises, takes no lock. */
+PyThreadState *mh_frames_attached_tstate(void);
+
+/* The same answer, cheaper, for the mem and object domains, whose callers
+ * hold the GIL by contract (as tracemalloc assumes too): the current thread
+ * state, or NULL when there is none or it belongs to a subinterpreter. */
+PyThreadState *mh_frames_current_tstate(void);
+
+/* The address of the memory block holding obj: objects of some types carry
+ * a pre-header (the GC links, managed dict pointers) before the PyObject.
+ * GIL held.  Can't fail. */
+void *mh_frames_object_block(PyObject *obj);
+
+/* Store up to max frames of tstate's Python stack, innermost first, in
+ * out[].  Returns the number stored.  When total is not NULL it receives
+ * the depth of the whole stack, saturating at UINT16_MAX (this walks the
+ * whole stack; pass NULL to stop at max).  tstate must be the calling
+ * thread's, with the GIL held.  Never allocates, raises or touches
+ * reference counts. */
+int mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
+                      uint32_t *total);
+
+/* The line number of a captured frame, or 0 when unknown.  GIL held.
+ * Never raises (clears any error PyCode_Addr2Line might leave). */
+int mh_frames_lineno(PyCodeObject *code, uint32_t offset);
+
+#endif /* MH_FRAMES_H */

@@ -1,0 +1,86 @@
+/* frames_310.c: frame reading for CPython 3.10.
+ *
+ * Checked against CPython 3.10.13 headers.  In 3.10 every Python frame is a
+ * PyFrameObject chained through f_back from tstate->frame; f_lasti counts
+ * code units (2 bytes each) of the last instruction started, -1 before the
+ * first.  Everything here runs with the GIL held by the calling thread
+ * except mh_frames_attached_tstate, which is what decides that.
+ */
+#define Py_BUILD_CORE 1
+#include "frames.h"
+
+#include <frameobject.h>
+#include <internal/pycore_gc.h>
+
+PyThreadState *
+mh_frames_attached_tstate(void)
+{
+    /* PyGILState_Check() is not usable: it answers 1 whenever GIL state
+     * checking is disabled (as it is once a subinterpreter exists).  Compare
+     * this thread's own state with the one holding the GIL instead. */
+    PyThreadState *mine = PyGILState_GetThisThreadState();
+    if (mine == NULL || mine != _PyThreadState_UncheckedGet()) {
+        return NULL;
+    }
+    if (mine->interp != PyInterpreterState_Main()) {
+        return NULL;
+    }
+    return mine;
+}
+
+PyThreadState *
+mh_frames_current_tstate(void)
+{
+    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+        return NULL;
+    }
+    return tstate;
+}
+
+int
+mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
+                  uint32_t *total)
+{
+    int n = 0;
+    uint32_t depth = 0;
+    for (PyFrameObject *f = tstate->frame; f != NULL; f = f->f_back) {
+        if (n < max) {
+            out[n].code = f->f_code;
+            out[n].offset = f->f_lasti < 0
+                                ? 0
+                                : (uint32_t)f->f_lasti * sizeof(_Py_CODEUNIT);
+            n++;
+        }
+        else if (total == NULL) {
+            break;
+        }
+        if (depth < UINT16_MAX) {
+            depth++;
+        }
+    }
+    if (total != NULL) {
+        *total = depth;
+    }
+    return n;
+}
+
+int
+mh_frames_lineno(PyCodeObject *code, uint32_t offset)
+{
+    int lineno = PyCode_Addr2Line(code, (int)offset);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return lineno < 0 ? 0 : lineno;
+}
+
+void *
+mh_frames_object_block(PyObject *obj)
+{
+    /* 3.10: only GC objects have a pre-header, the PyGC_Head. */
+    if (PyType_IS_GC(Py_TYPE(obj))) {
+        return (char *)obj - sizeof(PyGC_Head);
+    }
+    return obj;
+}

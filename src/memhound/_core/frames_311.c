@@ -1,0 +1,94 @@
+/* frames_311.c: frame reading for CPython 3.11.
+ *
+ * Checked against CPython 3.11.7 headers.  3.11 keeps frames as
+ * _PyInterpreterFrame records on a per-thread data stack, reached from
+ * tstate->cframe->current_frame and chained through `previous`; prev_instr
+ * points at the last instruction started.  Frames that have not run their
+ * first traceable instruction yet are "incomplete" and skipped, as
+ * CPython's own traceback code does.
+ */
+#define Py_BUILD_CORE 1
+#include "frames.h"
+
+/* CPython's internal headers are not written for -Wextra. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <internal/pycore_frame.h>
+#include <internal/pycore_object.h>
+#pragma GCC diagnostic pop
+
+PyThreadState *
+mh_frames_attached_tstate(void)
+{
+    /* See frames_310.c for why not PyGILState_Check(). */
+    PyThreadState *mine = PyGILState_GetThisThreadState();
+    if (mine == NULL || mine != _PyThreadState_UncheckedGet()) {
+        return NULL;
+    }
+    if (mine->interp != PyInterpreterState_Main()) {
+        return NULL;
+    }
+    return mine;
+}
+
+PyThreadState *
+mh_frames_current_tstate(void)
+{
+    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+        return NULL;
+    }
+    return tstate;
+}
+
+int
+mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
+                  uint32_t *total)
+{
+    int n = 0;
+    uint32_t depth = 0;
+    if (tstate->cframe == NULL) {
+        return 0;
+    }
+    for (_PyInterpreterFrame *f = tstate->cframe->current_frame; f != NULL;
+         f = f->previous) {
+        if (_PyFrame_IsIncomplete(f)) {
+            continue;
+        }
+        if (n < max) {
+            PyCodeObject *code = f->f_code;
+            out[n].code = code;
+            out[n].offset = (uint32_t)((char *)f->prev_instr -
+                                       (char *)_PyCode_CODE(code));
+            n++;
+        }
+        else if (total == NULL) {
+            break;
+        }
+        if (depth < UINT16_MAX) {
+            depth++;
+        }
+    }
+    if (total != NULL) {
+        *total = depth;
+    }
+    return n;
+}
+
+int
+mh_frames_lineno(PyCodeObject *code, uint32_t offset)
+{
+    int lineno = PyCode_Addr2Line(code, (int)offset);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return lineno < 0 ? 0 : lineno;
+}
+
+void *
+mh_frames_object_block(PyObject *obj)
+{
+    /* GC links and, for types with managed dicts/weakrefs, two more
+     * pointers sit before the object. */
+    return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+}

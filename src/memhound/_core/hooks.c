@@ -1,0 +1,629 @@
+/* hooks.c: PEP 445 allocator hooks and the process-wide tracing state.
+ *
+ * Every allocation, reallocation and free of the raw, mem and object
+ * domains passes through here while tracing.  Rules of the hot path:
+ *  - a thread-local flag (tls_in_hook) is checked with "tracing is on"
+ *    before anything else; no lock is taken and no Python is run;
+ *  - tracebacks are captured and interned only by a thread holding the main
+ *    GIL (which protects the store); raw allocations without the GIL get
+ *    the empty traceback 0;
+ *  - the live table is touched only under table_lock, and the lock holder
+ *    calls nothing but libc and the table code;
+ *  - a block is forgotten *before* it is handed back to the allocator, and
+ *    recorded *after* it is obtained, so an address reused by another
+ *    thread in between can never be confused with the old block.
+ * Bookkeeping memory comes from rawmem.h (libc), never the hooked domains.
+ */
+#include "hooks.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "frames.h"
+#include "lock.h"
+#include "rawmem.h"
+#include "table.h"
+#include "traces.h"
+
+/* Initial-exec TLS: a few bytes, read on every allocation; the dynamic
+ * model would cost a __tls_get_addr call each time. */
+#define MH_TLS __thread __attribute__((tls_model("initial-exec")))
+
+static MH_TLS int tls_in_hook;      /* recursion guard */
+static MH_TLS int tls_suspended;    /* memhound's own work on this thread */
+static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
+                                         not drawn yet on this thread */
+static MH_TLS uint64_t tls_rng;
+static MH_TLS mh_raw_frame_t *tls_frames; /* capture buffer */
+static MH_TLS int tls_frames_cap;
+
+/* Frees each thread's capture buffer when the thread exits. */
+static pthread_key_t frames_key;
+
+typedef struct {
+    PyMemAllocatorEx orig; /* the allocator below ours; kept valid forever
+                              once set, so a hook call racing with stop()
+                              still has somewhere to go */
+    PyMemAllocatorDomain pydomain;
+    mh_domain_t domain;
+    int installed; /* ours is (or was left) in CPython's table */
+} hook_domain_t;
+
+/* Written only by start/stop with the GIL held, before/after `tracing`
+ * publishes them. */
+static hook_domain_t hook_domains[3] = {
+    {.pydomain = PYMEM_DOMAIN_RAW, .domain = MH_DOMAIN_RAW},
+    {.pydomain = PYMEM_DOMAIN_MEM, .domain = MH_DOMAIN_MEM},
+    {.pydomain = PYMEM_DOMAIN_OBJ, .domain = MH_DOMAIN_OBJ},
+};
+
+/* Relaxed atomics; written with the GIL held. */
+static int tracing;
+static int cfg_depth = MH_DEFAULT_DEPTH;
+static int cfg_count_total;
+static uint64_t cfg_sample_mean;
+static uint16_t generation;
+
+/* Guarded by table_lock. */
+static mh_lock_t table_lock = MH_LOCK_INIT;
+static mh_traces_t *traces;
+static uint64_t traced_bytes;
+static uint64_t peak_bytes;
+static uint64_t dropped_blocks;
+
+/* Sampling mode: a counting filter over sampled addresses, so that a free
+ * of an unsampled block (nearly all of them) skips the lock.  Incremented
+ * and decremented under table_lock; read without it, which is safe because
+ * the increment for a block happens before the block reaches whoever frees
+ * it.  Saturated counters stay saturated.  Static so it never goes away
+ * under a racing reader; pages are touched only in sampling mode. */
+#define FILTER_SIZE (1u << 20)
+static uint8_t sample_filter[FILTER_SIZE];
+
+/* Guarded by the main GIL. */
+static mh_tbstore_t *store;
+static uint64_t lost_tracebacks;
+
+static inline int
+is_tracing_relaxed(void)
+{
+    return __atomic_load_n(&tracing, __ATOMIC_RELAXED);
+}
+
+/* ---- sampling ---------------------------------------------------------- */
+
+static inline size_t
+filter_slot(uintptr_t ptr)
+{
+    return (size_t)(mh_table_mix(ptr) >> 44) & (FILTER_SIZE - 1);
+}
+
+static uint64_t
+rng_next(void)
+{
+    if (tls_rng == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        tls_rng = mh_table_mix((uint64_t)(uintptr_t)&tls_rng ^
+                               (uint64_t)ts.tv_nsec ^
+                               ((uint64_t)ts.tv_sec << 32)) |
+                  1;
+    }
+    /* xorshift64* */
+    tls_rng ^= tls_rng >> 12;
+    tls_rng ^= tls_rng << 25;
+    tls_rng ^= tls_rng >> 27;
+    return tls_rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* Bytes to the next sample point: exponential with the configured mean. */
+static uint64_t
+draw_countdown(uint64_t mean)
+{
+    double u = ((double)(rng_next() >> 11) + 1.0) / 9007199254740993.0;
+    double gap = -log(u) * (double)mean;
+    if (gap < 1.0) {
+        return 1;
+    }
+    if (gap > 1e18) {
+        return (uint64_t)1e18;
+    }
+    return (uint64_t)gap;
+}
+
+/* Whether an allocation of size bytes is sampled (Poisson by bytes). */
+static inline int
+sample_take(uint64_t mean, size_t size)
+{
+    if (tls_countdown == 0) {
+        tls_countdown = draw_countdown(mean);
+    }
+    if (tls_countdown > size) {
+        tls_countdown -= size;
+        return 0;
+    }
+    /* Memoryless: a fresh draw from here is as good as the remainder. */
+    tls_countdown = draw_countdown(mean);
+    return 1;
+}
+
+/* ---- recording --------------------------------------------------------- */
+
+static void
+free_frames_buffer(void *buffer)
+{
+    free(buffer);
+}
+
+/* Capture and intern the calling thread's traceback.  GIL held. */
+static uint32_t
+capture_traceback(PyThreadState *tstate)
+{
+    int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
+    if (tls_frames_cap < depth) {
+        /* Plain malloc, not rawmem: a per-thread buffer, released by the
+         * pthread key destructor, not part of the tables. */
+        mh_raw_frame_t *buffer = malloc((size_t)depth * sizeof(*buffer));
+        if (buffer == NULL) {
+            lost_tracebacks++;
+            return 0;
+        }
+        free(tls_frames);
+        tls_frames = buffer;
+        tls_frames_cap = depth;
+        pthread_setspecific(frames_key, buffer);
+    }
+    uint32_t total = 0;
+    int count_total = __atomic_load_n(&cfg_count_total, __ATOMIC_RELAXED);
+    int n = mh_frames_capture(tstate, tls_frames, depth,
+                              count_total ? &total : NULL);
+    if (!count_total) {
+        total = (uint32_t)n;
+    }
+    uint32_t tb = mh_tbstore_intern(store, tls_frames, n, total);
+    if (tb == MH_TB_NONE) {
+        lost_tracebacks++;
+        return 0;
+    }
+    return tb;
+}
+
+/* Insert a trace under the lock and account for it.  Lock held. */
+static void
+insert_unlocked(const mh_trace_t *trace)
+{
+    mh_trace_t replaced;
+    int result = mh_traces_insert(traces, trace, &replaced);
+    if (result < 0) {
+        dropped_blocks++;
+        return;
+    }
+    if (result == 1) {
+        /* The old block was freed behind our back (or its free was not
+         * seen); its address is live again under this new block. */
+        traced_bytes -= replaced.size;
+    }
+    else if (cfg_sample_mean) {
+        uint8_t *slot = &sample_filter[filter_slot(trace->ptr)];
+        if (*slot < UINT8_MAX) {
+            __atomic_store_n(slot, (uint8_t)(*slot + 1), __ATOMIC_RELAXED);
+        }
+    }
+    traced_bytes += trace->size;
+    if (traced_bytes > peak_bytes) {
+        peak_bytes = traced_bytes;
+    }
+}
+
+static void
+record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
+{
+    if (tls_suspended) {
+        return;
+    }
+    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
+    if (mean && !sample_take(mean, size)) {
+        return;
+    }
+    uint32_t tb = 0;
+    PyThreadState *tstate = hd->domain == MH_DOMAIN_RAW
+                                ? mh_frames_attached_tstate()
+                                : mh_frames_current_tstate();
+    if (tstate != NULL && store != NULL) {
+        tb = capture_traceback(tstate);
+    }
+    mh_trace_t trace = {
+        .ptr = (uintptr_t)ptr,
+        .size = size,
+        .traceback = tb,
+        .generation = __atomic_load_n(&generation, __ATOMIC_RELAXED),
+        .domain = (uint8_t)hd->domain,
+    };
+    mh_lock_acquire(&table_lock);
+    if (traces != NULL) { /* stop() may have run since the check */
+        insert_unlocked(&trace);
+    }
+    mh_lock_release(&table_lock);
+}
+
+/* Remove ptr's trace, if any, copying it to *removed.  Returns 1 when it
+ * was traced. */
+static int
+forget_block(uintptr_t ptr, mh_trace_t *removed)
+{
+    if (cfg_sample_mean &&
+        __atomic_load_n(&sample_filter[filter_slot(ptr)], __ATOMIC_RELAXED) ==
+            0) {
+        return 0;
+    }
+    int found = 0;
+    mh_lock_acquire(&table_lock);
+    if (traces != NULL && mh_traces_remove(traces, ptr, removed)) {
+        found = 1;
+        traced_bytes -= removed->size;
+        if (cfg_sample_mean) {
+            uint8_t *slot = &sample_filter[filter_slot(ptr)];
+            if (*slot != UINT8_MAX && *slot != 0) {
+                __atomic_store_n(slot, (uint8_t)(*slot - 1),
+                                 __ATOMIC_RELAXED);
+            }
+        }
+    }
+    mh_lock_release(&table_lock);
+    return found;
+}
+
+/* ---- the hooks --------------------------------------------------------- */
+
+static void *
+hook_malloc(void *ctx, size_t size)
+{
+    hook_domain_t *hd = ctx;
+    if (!is_tracing_relaxed() || tls_in_hook) {
+        return hd->orig.malloc(hd->orig.ctx, size);
+    }
+    tls_in_hook = 1;
+    void *ptr = hd->orig.malloc(hd->orig.ctx, size);
+    if (ptr != NULL) {
+        record_alloc(hd, ptr, size);
+    }
+    tls_in_hook = 0;
+    return ptr;
+}
+
+static void *
+hook_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    hook_domain_t *hd = ctx;
+    if (!is_tracing_relaxed() || tls_in_hook) {
+        return hd->orig.calloc(hd->orig.ctx, nelem, elsize);
+    }
+    tls_in_hook = 1;
+    void *ptr = hd->orig.calloc(hd->orig.ctx, nelem, elsize);
+    if (ptr != NULL) {
+        /* The allocator succeeded, so nelem * elsize did not overflow. */
+        record_alloc(hd, ptr, nelem * elsize);
+    }
+    tls_in_hook = 0;
+    return ptr;
+}
+
+static void *
+hook_realloc(void *ctx, void *old, size_t size)
+{
+    hook_domain_t *hd = ctx;
+    if (!is_tracing_relaxed() || tls_in_hook) {
+        return hd->orig.realloc(hd->orig.ctx, old, size);
+    }
+    tls_in_hook = 1;
+    mh_trace_t previous;
+    int had = old != NULL && forget_block((uintptr_t)old, &previous);
+    void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
+    if (ptr != NULL) {
+        record_alloc(hd, ptr, size);
+    }
+    else if (had) {
+        /* The old block is still there: put its trace back. */
+        mh_lock_acquire(&table_lock);
+        if (traces != NULL) {
+            insert_unlocked(&previous);
+        }
+        mh_lock_release(&table_lock);
+    }
+    tls_in_hook = 0;
+    return ptr;
+}
+
+static void
+hook_free(void *ctx, void *ptr)
+{
+    hook_domain_t *hd = ctx;
+    if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook) {
+        mh_trace_t removed;
+        forget_block((uintptr_t)ptr, &removed);
+    }
+    hd->orig.free(hd->orig.ctx, ptr);
+}
+
+/* ---- install / uninstall ----------------------------------------------- */
+
+static void
+install_hooks(void)
+{
+    for (int i = 0; i < 3; i++) {
+        hook_domain_t *hd = &hook_domains[i];
+        if (hd->installed) {
+            continue; /* still chained from an earlier run */
+        }
+        PyMem_GetAllocator(hd->pydomain, &hd->orig);
+        PyMemAllocatorEx ours = {hd, hook_malloc, hook_calloc, hook_realloc,
+                                 hook_free};
+        PyMem_SetAllocator(hd->pydomain, &ours);
+        hd->installed = 1;
+    }
+}
+
+static void
+uninstall_hooks(void)
+{
+    for (int i = 0; i < 3; i++) {
+        hook_domain_t *hd = &hook_domains[i];
+        if (!hd->installed) {
+            continue;
+        }
+        PyMemAllocatorEx current;
+        PyMem_GetAllocator(hd->pydomain, &current);
+        if (current.ctx == hd && current.malloc == hook_malloc) {
+            PyMem_SetAllocator(hd->pydomain, &hd->orig);
+            hd->installed = 0;
+        }
+        /* Else another tool hooked on top of us and holds our functions as
+         * its "original": leave ours in place, passing through. */
+    }
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+static void
+before_fork(void)
+{
+    mh_lock_acquire(&table_lock);
+}
+
+static void
+after_fork_parent(void)
+{
+    mh_lock_release(&table_lock);
+}
+
+static void
+after_fork_child(void)
+{
+    mh_lock_reinit_after_fork(&table_lock);
+}
+
+int
+mh_hooks_init_process(void)
+{
+    static int done;
+    if (done) {
+        return 0;
+    }
+    if (pthread_key_create(&frames_key, free_frames_buffer) != 0 ||
+        pthread_atfork(before_fork, after_fork_parent, after_fork_child) !=
+            0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "memhound: cannot register thread and fork handlers");
+        return -1;
+    }
+    done = 1;
+    return 0;
+}
+
+/* ---- control (GIL held) ------------------------------------------------ */
+
+int
+mh_hooks_start(const mh_config_t *config)
+{
+    if (is_tracing_relaxed()) {
+        if (config->sample_mean == cfg_sample_mean) {
+            /* As tracemalloc.start(): a new depth applies to new blocks. */
+            __atomic_store_n(&cfg_depth, config->depth, __ATOMIC_RELAXED);
+            __atomic_store_n(&cfg_count_total, config->count_total,
+                             __ATOMIC_RELAXED);
+            return 0;
+        }
+        /* Sampled and exact traces can't be mixed: start afresh. */
+        mh_hooks_stop();
+    }
+    mh_tbstore_t *new_store = mh_tbstore_new();
+    mh_traces_t *new_traces = mh_traces_new();
+    if (new_store == NULL || new_traces == NULL) {
+        mh_tbstore_free(new_store);
+        mh_traces_free(new_traces);
+        PyErr_NoMemory();
+        return -1;
+    }
+    store = new_store;
+    lost_tracebacks = 0;
+    mh_lock_acquire(&table_lock);
+    traces = new_traces;
+    traced_bytes = peak_bytes = dropped_blocks = 0;
+    if (config->sample_mean) {
+        memset(sample_filter, 0, sizeof(sample_filter));
+    }
+    mh_lock_release(&table_lock);
+    cfg_depth = config->depth;
+    cfg_count_total = config->count_total;
+    cfg_sample_mean = config->sample_mean;
+    generation = 0;
+    install_hooks();
+    __atomic_store_n(&tracing, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+void
+mh_hooks_stop(void)
+{
+    if (!is_tracing_relaxed()) {
+        return;
+    }
+    __atomic_store_n(&tracing, 0, __ATOMIC_SEQ_CST);
+    uninstall_hooks();
+    mh_lock_acquire(&table_lock);
+    mh_traces_t *old_traces = traces;
+    traces = NULL;
+    traced_bytes = peak_bytes = 0;
+    mh_lock_release(&table_lock);
+    mh_traces_free(old_traces);
+    /* Detach before freeing: releasing code objects can run arbitrary
+     * code (weakref callbacks) that must find memhound already stopped. */
+    mh_tbstore_t *old_store = store;
+    store = NULL;
+    mh_tbstore_free(old_store);
+}
+
+int
+mh_hooks_is_tracing(void)
+{
+    return is_tracing_relaxed();
+}
+
+mh_config_t
+mh_hooks_config(void)
+{
+    mh_config_t config = {
+        .depth = cfg_depth,
+        .sample_mean = cfg_sample_mean,
+        .count_total = cfg_count_total,
+    };
+    return config;
+}
+
+int
+mh_hooks_clear(void)
+{
+    if (!is_tracing_relaxed()) {
+        return 0;
+    }
+    mh_tbstore_t *new_store = mh_tbstore_new();
+    if (new_store == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    mh_lock_acquire(&table_lock);
+    mh_traces_clear(traces);
+    traced_bytes = peak_bytes = 0;
+    if (cfg_sample_mean) {
+        memset(sample_filter, 0, sizeof(sample_filter));
+    }
+    mh_lock_release(&table_lock);
+    mh_tbstore_t *old_store = store;
+    store = new_store;
+    lost_tracebacks = 0;
+    mh_tbstore_free(old_store);
+    return 0;
+}
+
+void
+mh_hooks_stats(mh_stats_snapshot_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    mh_lock_acquire(&table_lock);
+    if (traces != NULL) {
+        out->traced_blocks = mh_traces_count(traces);
+        out->overhead_bytes = mh_traces_memory(traces);
+    }
+    out->traced_bytes = traced_bytes;
+    out->peak_bytes = peak_bytes;
+    out->dropped_blocks = dropped_blocks;
+    mh_lock_release(&table_lock);
+    out->lost_tracebacks = lost_tracebacks;
+    if (store != NULL) {
+        out->tracebacks = mh_tbstore_count(store);
+        out->frames = mh_tbstore_frame_count(store);
+        out->overhead_bytes += mh_tbstore_memory(store);
+    }
+    out->generation = generation;
+}
+
+void
+mh_hooks_reset_peak(void)
+{
+    mh_lock_acquire(&table_lock);
+    peak_bytes = traced_bytes;
+    mh_lock_release(&table_lock);
+}
+
+uint16_t
+mh_hooks_next_generation(void)
+{
+    uint16_t next = generation < UINT16_MAX ? generation + 1 : UINT16_MAX;
+    __atomic_store_n(&generation, next, __ATOMIC_RELAXED);
+    return next;
+}
+
+int
+mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
+                uint16_t *gen, uint8_t *domain)
+{
+    mh_trace_t trace;
+    int found = 0;
+    mh_lock_acquire(&table_lock);
+    if (traces != NULL && mh_traces_get(traces, ptr, &trace)) {
+        found = 1;
+    }
+    mh_lock_release(&table_lock);
+    if (found) {
+        *traceback = trace.traceback;
+        *size = trace.size;
+        *gen = trace.generation;
+        *domain = trace.domain;
+    }
+    return found;
+}
+
+int
+mh_hooks_export_blocks(mh_snapdata_t *snap)
+{
+    int result = 0;
+    mh_lock_acquire(&table_lock);
+    if (traces != NULL) {
+        size_t n = mh_traces_count(traces);
+        if (mh_snapdata_reserve_blocks(snap, n) < 0) {
+            result = -1;
+        }
+        else {
+            snap->nblocks +=
+                mh_traces_export(traces, snap->blocks + snap->nblocks, n);
+        }
+    }
+    mh_lock_release(&table_lock);
+    return result;
+}
+
+mh_tbstore_t *
+mh_hooks_store(void)
+{
+    return store;
+}
+
+void
+mh_hooks_suspend_thread(void)
+{
+    tls_suspended++;
+}
+
+void
+mh_hooks_resume_thread(void)
+{
+    tls_suspended--;
+}
+
+void
+mh_hooks_inject_alloc_failures(long after)
+{
+    __atomic_store_n(&mh_rawmem_fail_after, after, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,103 @@
+/* hooks.h: PEP 445 allocator hooks and the process-wide tracing state.
+ *
+ * The allocator hooks are process-wide, so this state is too: one tracer
+ * per process, whatever imports memhound.  hooks.c owns the live-block
+ * table (guarded by its table lock), the traceback store (guarded by the
+ * main GIL), the counters, and the install/uninstall of the hooks.
+ * Functions here are called by module.c with the GIL held unless a
+ * contract says otherwise.
+ */
+#ifndef MH_HOOKS_H
+#define MH_HOOKS_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#include "snapdata.h"
+#include "tracebacks.h"
+
+#define MH_MAX_DEPTH 1024
+#define MH_DEFAULT_DEPTH 64
+
+typedef struct {
+    int depth;            /* frames kept per traceback, 1..MH_MAX_DEPTH */
+    uint64_t sample_mean; /* 0: trace every block; else Poisson sampling
+                             with this mean number of bytes between samples */
+    int count_total;      /* walk whole stacks to record total_nframe
+                             (tracemalloc compatibility; costs on deep
+                             stacks) */
+} mh_config_t;
+
+typedef struct {
+    uint64_t traced_blocks;
+    uint64_t traced_bytes;
+    uint64_t peak_bytes;
+    uint64_t dropped_blocks;     /* not traced: memhound's table was full
+                                    or out of memory */
+    uint64_t lost_tracebacks;    /* traced with an empty traceback because
+                                    the traceback store was out of memory */
+    uint64_t tracebacks;         /* interned tracebacks */
+    uint64_t frames;             /* interned frames */
+    uint64_t overhead_bytes;     /* memhound's own bookkeeping memory */
+    uint16_t generation;
+} mh_stats_snapshot_t;
+
+/* Start tracing with config (replacing a previous configuration when
+ * already tracing: then existing traces are kept).  Installs the hooks on
+ * the raw, mem and object domains.  Returns 0, or -1 with MemoryError set.
+ * GIL held. */
+int mh_hooks_start(const mh_config_t *config);
+
+/* Stop tracing and clear all traces.  Hooks that another tool chained on
+ * top of memhound's are left in place, passing through.  Can't fail.  GIL
+ * held. */
+void mh_hooks_stop(void);
+
+/* 1 while tracing.  Can't fail; any thread. */
+int mh_hooks_is_tracing(void);
+
+/* The configuration in force (meaningful while tracing).  GIL held. */
+mh_config_t mh_hooks_config(void);
+
+/* Forget every trace and traceback, keep tracing.  Returns 0, or -1 with
+ * MemoryError set.  GIL held. */
+int mh_hooks_clear(void);
+
+/* Counters, consistent with each other.  GIL held. */
+void mh_hooks_stats(mh_stats_snapshot_t *out);
+
+/* Set the peak to the current traced size.  GIL held. */
+void mh_hooks_reset_peak(void);
+
+/* Advance the generation stamped on new blocks; returns the new one
+ * (saturates at UINT16_MAX).  GIL held. */
+uint16_t mh_hooks_next_generation(void);
+
+/* The traced block at ptr: 1 and *trace filled, or 0 (untraced or not
+ * tracing).  GIL held. */
+int mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
+                    uint16_t *generation, uint8_t *domain);
+
+/* Copy the live table into snap->blocks (traceback indices are the
+ * store's).  Returns 0, or -1 when out of memory (no exception set).  GIL
+ * held. */
+int mh_hooks_export_blocks(mh_snapdata_t *snap);
+
+/* The traceback store, borrowed; NULL when not tracing.  GIL held. */
+mh_tbstore_t *mh_hooks_store(void);
+
+/* Mark the calling thread as doing memhound's own work: its allocations
+ * are not traced (frees still are, so accounting stays exact).  Nests.  GIL
+ * held. */
+void mh_hooks_suspend_thread(void);
+void mh_hooks_resume_thread(void);
+
+/* Test support: make the next `after` bookkeeping allocations succeed and
+ * every later one fail (-1: never fail).  GIL held. */
+void mh_hooks_inject_alloc_failures(long after);
+
+/* Called once at module import: registers the fork handlers.  Returns 0 or
+ * -1 with an exception set. */
+int mh_hooks_init_process(void);
+
+#endif /* MH_HOOKS_H */

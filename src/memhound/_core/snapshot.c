@@ -1,0 +1,261 @@
+/* snapshot.c: live state -> mh_snapdata_t (see snapshot.h).
+ *
+ * The blocks are copied under the table lock in one pass (hooks.c); the
+ * rest works on the traceback store, which the GIL protects.  Python is
+ * called only to turn names into UTF-8 and line offsets into numbers, with
+ * this thread's allocations untraced so the store can't change underneath.
+ */
+#include "snapshot.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "hooks.h"
+#include "rawmem.h"
+#include "table.h"
+#include "tracebacks.h"
+
+typedef struct {
+    mh_snapdata_t *snap;
+    mh_tbstore_t *store;
+    uint32_t *tb_map;    /* store traceback -> snapshot traceback (0: none) */
+    size_t tb_map_len;
+    uint32_t *frame_map; /* store frame -> snapshot frame + 1 (0: none) */
+    size_t frame_map_len;
+    mh_table_t strings;  /* str object address -> string index */
+    uint32_t *frame_ids; /* scratch for one traceback */
+    size_t frame_ids_cap;
+} builder_t;
+
+/* The snapshot string index of a str object.  -1 with an exception set. */
+static int64_t
+intern_string(builder_t *b, PyObject *str)
+{
+    uint32_t index;
+    if (str == NULL || !PyUnicode_Check(str)) {
+        return 0; /* "" */
+    }
+    if (mh_table_get(&b->strings, (uint64_t)(uintptr_t)str, &index)) {
+        return index;
+    }
+    Py_ssize_t len;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(str, &len);
+    PyObject *bytes = NULL;
+    if (utf8 == NULL) {
+        /* Lone surrogates (undecodable file names): keep them. */
+        PyErr_Clear();
+        bytes = PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass");
+        if (bytes == NULL) {
+            return -1;
+        }
+        utf8 = PyBytes_AS_STRING(bytes);
+        len = PyBytes_GET_SIZE(bytes);
+    }
+    int64_t added = mh_snapdata_add_string(b->snap, utf8, (size_t)len);
+    Py_XDECREF(bytes);
+    if (added < 0 || mh_table_put(&b->strings, (uint64_t)(uintptr_t)str,
+                                  (uint32_t)added) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return added;
+}
+
+static int64_t
+map_frame(builder_t *b, uint32_t store_frame)
+{
+    if (b->frame_map[store_frame] != 0) {
+        return b->frame_map[store_frame] - 1;
+    }
+    mh_tbframe_t *frame = mh_tbstore_frame(b->store, store_frame);
+    if (frame->lineno < 0) {
+        frame->lineno = mh_frames_lineno(frame->code, frame->offset);
+    }
+    int64_t filename = intern_string(b, frame->code->co_filename);
+    if (filename < 0) {
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *name = frame->code->co_qualname;
+#else
+    PyObject *name = frame->code->co_name;
+#endif
+    int64_t function = intern_string(b, name);
+    if (function < 0) {
+        return -1;
+    }
+    int64_t index = mh_snapdata_add_frame(b->snap, (uint32_t)filename,
+                                          (uint32_t)function, frame->lineno);
+    if (index < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->frame_map[store_frame] = (uint32_t)index + 1;
+    return index;
+}
+
+static int64_t
+map_traceback(builder_t *b, uint32_t store_tb)
+{
+    if (store_tb == 0) {
+        return 0;
+    }
+    if (b->tb_map[store_tb] != 0) {
+        return b->tb_map[store_tb];
+    }
+    const mh_tbrecord_t *record = mh_tbstore_traceback(b->store, store_tb);
+    uint16_t n = record->nframe;
+    uint16_t total = record->total_nframe;
+    if (mh_rawmem_reserve((void **)&b->frame_ids, &b->frame_ids_cap, n,
+                          sizeof(uint32_t)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (uint16_t i = 0; i < n; i++) {
+        /* Re-read each time: map_frame may call Python, but with this
+         * thread untraced the store does not grow, so this is belt and
+         * braces. */
+        const uint32_t *ids = mh_tbstore_frame_ids(
+            b->store, mh_tbstore_traceback(b->store, store_tb));
+        int64_t f = map_frame(b, ids[i]);
+        if (f < 0) {
+            return -1;
+        }
+        b->frame_ids[i] = (uint32_t)f;
+    }
+    int64_t index = mh_snapdata_add_traceback(b->snap, b->frame_ids, n, total);
+    if (index < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->tb_map[store_tb] = (uint32_t)index;
+    return index;
+}
+
+static int
+builder_init(builder_t *b, mh_snapdata_t *snap)
+{
+    memset(b, 0, sizeof(*b));
+    b->snap = snap;
+    b->store = mh_hooks_store();
+    mh_table_init(&b->strings);
+    b->tb_map_len = mh_tbstore_count(b->store);
+    b->frame_map_len = mh_tbstore_frame_count(b->store);
+    b->tb_map = mh_rawmem_calloc(b->tb_map_len, sizeof(uint32_t));
+    b->frame_map = mh_rawmem_calloc(b->frame_map_len, sizeof(uint32_t));
+    if (b->tb_map == NULL || b->frame_map == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+builder_fini(builder_t *b)
+{
+    mh_rawmem_free(b->tb_map, b->tb_map_len * sizeof(uint32_t));
+    mh_rawmem_free(b->frame_map, b->frame_map_len * sizeof(uint32_t));
+    mh_rawmem_free(b->frame_ids, b->frame_ids_cap * sizeof(uint32_t));
+    mh_table_fini(&b->strings);
+}
+
+static mh_snapdata_t *
+new_snapdata(void)
+{
+    mh_snapdata_t *snap = mh_snapdata_new();
+    if (snap == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    mh_config_t config = mh_hooks_config();
+    snap->traceback_limit = (uint32_t)config.depth;
+    snap->sample_mean = config.sample_mean;
+    snap->python_hexversion = PY_VERSION_HEX;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snap->timestamp = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    return snap;
+}
+
+mh_snapdata_t *
+mh_snapshot_take(void)
+{
+    if (!mh_hooks_is_tracing() || mh_hooks_store() == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "memhound must be tracing memory allocations to "
+                        "take a snapshot (call memhound.start() first)");
+        return NULL;
+    }
+    builder_t b;
+    mh_snapdata_t *snap = NULL;
+    mh_hooks_suspend_thread();
+    snap = new_snapdata();
+    if (snap == NULL) {
+        goto error_nobuilder;
+    }
+    if (builder_init(&b, snap) < 0) {
+        goto error;
+    }
+    if (mh_hooks_export_blocks(snap) < 0) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (size_t i = 0; i < snap->nblocks; i++) {
+        uint32_t store_tb = snap->blocks[i].traceback;
+        if (store_tb >= b.tb_map_len) {
+            /* Interned by another thread after builder_init: impossible
+             * while we hold the GIL, but never index out of bounds. */
+            snap->blocks[i].traceback = 0;
+            continue;
+        }
+        int64_t tb = map_traceback(&b, store_tb);
+        if (tb < 0) {
+            goto error;
+        }
+        snap->blocks[i].traceback = (uint32_t)tb;
+    }
+    builder_fini(&b);
+    mh_hooks_resume_thread();
+    return snap;
+error:
+    builder_fini(&b);
+error_nobuilder:
+    mh_snapdata_free(snap);
+    mh_hooks_resume_thread();
+    return NULL;
+}
+
+mh_snapdata_t *
+mh_snapshot_of_traceback(uint32_t store_traceback)
+{
+    builder_t b;
+    mh_snapdata_t *snap = NULL;
+    mh_hooks_suspend_thread();
+    if (mh_hooks_store() == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "memhound is not tracing");
+        goto error_nobuilder;
+    }
+    snap = new_snapdata();
+    if (snap == NULL) {
+        goto error_nobuilder;
+    }
+    if (builder_init(&b, snap) < 0) {
+        goto error;
+    }
+    if (store_traceback >= b.tb_map_len) {
+        PyErr_SetString(PyExc_ValueError, "unknown traceback");
+        goto error;
+    }
+    if (store_traceback != 0 && map_traceback(&b, store_traceback) < 0) {
+        goto error;
+    }
+    builder_fini(&b);
+    mh_hooks_resume_thread();
+    return snap;
+error:
+    builder_fini(&b);
+error_nobuilder:
+    mh_snapdata_free(snap);
+    mh_hooks_resume_thread();
+    return NULL;
+}
