@@ -4,8 +4,10 @@
  * _PyInterpreterFrame records on a per-thread data stack, reached from
  * tstate->cframe->current_frame and chained through `previous`; prev_instr
  * points at the last instruction started.  Frames that have not run their
- * first traceable instruction yet are "incomplete" and skipped, as
- * CPython's own traceback code does.
+ * first traceable instruction yet ("incomplete": still copying free
+ * variables or making cells) are kept, unlike CPython's traceback code
+ * does: testing for them would read every code object on every walk, and
+ * such a frame only reports its function's first line.
  */
 #define Py_BUILD_CORE 1
 #include "frames.h"
@@ -52,9 +54,6 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     }
     for (_PyInterpreterFrame *f = tstate->cframe->current_frame; f != NULL;
          f = f->previous) {
-        if (_PyFrame_IsIncomplete(f)) {
-            continue;
-        }
         if (n < max) {
             PyCodeObject *code = f->f_code;
             out[n].code = code;

@@ -4,8 +4,10 @@
  * _PyInterpreterFrame records on a per-thread data stack, reached from
  * tstate->cframe->current_frame and chained through `previous`; prev_instr
  * points at the last instruction started.  Frames that have not run their
- * first traceable instruction yet are "incomplete" and skipped, as
- * CPython's own traceback code does; so are the shim frames that 3.12 pushes
+ * first traceable instruction yet ("incomplete": still copying free
+ * variables or making cells) are kept, unlike CPython's traceback code
+ * does: testing for them would read every code object on every walk, and
+ * such a frame only reports its function's first line; so are the shim frames that 3.12 pushes
  * for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12 the current
  * thread state is a thread-local that is NULL while the thread does not
  * hold the GIL, which makes the attached check one call.
@@ -51,7 +53,7 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     }
     for (_PyInterpreterFrame *f = tstate->cframe->current_frame; f != NULL;
          f = f->previous) {
-        if (f->owner == FRAME_OWNED_BY_CSTACK || _PyFrame_IsIncomplete(f)) {
+        if (f->owner == FRAME_OWNED_BY_CSTACK) {
             continue;
         }
         if (n < max) {

@@ -5,8 +5,10 @@
  * tstate->current_frame (3.13 dropped cframe) and chained through
  * `previous`; instr_ptr points at the instruction executing, and the code
  * is f_executable, which may be a non-code object for shim frames.  Frames that have not run their
- * first traceable instruction yet are "incomplete" and skipped, as
- * CPython's own traceback code does; so are the shim frames that 3.12 pushes
+ * first traceable instruction yet ("incomplete": still copying free
+ * variables or making cells) are kept, unlike CPython's traceback code
+ * does: testing for them would read every code object on every walk, and
+ * such a frame only reports its function's first line; so are the shim frames that 3.12 pushes
  * for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12 the current
  * thread state is a thread-local that is NULL while the thread does not
  * hold the GIL, which makes the attached check one call.
@@ -50,7 +52,7 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     for (_PyInterpreterFrame *f = tstate->current_frame; f != NULL;
          f = f->previous) {
         if (f->owner == FRAME_OWNED_BY_CSTACK ||
-            !PyCode_Check(f->f_executable) || _PyFrame_IsIncomplete(f)) {
+            !PyCode_Check(f->f_executable)) {
             continue;
         }
         if (n < max) {

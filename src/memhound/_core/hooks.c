@@ -36,10 +36,10 @@ static MH_TLS int tls_suspended;    /* memhound's own work on this thread */
 static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
                                          not drawn yet on this thread */
 static MH_TLS uint64_t tls_rng;
-static MH_TLS mh_raw_frame_t *tls_frames; /* capture buffer */
-static MH_TLS int tls_frames_cap;
+static MH_TLS mh_tbcache_t tls_tbcache; /* capture buffers and the nodes of
+                                           the last traceback interned */
 
-/* Frees each thread's capture buffer when the thread exits. */
+/* Frees each thread's capture buffers when the thread exits. */
 static pthread_key_t frames_key;
 
 typedef struct {
@@ -151,10 +151,11 @@ sample_take(uint64_t mean, size_t size)
 
 /* ---- recording --------------------------------------------------------- */
 
+/* pthread key destructor: the thread's TLS is still there while it runs. */
 static void
-free_frames_buffer(void *buffer)
+release_tbcache(void *cache)
 {
-    free(buffer);
+    mh_tbcache_release(cache);
 }
 
 /* Capture and intern the calling thread's traceback.  GIL held. */
@@ -162,27 +163,21 @@ static uint32_t
 capture_traceback(PyThreadState *tstate)
 {
     int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
-    if (tls_frames_cap < depth) {
-        /* Plain malloc, not rawmem: a per-thread buffer, released by the
-         * pthread key destructor, not part of the tables. */
-        mh_raw_frame_t *buffer = malloc((size_t)depth * sizeof(*buffer));
-        if (buffer == NULL) {
+    if (tls_tbcache.capacity < depth) {
+        if (mh_tbcache_reserve(&tls_tbcache, depth) < 0) {
             lost_tracebacks++;
             return 0;
         }
-        free(tls_frames);
-        tls_frames = buffer;
-        tls_frames_cap = depth;
-        pthread_setspecific(frames_key, buffer);
+        pthread_setspecific(frames_key, &tls_tbcache);
     }
     uint32_t total = 0;
     int count_total = __atomic_load_n(&cfg_count_total, __ATOMIC_RELAXED);
-    int n = mh_frames_capture(tstate, tls_frames, depth,
+    int n = mh_frames_capture(tstate, mh_tbcache_buffer(&tls_tbcache), depth,
                               count_total ? &total : NULL);
     if (!count_total) {
         total = (uint32_t)n;
     }
-    uint32_t tb = mh_tbstore_intern(store, tls_frames, n, total);
+    uint32_t tb = mh_tbstore_intern(store, &tls_tbcache, n, total);
     if (tb == MH_TB_NONE) {
         lost_tracebacks++;
         return 0;
@@ -411,7 +406,7 @@ mh_hooks_init_process(void)
     if (done) {
         return 0;
     }
-    if (pthread_key_create(&frames_key, free_frames_buffer) != 0 ||
+    if (pthread_key_create(&frames_key, release_tbcache) != 0 ||
         pthread_atfork(before_fork, after_fork_parent, after_fork_child) !=
             0) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -543,7 +538,6 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
     out->lost_tracebacks = lost_tracebacks;
     if (store != NULL) {
         out->tracebacks = mh_tbstore_count(store);
-        out->frames = mh_tbstore_frame_count(store);
         out->overhead_bytes += mh_tbstore_memory(store);
     }
     out->generation = generation;

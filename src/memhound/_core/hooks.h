@@ -36,8 +36,8 @@ typedef struct {
                                     or out of memory */
     uint64_t lost_tracebacks;    /* traced with an empty traceback because
                                     the traceback store was out of memory */
-    uint64_t tracebacks;         /* interned tracebacks */
-    uint64_t frames;             /* interned frames */
+    uint64_t tracebacks;         /* nodes of the traceback tree: each is
+                                    a traceback (shared outer frames) */
     uint64_t overhead_bytes;     /* memhound's own bookkeeping memory */
     uint16_t generation;
 } mh_stats_snapshot_t;

@@ -609,12 +609,19 @@ from_traces_traceback(from_traces_t *b, PyObject *frames_obj,
 {
     int64_t index = -1;
     PyObject *key = NULL;
-    PyObject *frames =
-        PySequence_Fast(frames_obj, "a traceback must be a sequence of frames");
+    /* A tuple, not PySequence_Fast's list: hashing a frame may run Python
+     * code that changes a list under our feet. */
+    if (!PySequence_Check(frames_obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "a traceback must be a sequence of frames, not %.100s",
+                     Py_TYPE(frames_obj)->tp_name);
+        return -1;
+    }
+    PyObject *frames = PySequence_Tuple(frames_obj);
     if (frames == NULL) {
         return -1;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(frames);
+    Py_ssize_t n = PyTuple_GET_SIZE(frames);
     if (n > UINT16_MAX) {
         PyErr_Format(PyExc_ValueError,
                      "a traceback holds at most %d frames, got %zd",
@@ -646,7 +653,7 @@ from_traces_traceback(from_traces_t *b, PyObject *frames_obj,
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t f = from_traces_frame(b, PySequence_Fast_GET_ITEM(frames, i));
+        int64_t f = from_traces_frame(b, PyTuple_GET_ITEM(frames, i));
         if (f < 0) {
             goto done;
         }
@@ -689,11 +696,9 @@ from_traces_domain(from_traces_t *b, PyObject *domain)
         return -1;
     }
     if (b->domains == NULL) {
-        long code = PyLong_AsLong(domain);
-        if (code == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-        }
-        else if (code >= 0 && code < MH_DOMAIN_COUNT) {
+        int overflow;
+        long code = PyLong_AsLongAndOverflow(domain, &overflow);
+        if (!overflow && code >= 0 && code < MH_DOMAIN_COUNT) {
             return (int)code;
         }
         PyErr_Format(PyExc_ValueError,
@@ -701,14 +706,17 @@ from_traces_domain(from_traces_t *b, PyObject *domain)
                      domain, MH_DOMAIN_COUNT - 1);
         return -1;
     }
-    Py_ssize_t n = PyList_GET_SIZE(b->domains);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int eq = PyObject_RichCompareBool(PyList_GET_ITEM(b->domains, i),
-                                          domain, Py_EQ);
+    /* The list is re-read every time round: __eq__ may change it. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(b->domains); i++) {
+        PyObject *label = PyList_GET_ITEM(b->domains, i);
+        Py_INCREF(label);
+        int eq = PyObject_RichCompareBool(label, domain, Py_EQ);
+        Py_DECREF(label);
         if (eq != 0) {
             return eq < 0 ? -1 : (int)i;
         }
     }
+    Py_ssize_t n = PyList_GET_SIZE(b->domains);
     if (n >= MH_DOMAIN_COUNT) {
         PyErr_Format(PyExc_ValueError,
                      "a snapshot holds at most %d distinct domains",
@@ -770,8 +778,8 @@ snapshot_from_traces(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject *result = NULL;
     from_traces_t b = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|O:_from_traces",
-                                     kwlist, &traces, &PyLong_Type,
-                                     &limit_obj, &domains)) {
+                                     kwlist, &traces, &PyLong_Type, &limit_obj,
+                                     &domains)) {
         return NULL;
     }
     unsigned long limit = PyLong_AsUnsignedLong(limit_obj);
@@ -1055,7 +1063,7 @@ core_get_stats(PyObject *module, PyObject *unused)
     mh_hooks_stats(&s);
     mh_config_t config = mh_hooks_config();
     return Py_BuildValue(
-        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "tracing",
+        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "tracing",
         mh_hooks_is_tracing() ? Py_True : Py_False, "depth", config.depth,
         "sample_mean", (unsigned long long)config.sample_mean,
         "traced_blocks", (unsigned long long)s.traced_blocks, "traced_bytes",
@@ -1063,8 +1071,7 @@ core_get_stats(PyObject *module, PyObject *unused)
         (unsigned long long)s.peak_bytes, "dropped_blocks",
         (unsigned long long)s.dropped_blocks, "lost_tracebacks",
         (unsigned long long)s.lost_tracebacks, "tracebacks",
-        (unsigned long long)s.tracebacks, "frames",
-        (unsigned long long)s.frames, "overhead_bytes",
+        (unsigned long long)s.tracebacks, "overhead_bytes",
         (unsigned long long)s.overhead_bytes, "bookkeeping_bytes",
         (unsigned long long)__atomic_load_n(&mh_rawmem_in_use,
                                             __ATOMIC_RELAXED),

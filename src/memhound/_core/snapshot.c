@@ -18,10 +18,9 @@
 typedef struct {
     mh_snapdata_t *snap;
     mh_tbstore_t *store;
-    uint32_t *tb_map;    /* store traceback -> snapshot traceback (0: none) */
-    size_t tb_map_len;
-    uint32_t *frame_map; /* store frame -> snapshot frame + 1 (0: none) */
-    size_t frame_map_len;
+    uint32_t *tb_map;    /* store node -> snapshot traceback (0: none) */
+    uint32_t *frame_map; /* store node -> snapshot frame + 1 (0: none) */
+    size_t map_len;      /* nodes in the store */
     mh_table_t strings;  /* str object address -> string index */
     uint32_t *frame_ids; /* scratch for one traceback */
     size_t frame_ids_cap;
@@ -61,74 +60,77 @@ intern_string(builder_t *b, PyObject *str)
     return added;
 }
 
+/* The snapshot frame for the frame of store node `id` (not an alias). */
 static int64_t
-map_frame(builder_t *b, uint32_t store_frame)
+map_frame(builder_t *b, uint32_t id)
 {
-    if (b->frame_map[store_frame] != 0) {
-        return b->frame_map[store_frame] - 1;
+    if (b->frame_map[id] != 0) {
+        return b->frame_map[id] - 1;
     }
-    mh_tbframe_t *frame = mh_tbstore_frame(b->store, store_frame);
-    if (frame->lineno < 0) {
-        frame->lineno = mh_frames_lineno(frame->code, frame->offset);
+    mh_tbnode_t *node = mh_tbstore_node(b->store, id);
+    if (node->lineno < 0) {
+        node->lineno = mh_frames_lineno(node->code, node->offset);
     }
-    int64_t filename = intern_string(b, frame->code->co_filename);
+    int64_t filename = intern_string(b, node->code->co_filename);
     if (filename < 0) {
         return -1;
     }
 #if PY_VERSION_HEX >= 0x030B0000
-    PyObject *name = frame->code->co_qualname;
+    PyObject *name = node->code->co_qualname;
 #else
-    PyObject *name = frame->code->co_name;
+    PyObject *name = node->code->co_name;
 #endif
     int64_t function = intern_string(b, name);
     if (function < 0) {
         return -1;
     }
+    /* Re-read: nothing above adds nodes (this thread is untraced), but the
+     * pointer must not outlive a store that grew. */
+    node = mh_tbstore_node(b->store, id);
     int64_t index = mh_snapdata_add_frame(b->snap, (uint32_t)filename,
-                                          (uint32_t)function, frame->lineno);
+                                          (uint32_t)function, node->lineno);
     if (index < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    b->frame_map[store_frame] = (uint32_t)index + 1;
+    b->frame_map[id] = (uint32_t)index + 1;
     return index;
 }
 
+/* The snapshot traceback for store node `leaf`: its parent chain, innermost
+ * first, made into frames. */
 static int64_t
-map_traceback(builder_t *b, uint32_t store_tb)
+map_traceback(builder_t *b, uint32_t leaf)
 {
-    if (store_tb == 0) {
+    if (leaf == 0) {
         return 0;
     }
-    if (b->tb_map[store_tb] != 0) {
-        return b->tb_map[store_tb];
+    if (b->tb_map[leaf] != 0) {
+        return b->tb_map[leaf];
     }
-    const mh_tbrecord_t *record = mh_tbstore_traceback(b->store, store_tb);
-    uint16_t n = record->nframe;
-    uint16_t total = record->total_nframe;
+    const mh_tbnode_t *node = mh_tbstore_node(b->store, leaf);
+    uint16_t total = node->total_nframe;
+    uint32_t id = node->code == NULL ? node->parent : leaf;
+    uint16_t n = mh_tbstore_node(b->store, id)->depth;
     if (mh_rawmem_reserve((void **)&b->frame_ids, &b->frame_ids_cap, n,
                           sizeof(uint32_t)) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    for (uint16_t i = 0; i < n; i++) {
-        /* Re-read each time: map_frame may call Python, but with this
-         * thread untraced the store does not grow, so this is belt and
-         * braces. */
-        const uint32_t *ids = mh_tbstore_frame_ids(
-            b->store, mh_tbstore_traceback(b->store, store_tb));
-        int64_t f = map_frame(b, ids[i]);
+    for (uint16_t i = 0; i < n && id != 0; i++) {
+        int64_t f = map_frame(b, id);
         if (f < 0) {
             return -1;
         }
         b->frame_ids[i] = (uint32_t)f;
+        id = mh_tbstore_node(b->store, id)->parent;
     }
     int64_t index = mh_snapdata_add_traceback(b->snap, b->frame_ids, n, total);
     if (index < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    b->tb_map[store_tb] = (uint32_t)index;
+    b->tb_map[leaf] = (uint32_t)index;
     return index;
 }
 
@@ -139,10 +141,9 @@ builder_init(builder_t *b, mh_snapdata_t *snap)
     b->snap = snap;
     b->store = mh_hooks_store();
     mh_table_init(&b->strings);
-    b->tb_map_len = mh_tbstore_count(b->store);
-    b->frame_map_len = mh_tbstore_frame_count(b->store);
-    b->tb_map = mh_rawmem_calloc(b->tb_map_len, sizeof(uint32_t));
-    b->frame_map = mh_rawmem_calloc(b->frame_map_len, sizeof(uint32_t));
+    b->map_len = mh_tbstore_count(b->store);
+    b->tb_map = mh_rawmem_calloc(b->map_len, sizeof(uint32_t));
+    b->frame_map = mh_rawmem_calloc(b->map_len, sizeof(uint32_t));
     if (b->tb_map == NULL || b->frame_map == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -153,8 +154,8 @@ builder_init(builder_t *b, mh_snapdata_t *snap)
 static void
 builder_fini(builder_t *b)
 {
-    mh_rawmem_free(b->tb_map, b->tb_map_len * sizeof(uint32_t));
-    mh_rawmem_free(b->frame_map, b->frame_map_len * sizeof(uint32_t));
+    mh_rawmem_free(b->tb_map, b->map_len * sizeof(uint32_t));
+    mh_rawmem_free(b->frame_map, b->map_len * sizeof(uint32_t));
     mh_rawmem_free(b->frame_ids, b->frame_ids_cap * sizeof(uint32_t));
     mh_table_fini(&b->strings);
 }
@@ -202,7 +203,7 @@ mh_snapshot_take(void)
     }
     for (size_t i = 0; i < snap->nblocks; i++) {
         uint32_t store_tb = snap->blocks[i].traceback;
-        if (store_tb >= b.tb_map_len) {
+        if (store_tb >= b.map_len) {
             /* Interned by another thread after builder_init: impossible
              * while we hold the GIL, but never index out of bounds. */
             snap->blocks[i].traceback = 0;
@@ -242,7 +243,7 @@ mh_snapshot_of_traceback(uint32_t store_traceback)
     if (builder_init(&b, snap) < 0) {
         goto error;
     }
-    if (store_traceback >= b.tb_map_len) {
+    if (store_traceback >= b.map_len) {
         PyErr_SetString(PyExc_ValueError, "unknown traceback");
         goto error;
     }

@@ -1,16 +1,24 @@
 /* tracebacks.h: the traceback store, where captured tracebacks are interned.
  *
- * A traceback is kept once, however many blocks were allocated under it:
- * blocks refer to it by a 32-bit index.  Frames are interned too, as
- * (code object, instruction offset) pairs; line numbers are computed only
- * when a snapshot asks (and then cached per frame).  The store holds one
- * strong reference to every code object it has seen, so a code object's
- * address can never be reused by another while a traceback names it.
+ * Tracebacks form a tree: node = (parent, frame), the root is the empty
+ * traceback (index 0), and a traceback is the node of its innermost frame,
+ * its parent chain running outwards.  Tracebacks sharing outer frames share
+ * nodes, and a block names its traceback with one 32-bit index.
  *
- * Protected by the main interpreter's GIL: every function needs it, even on
- * the hook path (hooks.c interns only from threads holding it).  Bookkeeping
+ * Interning is incremental: each thread remembers the nodes of the last
+ * traceback it interned (mh_tbcache_t); the outer frames a new traceback
+ * shares with it are compared frame by frame and their nodes reused, so only
+ * the frames that changed (usually the innermost one or two) are looked up.
+ * No hash over the whole stack, no compare of the whole stack against a
+ * stored copy.  Line numbers are computed only when a snapshot asks, and
+ * cached per node.
+ *
+ * Protected by the main interpreter's GIL: every function needs it, also on
+ * the hook path (hooks.c interns only from threads holding it).  Each node
+ * holds a strong reference to its code object, so an address can't be
+ * reused by another code object while a traceback names it.  Bookkeeping
  * memory comes from rawmem.h; nothing here calls the hooked allocators or
- * raises.  Index 0 is always the empty traceback.
+ * raises.
  */
 #ifndef MH_TRACEBACKS_H
 #define MH_TRACEBACKS_H
@@ -25,49 +33,71 @@
 /* Traceback indices stay below this so the live table can pack them. */
 #define MH_TB_LIMIT (UINT32_C(1) << 30)
 
+/* A node.  An "alias" node (code == NULL) stands for its parent traceback
+ * with a different total_nframe: tracemalloc compatibility, where a
+ * truncated traceback records how deep the stack really was. */
 typedef struct {
-    PyCodeObject *code; /* strong reference, owned by the store */
-    uint32_t offset;    /* instruction byte offset */
-    uint32_t next;      /* next frame with the same hash, or MH_TB_NONE */
-    int32_t lineno;     /* cached line number, -1 until computed */
-} mh_tbframe_t;
-
-typedef struct {
-    uint64_t hash;
-    uint32_t first;        /* index of the innermost frame id */
-    uint32_t next;         /* next traceback with the same hash */
-    uint16_t nframe;       /* frames stored */
+    PyCodeObject *code;    /* strong reference; NULL for an alias */
+    uint32_t offset;       /* instruction byte offset */
+    uint32_t parent;       /* next frame outwards; 0 = root */
+    uint32_t next;         /* next node in the same hash chain */
+    uint16_t depth;        /* frames from here to the root */
     uint16_t total_nframe; /* stack depth when captured (saturating) */
-} mh_tbrecord_t;
+    int32_t lineno;        /* cached line number, -1 until computed */
+} mh_tbnode_t;
+
+/* Per-thread memory of the last interned traceback, owned by the caller
+ * (hooks.c keeps one in thread-local storage).  Zero-initialized is empty. */
+typedef struct {
+    mh_raw_frame_t *frames[2]; /* [last] holds the last capture */
+    uint32_t *nodes[2];        /* nodes[b][i]: node of frames i.. of it */
+    int capacity;              /* frames each buffer holds */
+    int last;                  /* 0 or 1 */
+    int nlast;                 /* frames remembered; 0: nothing */
+    uint64_t store_serial;     /* the store the nodes belong to */
+} mh_tbcache_t;
+
+/* Make room for captures of `depth` frames.  Returns 0, or -1 when out of
+ * memory (the cache is then still valid, with its old capacity).  Uses
+ * plain malloc: per-thread buffers, not part of the store. */
+int mh_tbcache_reserve(mh_tbcache_t *cache, int depth);
+
+/* Free the buffers; the cache is empty afterwards.  Any thread. */
+void mh_tbcache_release(mh_tbcache_t *cache);
+
+/* Where to capture the next traceback (capacity frames, innermost
+ * first). */
+static inline mh_raw_frame_t *
+mh_tbcache_buffer(mh_tbcache_t *cache)
+{
+    return cache->frames[cache->last ^ 1];
+}
 
 typedef struct mh_tbstore mh_tbstore_t;
 
-/* A new store holding only the empty traceback.  NULL when out of memory
- * (no exception set). */
+/* A new store holding only the root.  NULL when out of memory (no
+ * exception set). */
 mh_tbstore_t *mh_tbstore_new(void);
 
 /* Release the store and its references to code objects.  GIL held.  NULL
  * is allowed. */
 void mh_tbstore_free(mh_tbstore_t *store);
 
-/* The index of the traceback made of frames[0..n) (innermost first) with
- * total_nframe `total`, adding it if new (and taking references to new code
- * objects).  n == 0 gives 0.  Returns MH_TB_NONE when out of memory or when
- * the store is full (MH_TB_LIMIT).  GIL held.  Never raises. */
-uint32_t mh_tbstore_intern(mh_tbstore_t *store, const mh_raw_frame_t *frames,
-                           int n, uint32_t total);
+/* The index of the traceback of the n frames just captured into
+ * mh_tbcache_buffer(cache), with total_nframe `total` (>= n; equal unless
+ * the capture was truncated and totals are counted), adding nodes as needed
+ * and taking references to new code objects.  n == 0 gives 0.  Returns
+ * MH_TB_NONE when out of memory or when the store is full (MH_TB_LIMIT); the
+ * cache is then emptied.  GIL held.  Never raises. */
+uint32_t mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
+                           uint32_t total);
 
-/* Number of tracebacks, of frames, and bytes held.  Can't fail. */
+/* Number of nodes (the root included) and bytes held.  Can't fail. */
 size_t mh_tbstore_count(const mh_tbstore_t *store);
-size_t mh_tbstore_frame_count(const mh_tbstore_t *store);
 size_t mh_tbstore_memory(const mh_tbstore_t *store);
 
-/* Borrowed views for snapshot building, valid until the next intern.
- * Indices must be below the counts above.  GIL held.  Can't fail. */
-const mh_tbrecord_t *mh_tbstore_traceback(const mh_tbstore_t *store,
-                                          uint32_t index);
-const uint32_t *mh_tbstore_frame_ids(const mh_tbstore_t *store,
-                                     const mh_tbrecord_t *record);
-mh_tbframe_t *mh_tbstore_frame(mh_tbstore_t *store, uint32_t index);
+/* A borrowed node, valid until the next intern.  index < count.  GIL
+ * held.  Can't fail. */
+mh_tbnode_t *mh_tbstore_node(mh_tbstore_t *store, uint32_t index);
 
 #endif /* MH_TRACEBACKS_H */
