@@ -33,7 +33,10 @@ typedef enum {
  * (TRACEBACK) into the snapshot the group came from; MH_STATS_UNKNOWN_FRAME
  * for blocks with an empty traceback under FILENAME/LINENO.  Keys are
  * compared by content (file name bytes, line numbers), so two frame
- * indices that resolve to the same file and line are one group. */
+ * indices that resolve to the same file and line are one group (the key
+ * is the first index seen), and the unknown frame is one group with a
+ * real frame ("<unknown>", 0).  Under TRACEBACK a traceback with no frames
+ * stands for the one frame ("<unknown>", 0), as in tracemalloc. */
 typedef struct {
     uint32_t key;
     uint64_t size;  /* bytes (estimated in sampled snapshots) */
@@ -45,10 +48,21 @@ typedef struct {
     size_t n;
 } mh_stats_t;
 
-/* Group every block of snap by key_type.  cumulative (only for FILENAME
- * and LINENO) counts a block once for every distinct key among all frames
- * of its traceback.  Items are sorted as tracemalloc sorts statistics:
- * by size, then count, then key, all descending. */
+/* Group every block of snap by key_type.  cumulative (FILENAME and LINENO
+ * only; ignored for TRACEBACK, which tracemalloc refuses with a ValueError
+ * that the caller raises) counts a block under the key of every frame of
+ * its traceback, once per frame as tracemalloc (3.6-3.13) does: a block
+ * whose traceback holds two frames of one file (or one line twice, in a
+ * recursion) counts twice for that key.  cumulative ==
+ * MH_STATS_CUMULATIVE_DISTINCT counts it once per distinct key instead
+ * (not what tracemalloc does).  Items are sorted as tracemalloc sorts
+ * statistics: by size, then count, then key, all descending, where keys
+ * compare as tracemalloc's Traceback objects: frame by frame from the
+ * OLDEST one (Traceback._frames is the reversed raw tuple), each frame by
+ * file name (code point order) then line; a FILENAME key is a frame with
+ * line 0.  snap must be valid (mh_snapdata_validate).  items is NULL when
+ * n is 0; on failure *out is {NULL, 0}. */
+#define MH_STATS_CUMULATIVE_DISTINCT 2
 int mh_stats_group(const mh_snapdata_t *snap, mh_key_type_t key_type,
                    int cumulative, mh_stats_t *out);
 void mh_stats_free(mh_stats_t *stats);
@@ -58,9 +72,9 @@ void mh_stats_free(mh_stats_t *stats);
 typedef struct {
     uint32_t key;
     uint8_t side;
-    uint64_t size;    /* in the new snapshot */
+    uint64_t size; /* in the new snapshot */
     int64_t size_diff;
-    uint64_t count;   /* in the new snapshot */
+    uint64_t count; /* in the new snapshot */
     int64_t count_diff;
 } mh_stat_diff_t;
 
@@ -69,9 +83,13 @@ typedef struct {
     size_t n;
 } mh_stats_diff_t;
 
-/* Compare new_snap against old_snap as tracemalloc's compare_to does,
- * sorted by abs(size_diff), size, abs(count_diff), count, key; all
- * descending. */
+/* Compare new_snap against old_snap as tracemalloc's compare_to does:
+ * keys are matched by content across the two snapshots; every key of
+ * new_snap (side 0) then every key found only in old_snap (side 1, size
+ * and count 0, negative diffs), sorted by abs(size_diff), size,
+ * abs(count_diff), count, key; all descending (keys compare as in
+ * mh_stats_group).  Sampled estimates are rounded per group before the
+ * differences are taken.  On failure *out is {NULL, 0}. */
 int mh_stats_compare(const mh_snapdata_t *new_snap,
                      const mh_snapdata_t *old_snap, mh_key_type_t key_type,
                      int cumulative, mh_stats_diff_t *out);
@@ -80,24 +98,34 @@ void mh_stats_diff_free(mh_stats_diff_t *diff);
 /* A trace filter: tracemalloc's Filter (pattern != NULL) or DomainFilter
  * (pattern == NULL).  domain_mask is a bit set of mh_domain_t values;
  * 0 means "any domain" for a Filter.  For a DomainFilter the mask is the
- * set the filter names. */
+ * set the filter names.  Frame file names are normalized here as
+ * tracemalloc does (a ".pyc" suffix matches as ".py"); an empty traceback
+ * matches as the frame ("<unknown>", 0). */
 typedef struct {
     int inclusive;
     const char *pattern; /* fnmatch pattern, UTF-8, NUL-terminated; already
                             normalized (".pyc" -> ".py") by the caller */
-    int lineno;          /* 0: any line */
+    int lineno;          /* 0: any line, unless has_lineno */
     int all_frames;
     uint32_t domain_mask;
+    int has_lineno; /* 1: frames must be at lineno exactly, even 0
+                       (tracemalloc's Filter(lineno=0) matches line 0
+                       only); 0: lineno 0 means any line */
 } mh_filter_t;
 
 /* Glob match as Python's fnmatch.fnmatchcase: '*', '?', '[seq]', '[!seq]'
- * with ranges.  Returns 1 on match.  Can't fail. */
+ * with ranges, on code points (pattern and name are UTF-8; bytes that are
+ * not UTF-8 count as one character each).  Matches fnmatch.translate's
+ * set quirks too (see stats.c).  Time O(len(pattern) * len(name)) at
+ * worst, no allocation.  Returns 1 on match.  Can't fail. */
 int mh_stats_fnmatch(const char *pattern, const char *name, size_t name_len);
 
 /* A new snapshot holding the blocks of snap that pass the filters, with
  * tracemalloc's rules (pass any inclusive filter when there are some, and
- * no exclusive one).  The tables (tracebacks, frames, strings) are copied
- * whole.  *out is NULL on failure. */
+ * no exclusive one), in their original order.  The tables (tracebacks,
+ * frames, strings) and header fields are copied whole.  No filters: a
+ * copy.  snap must be valid; filters and their patterns are borrowed for
+ * the call.  *out is NULL on failure. */
 int mh_stats_filter(const mh_snapdata_t *snap, const mh_filter_t *filters,
                     size_t nfilters, mh_snapdata_t **out);
 
