@@ -7,8 +7,13 @@
  *  - tracebacks are captured and interned only by a thread holding the main
  *    GIL (which protects the store); raw allocations without the GIL get
  *    the empty traceback 0;
- *  - the live table is touched only under table_lock, and the lock holder
- *    calls nothing but libc and the table code;
+ *  - live blocks sit in two tables: blocks of the mem and object domains
+ *    allocated by main-interpreter threads (nearly all of them) in one
+ *    guarded by the main GIL, which their callers hold anyway, so that path
+ *    takes no lock; raw-domain blocks, which may come and go without the
+ *    GIL, in one guarded by table_lock, whose holder calls nothing but libc
+ *    and the table code.  A block is freed in the domain it was allocated
+ *    in (the PEP 445 contract), so it is always found in its own table;
  *  - a block is forgotten *before* it is handed back to the allocator, and
  *    recorded *after* it is obtained, so an address reused by another
  *    thread in between can never be confused with the old block.
@@ -66,19 +71,32 @@ static int cfg_count_total;
 static uint64_t cfg_sample_mean;
 static uint16_t generation;
 
-/* Guarded by table_lock. */
+/* The two halves of the live state.  gil_part (mem and object domains,
+ * main-interpreter threads) is guarded by the main GIL; raw_part by
+ * table_lock.  `bytes` is also read by the other half, for the peak, with
+ * relaxed atomics. */
+typedef struct {
+    mh_traces_t *traces;
+    uint64_t bytes;
+} part_t;
+
 static mh_lock_t table_lock = MH_LOCK_INIT;
-static mh_traces_t *traces;
-static uint64_t traced_bytes;
+static part_t gil_part;
+static part_t raw_part;
+
+/* Relaxed atomics.  The peak is the largest sum of both halves seen by an
+ * insert; an insert racing with one of the other half may miss a new peak
+ * by that one block (raw-domain allocations without the GIL only). */
 static uint64_t peak_bytes;
 static uint64_t dropped_blocks;
 
 /* Sampling mode: a counting filter over sampled addresses, so that a free
- * of an unsampled block (nearly all of them) skips the lock.  Incremented
- * and decremented under table_lock; read without it, which is safe because
- * the increment for a block happens before the block reaches whoever frees
- * it.  Saturated counters stay saturated.  Static so it never goes away
- * under a racing reader; pages are touched only in sampling mode. */
+ * of an unsampled block (nearly all of them) looks up nothing.  Updated
+ * with atomic read-modify-writes (both halves update it); read with a
+ * relaxed load, which is enough because the increment for a block happens
+ * before the block reaches whoever frees it.  Saturated counters stay
+ * saturated.  Static so it never goes away under a racing reader; pages are
+ * touched only in sampling mode. */
 #define FILTER_SIZE (1u << 20)
 static uint8_t sample_filter[FILTER_SIZE];
 
@@ -185,30 +203,81 @@ capture_traceback(PyThreadState *tstate)
     return tb;
 }
 
-/* Insert a trace under the lock and account for it.  Lock held. */
 static void
-insert_unlocked(const mh_trace_t *trace)
+filter_add(uintptr_t ptr, int delta)
+{
+    uint8_t *slot = &sample_filter[filter_slot(ptr)];
+    uint8_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    for (;;) {
+        if (old == UINT8_MAX || (delta < 0 && old == 0)) {
+            return;
+        }
+        uint8_t new = (uint8_t)(old + delta);
+        if (__atomic_compare_exchange_n(slot, &old, new, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            return;
+        }
+    }
+}
+
+/* The half a block of this domain belongs to, or NULL when the calling
+ * thread's block must not be traced (mem/object domain without a
+ * main-interpreter thread state: a subinterpreter with its own GIL, or
+ * finalization after the thread state is gone). */
+static inline part_t *
+part_for(mh_domain_t domain, PyThreadState **tstate)
+{
+    if (domain == MH_DOMAIN_RAW) {
+        *tstate = mh_frames_attached_tstate();
+        return &raw_part;
+    }
+    *tstate = mh_frames_current_tstate();
+    return *tstate != NULL ? &gil_part : NULL;
+}
+
+static inline void
+part_lock(part_t *part)
+{
+    if (part == &raw_part) {
+        mh_lock_acquire(&table_lock);
+    }
+}
+
+static inline void
+part_unlock(part_t *part)
+{
+    if (part == &raw_part) {
+        mh_lock_release(&table_lock);
+    }
+}
+
+/* Insert a trace and account for it.  The part's guard is held. */
+static void
+insert_guarded(part_t *part, const mh_trace_t *trace)
 {
     mh_trace_t replaced;
-    int result = mh_traces_insert(traces, trace, &replaced);
-    if (result < 0) {
-        dropped_blocks++;
+    if (part->traces == NULL) { /* stop() ran since the check */
         return;
     }
+    int result = mh_traces_insert(part->traces, trace, &replaced);
+    if (result < 0) {
+        __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t bytes = part->bytes + trace->size;
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
-        traced_bytes -= replaced.size;
+        bytes -= replaced.size;
     }
     else if (cfg_sample_mean) {
-        uint8_t *slot = &sample_filter[filter_slot(trace->ptr)];
-        if (*slot < UINT8_MAX) {
-            __atomic_store_n(slot, (uint8_t)(*slot + 1), __ATOMIC_RELAXED);
-        }
+        filter_add(trace->ptr, 1);
     }
-    traced_bytes += trace->size;
-    if (traced_bytes > peak_bytes) {
-        peak_bytes = traced_bytes;
+    __atomic_store_n(&part->bytes, bytes, __ATOMIC_RELAXED);
+    part_t *other = part == &raw_part ? &gil_part : &raw_part;
+    uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
+    if (total > __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&peak_bytes, total, __ATOMIC_RELAXED);
     }
 }
 
@@ -222,10 +291,12 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
     if (mean && !sample_take(mean, size)) {
         return;
     }
+    PyThreadState *tstate;
+    part_t *part = part_for(hd->domain, &tstate);
+    if (part == NULL) {
+        return;
+    }
     uint32_t tb = 0;
-    PyThreadState *tstate = hd->domain == MH_DOMAIN_RAW
-                                ? mh_frames_attached_tstate()
-                                : mh_frames_current_tstate();
     if (tstate != NULL && store != NULL) {
         tb = capture_traceback(tstate);
     }
@@ -236,38 +307,52 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
         .generation = __atomic_load_n(&generation, __ATOMIC_RELAXED),
         .domain = (uint8_t)hd->domain,
     };
-    mh_lock_acquire(&table_lock);
-    if (traces != NULL) { /* stop() may have run since the check */
-        insert_unlocked(&trace);
-    }
-    mh_lock_release(&table_lock);
+    part_lock(part);
+    insert_guarded(part, &trace);
+    part_unlock(part);
 }
 
 /* Remove ptr's trace, if any, copying it to *removed.  Returns 1 when it
  * was traced. */
 static int
-forget_block(uintptr_t ptr, mh_trace_t *removed)
+forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
 {
     if (cfg_sample_mean &&
         __atomic_load_n(&sample_filter[filter_slot(ptr)], __ATOMIC_RELAXED) ==
             0) {
         return 0;
     }
+    PyThreadState *tstate;
+    part_t *part = part_for(hd->domain, &tstate);
+    if (part == NULL) {
+        return 0;
+    }
     int found = 0;
-    mh_lock_acquire(&table_lock);
-    if (traces != NULL && mh_traces_remove(traces, ptr, removed)) {
+    part_lock(part);
+    if (part->traces != NULL && mh_traces_remove(part->traces, ptr, removed)) {
         found = 1;
-        traced_bytes -= removed->size;
+        __atomic_store_n(&part->bytes, part->bytes - removed->size,
+                         __ATOMIC_RELAXED);
         if (cfg_sample_mean) {
-            uint8_t *slot = &sample_filter[filter_slot(ptr)];
-            if (*slot != UINT8_MAX && *slot != 0) {
-                __atomic_store_n(slot, (uint8_t)(*slot - 1),
-                                 __ATOMIC_RELAXED);
-            }
+            filter_add(ptr, -1);
         }
     }
-    mh_lock_release(&table_lock);
+    part_unlock(part);
     return found;
+}
+
+/* Put back the trace of a block whose realloc failed. */
+static void
+restore_block(const hook_domain_t *hd, const mh_trace_t *trace)
+{
+    PyThreadState *tstate;
+    part_t *part = part_for(hd->domain, &tstate);
+    if (part == NULL) {
+        return;
+    }
+    part_lock(part);
+    insert_guarded(part, trace);
+    part_unlock(part);
 }
 
 /* ---- the hooks --------------------------------------------------------- */
@@ -314,18 +399,14 @@ hook_realloc(void *ctx, void *old, size_t size)
     }
     tls_in_hook = 1;
     mh_trace_t previous;
-    int had = old != NULL && forget_block((uintptr_t)old, &previous);
+    int had = old != NULL && forget_block(hd, (uintptr_t)old, &previous);
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
     if (ptr != NULL) {
         record_alloc(hd, ptr, size);
     }
     else if (had) {
         /* The old block is still there: put its trace back. */
-        mh_lock_acquire(&table_lock);
-        if (traces != NULL) {
-            insert_unlocked(&previous);
-        }
-        mh_lock_release(&table_lock);
+        restore_block(hd, &previous);
     }
     tls_in_hook = 0;
     return ptr;
@@ -337,7 +418,7 @@ hook_free(void *ctx, void *ptr)
     hook_domain_t *hd = ctx;
     if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook) {
         mh_trace_t removed;
-        forget_block((uintptr_t)ptr, &removed);
+        forget_block(hd, (uintptr_t)ptr, &removed);
     }
     hd->orig.free(hd->orig.ctx, ptr);
 }
@@ -419,6 +500,18 @@ mh_hooks_init_process(void)
 
 /* ---- control (GIL held) ------------------------------------------------ */
 
+static void
+reset_counters(void)
+{
+    gil_part.bytes = 0;
+    raw_part.bytes = 0;
+    peak_bytes = 0;
+    dropped_blocks = 0;
+    if (cfg_sample_mean) {
+        memset(sample_filter, 0, sizeof(sample_filter));
+    }
+}
+
 int
 mh_hooks_start(const mh_config_t *config)
 {
@@ -434,26 +527,26 @@ mh_hooks_start(const mh_config_t *config)
         mh_hooks_stop();
     }
     mh_tbstore_t *new_store = mh_tbstore_new();
-    mh_traces_t *new_traces = mh_traces_new();
-    if (new_store == NULL || new_traces == NULL) {
+    mh_traces_t *new_gil = mh_traces_new();
+    mh_traces_t *new_raw = mh_traces_new();
+    if (new_store == NULL || new_gil == NULL || new_raw == NULL) {
         mh_tbstore_free(new_store);
-        mh_traces_free(new_traces);
+        mh_traces_free(new_gil);
+        mh_traces_free(new_raw);
         PyErr_NoMemory();
         return -1;
     }
     store = new_store;
     lost_tracebacks = 0;
-    mh_lock_acquire(&table_lock);
-    traces = new_traces;
-    traced_bytes = peak_bytes = dropped_blocks = 0;
-    if (config->sample_mean) {
-        memset(sample_filter, 0, sizeof(sample_filter));
-    }
-    mh_lock_release(&table_lock);
     cfg_depth = config->depth;
     cfg_count_total = config->count_total;
     cfg_sample_mean = config->sample_mean;
     generation = 0;
+    gil_part.traces = new_gil;
+    mh_lock_acquire(&table_lock);
+    raw_part.traces = new_raw;
+    reset_counters();
+    mh_lock_release(&table_lock);
     install_hooks();
     __atomic_store_n(&tracing, 1, __ATOMIC_SEQ_CST);
     return 0;
@@ -467,12 +560,15 @@ mh_hooks_stop(void)
     }
     __atomic_store_n(&tracing, 0, __ATOMIC_SEQ_CST);
     uninstall_hooks();
+    mh_traces_t *old_gil = gil_part.traces;
+    gil_part.traces = NULL;
     mh_lock_acquire(&table_lock);
-    mh_traces_t *old_traces = traces;
-    traces = NULL;
-    traced_bytes = peak_bytes = 0;
+    mh_traces_t *old_raw = raw_part.traces;
+    raw_part.traces = NULL;
+    reset_counters();
     mh_lock_release(&table_lock);
-    mh_traces_free(old_traces);
+    mh_traces_free(old_gil);
+    mh_traces_free(old_raw);
     /* Detach before freeing: releasing code objects can run arbitrary
      * code (weakref callbacks) that must find memhound already stopped. */
     mh_tbstore_t *old_store = store;
@@ -508,12 +604,10 @@ mh_hooks_clear(void)
         PyErr_NoMemory();
         return -1;
     }
+    mh_traces_clear(gil_part.traces);
     mh_lock_acquire(&table_lock);
-    mh_traces_clear(traces);
-    traced_bytes = peak_bytes = 0;
-    if (cfg_sample_mean) {
-        memset(sample_filter, 0, sizeof(sample_filter));
-    }
+    mh_traces_clear(raw_part.traces);
+    reset_counters();
     mh_lock_release(&table_lock);
     mh_tbstore_t *old_store = store;
     store = new_store;
@@ -527,11 +621,13 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
 {
     memset(out, 0, sizeof(*out));
     mh_lock_acquire(&table_lock);
-    if (traces != NULL) {
-        out->traced_blocks = mh_traces_count(traces);
-        out->overhead_bytes = mh_traces_memory(traces);
+    if (gil_part.traces != NULL) {
+        out->traced_blocks = mh_traces_count(gil_part.traces) +
+                             mh_traces_count(raw_part.traces);
+        out->overhead_bytes = mh_traces_memory(gil_part.traces) +
+                              mh_traces_memory(raw_part.traces);
     }
-    out->traced_bytes = traced_bytes;
+    out->traced_bytes = gil_part.bytes + raw_part.bytes;
     out->peak_bytes = peak_bytes;
     out->dropped_blocks = dropped_blocks;
     mh_lock_release(&table_lock);
@@ -547,7 +643,7 @@ void
 mh_hooks_reset_peak(void)
 {
     mh_lock_acquire(&table_lock);
-    peak_bytes = traced_bytes;
+    peak_bytes = gil_part.bytes + raw_part.bytes;
     mh_lock_release(&table_lock);
 }
 
@@ -564,12 +660,14 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
                 uint16_t *gen, uint8_t *domain)
 {
     mh_trace_t trace;
-    int found = 0;
-    mh_lock_acquire(&table_lock);
-    if (traces != NULL && mh_traces_get(traces, ptr, &trace)) {
-        found = 1;
+    int found = gil_part.traces != NULL &&
+                mh_traces_get(gil_part.traces, ptr, &trace);
+    if (!found) {
+        mh_lock_acquire(&table_lock);
+        found = raw_part.traces != NULL &&
+                mh_traces_get(raw_part.traces, ptr, &trace);
+        mh_lock_release(&table_lock);
     }
-    mh_lock_release(&table_lock);
     if (found) {
         *traceback = trace.traceback;
         *size = trace.size;
@@ -582,17 +680,24 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
 int
 mh_hooks_export_blocks(mh_snapdata_t *snap)
 {
+    if (gil_part.traces == NULL) {
+        return 0;
+    }
+    size_t n = mh_traces_count(gil_part.traces);
+    if (mh_snapdata_reserve_blocks(snap, n) < 0) {
+        return -1;
+    }
+    snap->nblocks +=
+        mh_traces_export(gil_part.traces, snap->blocks + snap->nblocks, n);
     int result = 0;
     mh_lock_acquire(&table_lock);
-    if (traces != NULL) {
-        size_t n = mh_traces_count(traces);
-        if (mh_snapdata_reserve_blocks(snap, n) < 0) {
-            result = -1;
-        }
-        else {
-            snap->nblocks +=
-                mh_traces_export(traces, snap->blocks + snap->nblocks, n);
-        }
+    n = mh_traces_count(raw_part.traces);
+    if (mh_snapdata_reserve_blocks(snap, n) < 0) {
+        result = -1;
+    }
+    else {
+        snap->nblocks +=
+            mh_traces_export(raw_part.traces, snap->blocks + snap->nblocks, n);
     }
     mh_lock_release(&table_lock);
     return result;

@@ -2,8 +2,9 @@
  *
  * The allocator hooks are process-wide, so this state is too: one tracer
  * per process, whatever imports memhound.  hooks.c owns the live-block
- * table (guarded by its table lock), the traceback store (guarded by the
- * main GIL), the counters, and the install/uninstall of the hooks.
+ * tables (mem/object blocks guarded by the main GIL, raw blocks by its
+ * table lock), the traceback store (main GIL), the counters, and the
+ * install/uninstall of the hooks.
  * Functions here are called by module.c with the GIL held unless a
  * contract says otherwise.
  */
