@@ -57,8 +57,8 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
         if (n < max) {
             PyCodeObject *code = f->f_code;
             out[n].code = code;
-            out[n].offset = (uint32_t)((char *)f->prev_instr -
-                                       (char *)_PyCode_CODE(code));
+            out[n].offset =
+                (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code));
             n++;
         }
         else if (total == NULL) {

@@ -7,10 +7,10 @@
  * first traceable instruction yet ("incomplete": still copying free
  * variables or making cells) are kept, unlike CPython's traceback code
  * does: testing for them would read every code object on every walk, and
- * such a frame only reports its function's first line; so are the shim frames that 3.12 pushes
- * for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12 the current
- * thread state is a thread-local that is NULL while the thread does not
- * hold the GIL, which makes the attached check one call.
+ * such a frame only reports its function's first line; so are the shim frames
+ * that 3.12 pushes for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12
+ * the current thread state is a thread-local that is NULL while the thread
+ * does not hold the GIL, which makes the attached check one call.
  */
 #define Py_BUILD_CORE 1
 #include "frames.h"
@@ -59,8 +59,8 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
         if (n < max) {
             PyCodeObject *code = f->f_code;
             out[n].code = code;
-            out[n].offset = (uint32_t)((char *)f->prev_instr -
-                                       (char *)_PyCode_CODE(code));
+            out[n].offset =
+                (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code));
             n++;
         }
         else if (total == NULL) {

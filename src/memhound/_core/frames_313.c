@@ -4,14 +4,14 @@
  * _PyInterpreterFrame records on a per-thread data stack, reached from
  * tstate->current_frame (3.13 dropped cframe) and chained through
  * `previous`; instr_ptr points at the instruction executing, and the code
- * is f_executable, which may be a non-code object for shim frames.  Frames that have not run their
- * first traceable instruction yet ("incomplete": still copying free
- * variables or making cells) are kept, unlike CPython's traceback code
- * does: testing for them would read every code object on every walk, and
- * such a frame only reports its function's first line; so are the shim frames that 3.12 pushes
- * for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12 the current
- * thread state is a thread-local that is NULL while the thread does not
- * hold the GIL, which makes the attached check one call.
+ * is f_executable, which may be a non-code object for shim frames.  Frames
+ * that have not run their first traceable instruction yet ("incomplete": still
+ * copying free variables or making cells) are kept, unlike CPython's traceback
+ * code does: testing for them would read every code object on every walk, and
+ * such a frame only reports its function's first line; so are the shim frames
+ * that 3.12 pushes for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12
+ * the current thread state is a thread-local that is NULL while the thread
+ * does not hold the GIL, which makes the attached check one call.
  */
 #define Py_BUILD_CORE 1
 #include "frames.h"
@@ -58,8 +58,8 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
         if (n < max) {
             PyCodeObject *code = (PyCodeObject *)f->f_executable;
             out[n].code = code;
-            out[n].offset = (uint32_t)((char *)f->instr_ptr -
-                                       (char *)_PyCode_CODE(code));
+            out[n].offset =
+                (uint32_t)((char *)f->instr_ptr - (char *)_PyCode_CODE(code));
             n++;
         }
         else if (total == NULL) {

@@ -36,8 +36,8 @@
  * model would cost a __tls_get_addr call each time. */
 #define MH_TLS __thread __attribute__((tls_model("initial-exec")))
 
-static MH_TLS int tls_in_hook;      /* recursion guard */
-static MH_TLS int tls_suspended;    /* memhound's own work on this thread */
+static MH_TLS int tls_in_hook;        /* recursion guard */
+static MH_TLS int tls_suspended;      /* memhound's own work on this thread */
 static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
                                          not drawn yet on this thread */
 static MH_TLS uint64_t tls_rng;
@@ -124,10 +124,10 @@ rng_next(void)
     if (tls_rng == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        tls_rng = mh_table_mix((uint64_t)(uintptr_t)&tls_rng ^
-                               (uint64_t)ts.tv_nsec ^
-                               ((uint64_t)ts.tv_sec << 32)) |
-                  1;
+        tls_rng =
+            mh_table_mix((uint64_t)(uintptr_t)&tls_rng ^ (uint64_t)ts.tv_nsec ^
+                         ((uint64_t)ts.tv_sec << 32)) |
+            1;
     }
     /* xorshift64* */
     tls_rng ^= tls_rng >> 12;
@@ -317,9 +317,8 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 static int
 forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
 {
-    if (cfg_sample_mean &&
-        __atomic_load_n(&sample_filter[filter_slot(ptr)], __ATOMIC_RELAXED) ==
-            0) {
+    if (cfg_sample_mean && __atomic_load_n(&sample_filter[filter_slot(ptr)],
+                                           __ATOMIC_RELAXED) == 0) {
         return 0;
     }
     PyThreadState *tstate;
@@ -660,8 +659,8 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
                 uint16_t *gen, uint8_t *domain)
 {
     mh_trace_t trace;
-    int found = gil_part.traces != NULL &&
-                mh_traces_get(gil_part.traces, ptr, &trace);
+    int found =
+        gil_part.traces != NULL && mh_traces_get(gil_part.traces, ptr, &trace);
     if (!found) {
         mh_lock_acquire(&table_lock);
         found = raw_part.traces != NULL &&

@@ -33,13 +33,13 @@ typedef struct {
     uint64_t traced_blocks;
     uint64_t traced_bytes;
     uint64_t peak_bytes;
-    uint64_t dropped_blocks;     /* not traced: memhound's table was full
-                                    or out of memory */
-    uint64_t lost_tracebacks;    /* traced with an empty traceback because
-                                    the traceback store was out of memory */
-    uint64_t tracebacks;         /* nodes of the traceback tree: each is
-                                    a traceback (shared outer frames) */
-    uint64_t overhead_bytes;     /* memhound's own bookkeeping memory */
+    uint64_t dropped_blocks;  /* not traced: memhound's table was full
+                                 or out of memory */
+    uint64_t lost_tracebacks; /* traced with an empty traceback because
+                                 the traceback store was out of memory */
+    uint64_t tracebacks;      /* nodes of the traceback tree: each is
+                                 a traceback (shared outer frames) */
+    uint64_t overhead_bytes;  /* memhound's own bookkeeping memory */
     uint16_t generation;
 } mh_stats_snapshot_t;
 

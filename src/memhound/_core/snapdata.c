@@ -42,8 +42,7 @@ mh_snapdata_free(mh_snapdata_t *snap)
                    snap->tracebacks_cap * sizeof(mh_snap_traceback_t));
     mh_rawmem_free(snap->frame_ids, snap->frame_ids_cap * sizeof(uint32_t));
     mh_rawmem_free(snap->frames, snap->frames_cap * sizeof(mh_snap_frame_t));
-    mh_rawmem_free(snap->string_offsets,
-                   snap->strings_cap * sizeof(uint64_t));
+    mh_rawmem_free(snap->string_offsets, snap->strings_cap * sizeof(uint64_t));
     mh_rawmem_free(snap->string_data, snap->string_bytes_cap);
     mh_rawmem_free(snap, sizeof(*snap));
 }
@@ -119,8 +118,8 @@ mh_snapdata_add_string(mh_snapdata_t *snap, const char *utf8, size_t len)
     if (__builtin_add_overflow(snap->string_bytes, len, &need)) {
         return -1;
     }
-    if (mh_rawmem_reserve((void **)&snap->string_data,
-                          &snap->string_bytes_cap, need, 1) < 0 ||
+    if (mh_rawmem_reserve((void **)&snap->string_data, &snap->string_bytes_cap,
+                          need, 1) < 0 ||
         mh_rawmem_reserve((void **)&snap->string_offsets, &snap->strings_cap,
                           snap->nstrings + 2, sizeof(uint64_t)) < 0) {
         return -1;

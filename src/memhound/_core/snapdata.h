@@ -32,9 +32,9 @@
 /* Which allocator a block came from.  tracemalloc calls all of the first
  * three "domain 0"; memhound keeps them apart. */
 typedef enum {
-    MH_DOMAIN_RAW = 0, /* PyMem_RawMalloc family */
-    MH_DOMAIN_MEM = 1, /* PyMem_Malloc family */
-    MH_DOMAIN_OBJ = 2, /* PyObject_Malloc family */
+    MH_DOMAIN_RAW = 0,    /* PyMem_RawMalloc family */
+    MH_DOMAIN_MEM = 1,    /* PyMem_Malloc family */
+    MH_DOMAIN_OBJ = 2,    /* PyObject_Malloc family */
     MH_DOMAIN_NATIVE = 3, /* libc malloc from native code (issue 5) */
     MH_DOMAIN_COUNT = 4
 } mh_domain_t;
