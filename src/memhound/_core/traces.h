@@ -40,7 +40,11 @@ void mh_traces_free(mh_traces_t *traces);
  * 1 when it replaced an entry (copied to *replaced, if not NULL), or -1
  * when out of memory: the table is unchanged and the caller counts a drop.
  * Addresses at or above 2^48 (impossible for user space on x86-64 Linux
- * with 4-level paging and glibc) are refused with -1 too. */
+ * with 4-level paging and glibc) are refused with -1 too, and so are
+ * ptr 0, traceback indices at or above 2^30 and domains above 3 (the slot
+ * packs traceback and domain into 32 bits).  Never allocates per entry:
+ * it allocates only to grow the table, or the small side table that holds
+ * sizes >= 2^32 - 1. */
 int mh_traces_insert(mh_traces_t *traces, const mh_trace_t *trace,
                      mh_trace_t *replaced);
 
