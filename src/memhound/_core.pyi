@@ -1,0 +1,82 @@
+"""Type stubs for memhound._core, the C extension (src/memhound/_core/).
+
+A frame is (filename, lineno, function); frames tuples list the innermost
+frame first.  Traceback index 0 of every snapshot is the empty traceback.
+"""
+
+from collections.abc import Iterable
+from os import PathLike
+from typing import final
+
+_Frame = tuple[str, int, str]
+_Frames = tuple[_Frame, ...]
+# (inclusive, pattern or None, lineno, all_frames, domain_mask[, has_lineno])
+_Filter = (
+    tuple[bool, str | None, int, bool, int]
+    | tuple[bool, str | None, int, bool, int, bool]
+)
+# (domain, size, frames innermost first[, total_nframe]); a frame may also
+# be (filename, lineno).
+_RawTrace = (
+    tuple[int, int, tuple[tuple[str, int] | _Frame, ...]]
+    | tuple[int, int, tuple[tuple[str, int] | _Frame, ...], int | None]
+)
+
+DEFAULT_DEPTH: int
+MAX_DEPTH: int
+DOMAIN_RAW: int
+DOMAIN_MEM: int
+DOMAIN_OBJ: int
+DOMAIN_NATIVE: int
+
+@final
+class Snapshot:
+    @property
+    def traceback_limit(self) -> int: ...
+    @property
+    def sample_mean(self) -> int: ...
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def ntracebacks(self) -> int: ...
+    def statistics(
+        self, key_type: str, cumulative: bool = False
+    ) -> list[tuple[int, int, _Frames]]: ...
+    def compare_to(
+        self, old: Snapshot, key_type: str, cumulative: bool = False
+    ) -> list[tuple[int, int, int, int, _Frames]]: ...
+    def filter(self, filters: list[_Filter], /) -> Snapshot: ...
+    def __len__(self) -> int: ...
+    def trace(self, index: int, /) -> tuple[int, int, int, int]:
+        """(domain, size, traceback_index, generation)"""
+    def traceback(self, index: int, /) -> tuple[_Frames, int]:
+        """(frames, total_nframe)"""
+    def dump(self, path: str | bytes | PathLike[str] | PathLike[bytes], /) -> None: ...
+    @classmethod
+    def load(cls, path: str | bytes | PathLike[str] | PathLike[bytes], /) -> Snapshot:
+        """ValueError naming the problem for a bad file; OSError for I/O."""
+    @classmethod
+    def _from_traces(
+        cls,
+        traces: Iterable[_RawTrace],
+        traceback_limit: int,
+        domains: list[int] | None = None,
+    ) -> Snapshot:
+        """domains=None: each domain is
+        a memhound domain (0-3); a list: domains are labels, each distinct
+        one (at most 4) gets the next code and is appended."""
+    def memory(self) -> int: ...
+
+def start(depth: int = 64, sample: int = 0, count_total: bool = False) -> None: ...
+def stop() -> None: ...
+def is_tracing() -> bool: ...
+def clear_traces() -> None: ...
+def get_traced_memory() -> tuple[int, int]: ...
+def reset_peak() -> None: ...
+def get_traceback_limit() -> int: ...
+def get_memory_overhead() -> int: ...
+def get_stats() -> dict[str, bool | int]: ...
+def next_generation() -> int: ...
+def get_object_traceback(obj: object, /) -> tuple[_Frames, int] | None: ...
+def take_snapshot() -> Snapshot: ...
+def _inject_alloc_failures(after: int, /) -> None: ...
