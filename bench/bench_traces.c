@@ -92,7 +92,8 @@ fill_timed(size_t n)
                 max_mem_call = lat[k];
                 imax_mem = k;
             }
-        } else if (lat[k] > max_other) {
+        }
+        else if (lat[k] > max_other) {
             max_other = lat[k];
             imax_other = k;
         }

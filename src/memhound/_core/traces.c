@@ -424,7 +424,8 @@ migrate(mh_traces_t *t, size_t budget)
     t->cursor = end;
     if (end == 0 || t->old_live == 0) {
         release_old(t);
-    } else if (t->old_len - end >= TRIM_SLOTS && t->old_trim) {
+    }
+    else if (t->old_len - end >= TRIM_SLOTS && t->old_trim) {
         trim_old(t);
     }
 }
@@ -555,7 +556,8 @@ mh_traces_insert(mh_traces_t *t, const mh_trace_t *trace, mh_trace_t *replaced)
     }
     if (UNLIKELY(t->count >= t->grow_at)) {
         grow(t);
-    } else if (UNLIKELY(t->old_live != 0)) {
+    }
+    else if (UNLIKELY(t->old_live != 0)) {
         migrate(t, MIGRATE_SLOTS);
     }
 
@@ -585,7 +587,8 @@ mh_traces_insert(mh_traces_t *t, const mh_trace_t *trace, mh_trace_t *replaced)
     }
     if (found == NULL) {
         t->count++;
-    } else if (found != dst) {
+    }
+    else if (found != dst) {
         bury(t, old_index);
         if (--t->old_live == 0) {
             release_old(t);
@@ -635,7 +638,8 @@ mh_traces_remove(mh_traces_t *t, uintptr_t ptr, mh_trace_t *removed)
     t->count--;
     if (h == &t->cur) {
         erase(h, i);
-    } else {
+    }
+    else {
         bury(t, i);
         if (--t->old_live == 0) {
             release_old(t);
