@@ -136,15 +136,6 @@ EXCLUSIONS = [
         "not attributes set on the Python object (the stdlib pickles it)",
     ),
     (
-        "TestTracemallocEnabled.test_no_incomplete_frames",
-        EXPECTED_FAIL,
-        ("3.11", "3.12", "3.13"),
-        "memhound's frame walk keeps a frame that has not reached its first "
-        "instruction (still making cells or copying free variables; commit "
-        "663db11 dropped the check for speed): a cell made there is "
-        "attributed to the function's first line, not to its caller",
-    ),
-    (
         "TestTracemallocEnabled.test_snapshot",
         EXPECTED_FAIL,
         ALL,

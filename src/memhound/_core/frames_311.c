@@ -5,9 +5,8 @@
  * tstate->cframe->current_frame and chained through `previous`; prev_instr
  * points at the last instruction started.  Frames that have not run their
  * first traceable instruction yet ("incomplete": still copying free
- * variables or making cells) are kept, unlike CPython's traceback code
- * does: testing for them would read every code object on every walk, and
- * such a frame only reports its function's first line.
+ * variables or making cells) are skipped at the top of the stack, as
+ * CPython's traceback code skips them.
  */
 #define Py_BUILD_CORE 1
 #include "frames.h"
@@ -52,8 +51,15 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     if (tstate->cframe == NULL) {
         return 0;
     }
-    for (_PyInterpreterFrame *f = tstate->cframe->current_frame; f != NULL;
-         f = f->previous) {
+    _PyInterpreterFrame *f = tstate->cframe->current_frame;
+    /* Frames still in their prologue (making cells, copying free
+     * variables) are skipped as CPython's traceback code skips them.  Only
+     * the innermost frames can be in that state in practice, and testing
+     * the others would read every code object on every walk. */
+    while (f != NULL && _PyFrame_IsIncomplete(f)) {
+        f = f->previous;
+    }
+    for (; f != NULL; f = f->previous) {
         if (n < max) {
             PyCodeObject *code = f->f_code;
             out[n].code = code;

@@ -5,9 +5,8 @@
  * tstate->cframe->current_frame and chained through `previous`; prev_instr
  * points at the last instruction started.  Frames that have not run their
  * first traceable instruction yet ("incomplete": still copying free
- * variables or making cells) are kept, unlike CPython's traceback code
- * does: testing for them would read every code object on every walk, and
- * such a frame only reports its function's first line; so are the shim frames
+ * variables or making cells) are skipped at the top of the stack, as
+ * CPython's traceback code skips them; so are the shim frames
  * that 3.12 pushes for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12
  * the current thread state is a thread-local that is NULL while the thread
  * does not hold the GIL, which makes the attached check one call.
@@ -51,8 +50,16 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     if (tstate->cframe == NULL) {
         return 0;
     }
-    for (_PyInterpreterFrame *f = tstate->cframe->current_frame; f != NULL;
-         f = f->previous) {
+    _PyInterpreterFrame *f = tstate->cframe->current_frame;
+    /* Frames still in their prologue (making cells, copying free
+     * variables) are skipped as CPython's traceback code skips them.  Only
+     * the innermost frames can be in that state in practice, and testing
+     * the others would read every code object on every walk. */
+    while (f != NULL &&
+           (f->owner == FRAME_OWNED_BY_CSTACK || _PyFrame_IsIncomplete(f))) {
+        f = f->previous;
+    }
+    for (; f != NULL; f = f->previous) {
         if (f->owner == FRAME_OWNED_BY_CSTACK) {
             continue;
         }

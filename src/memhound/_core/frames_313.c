@@ -5,13 +5,12 @@
  * tstate->current_frame (3.13 dropped cframe) and chained through
  * `previous`; instr_ptr points at the instruction executing, and the code
  * is f_executable, which may be a non-code object for shim frames.  Frames
- * that have not run their first traceable instruction yet ("incomplete": still
- * copying free variables or making cells) are kept, unlike CPython's traceback
- * code does: testing for them would read every code object on every walk, and
- * such a frame only reports its function's first line; so are the shim frames
- * that 3.12 pushes for calls from C (owner FRAME_OWNED_BY_CSTACK).  From 3.12
- * the current thread state is a thread-local that is NULL while the thread
- * does not hold the GIL, which makes the attached check one call.
+ * that have not run their first traceable instruction yet ("incomplete":
+ * still copying free variables or making cells) are skipped at the top of
+ * the stack, as CPython's traceback code skips them; so are, everywhere,
+ * the shim frames pushed for calls from C (owner FRAME_OWNED_BY_CSTACK).
+ * From 3.12 the current thread state is a thread-local that is NULL while the
+ * thread does not hold the GIL, which makes the attached check one call.
  */
 #define Py_BUILD_CORE 1
 #include "frames.h"
@@ -49,8 +48,17 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
 {
     int n = 0;
     uint32_t depth = 0;
-    for (_PyInterpreterFrame *f = tstate->current_frame; f != NULL;
-         f = f->previous) {
+    _PyInterpreterFrame *f = tstate->current_frame;
+    /* Frames still in their prologue (making cells, copying free
+     * variables) are skipped as CPython's traceback code skips them.  Only
+     * the innermost frames can be in that state in practice, and testing
+     * the others would read every code object on every walk. */
+    while (f != NULL &&
+           (f->owner == FRAME_OWNED_BY_CSTACK ||
+            !PyCode_Check(f->f_executable) || _PyFrame_IsIncomplete(f))) {
+        f = f->previous;
+    }
+    for (; f != NULL; f = f->previous) {
         if (f->owner == FRAME_OWNED_BY_CSTACK ||
             !PyCode_Check(f->f_executable)) {
             continue;
