@@ -32,8 +32,14 @@ sources = [
     "traces.c",
     "snapdata.c",
     "snapshot.c",
+    "fnmatch.c",
     "stats.c",
-    "snapfile.c",
+    "bytes.c",
+    "crc32c.c",
+    "utf8.c",
+    "snapfile_encode.c",
+    "snapfile_decode.c",
+    "snapfile_io.c",
     FRAME_READERS[version],
 ]
 

@@ -1,4 +1,6 @@
-/* test_snapfile.c: plain-C tests of the snapshot file format (snapfile.c).
+/* test_snapfile.c: plain-C tests of the snapshot file format (snapfile.h:
+ * snapfile_encode.c, snapfile_decode.c, snapfile_io.c; its byte-level
+ * primitives are tested in test_primitives.c).
  *
  * Round trips (empty and rich snapshots, through memory and a real file),
  * the byte layout of the header, every truncation and every single-byte
@@ -30,7 +32,8 @@ check(int ok, const char *expr, const char *file, int line)
 {
     if (ok) {
         passed++;
-    } else {
+    }
+    else {
         failed++;
         fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
     }
@@ -297,7 +300,7 @@ decode_exact(const uint8_t *data, size_t len, char *err, size_t err_len)
     return snap;
 }
 
-/* Bitwise CRC-32C, independent of snapfile.c's table-driven one. */
+/* Bitwise CRC-32C, independent of crc32c.c's table-driven one. */
 static uint32_t
 crc32c_ref(const uint8_t *p, size_t n)
 {
@@ -489,6 +492,27 @@ test_files(void)
     }
     mh_snapdata_free(back);
 
+    /* The rename replaces a symlink at the target instead of writing
+     * through it, and the new file's mode is 0666 & ~umask. */
+    char elsewhere[600];
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", dir);
+    FILE *other = fopen(elsewhere, "w");
+    if (CHECK(other != NULL)) {
+        fputs("keep", other);
+        fclose(other);
+    }
+    unlink(path);
+    CHECK(symlink(elsewhere, path) == 0);
+    CHECK(mh_snapfile_write(small, path, err, sizeof(err)) == 0);
+    struct stat st;
+    mode_t mask = umask(0);
+    umask(mask);
+    CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK((st.st_mode & 07777) == (0666 & ~mask));
+    CHECK(stat(elsewhere, &st) == 0 && st.st_size == 4);
+    unlink(elsewhere);
+    CHECK(count_entries(dir) == 1);
+
     errno = 0;
     CHECK(mh_snapfile_write(snap, missing, err, sizeof(err)) == -1);
     CHECK(errno == ENOENT);
@@ -584,7 +608,8 @@ test_corruptions(void)
                     raw_ok += !sealed;
                     sealed_ok += sealed;
                     mh_snapdata_free(s);
-                } else if (err[0] == '\0') {
+                }
+                else if (err[0] == '\0') {
                     all_valid = 0;
                 }
             }
@@ -736,7 +761,8 @@ test_hostile(void)
         CHECK(s->nblocks == 1 && s->blocks[0].size == 64 &&
               s->blocks[0].traceback == 1 && s->blocks[0].domain == 2 &&
               s->frames[0].lineno == 1 && s->nstrings == 2);
-    } else {
+    }
+    else {
         fprintf(stderr, "  minimal file: %s\n", err);
     }
     mh_snapdata_free(s);

@@ -103,8 +103,9 @@ void mh_stats_diff_free(mh_stats_diff_t *diff);
  * matches as the frame ("<unknown>", 0). */
 typedef struct {
     int inclusive;
-    const char *pattern; /* fnmatch pattern, UTF-8, NUL-terminated; already
-                            normalized (".pyc" -> ".py") by the caller */
+    const char *pattern; /* mh_fnmatch_match pattern (fnmatch.h), UTF-8,
+                            NUL-terminated; already normalized (".pyc" ->
+                            ".py") by the caller */
     int lineno;          /* 0: any line, unless has_lineno */
     int all_frames;
     uint32_t domain_mask;
@@ -112,13 +113,6 @@ typedef struct {
                        (tracemalloc's Filter(lineno=0) matches line 0
                        only); 0: lineno 0 means any line */
 } mh_filter_t;
-
-/* Glob match as Python's fnmatch.fnmatchcase: '*', '?', '[seq]', '[!seq]'
- * with ranges, on code points (pattern and name are UTF-8; bytes that are
- * not UTF-8 count as one character each).  Matches fnmatch.translate's
- * set quirks too (see stats.c).  Time O(len(pattern) * len(name)) at
- * worst, no allocation.  Returns 1 on match.  Can't fail. */
-int mh_stats_fnmatch(const char *pattern, const char *name, size_t name_len);
 
 /* A new snapshot holding the blocks of snap that pass the filters, with
  * tracemalloc's rules (pass any inclusive filter when there are some, and
