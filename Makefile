@@ -35,7 +35,7 @@ TEST_ENV := PYTHONDEVMODE=1 PYTHONFAULTHANDLER=1
 export MEMHOUND_STRICT := 1
 
 .PHONY: all build demo test test-py ctest test-all sanitize conformance fuzz \
-	bench format format-check lint clean
+	bench format format-check lint clean print-pyfree-srcs
 
 all: build
 
@@ -126,6 +126,10 @@ format-check: build
 
 lint: format-check
 	$(VENV)/bin/ruff check src tests bench examples
+
+# For hand-built C programs (bench/, fuzz/README.md): the Python-free sources.
+print-pyfree-srcs:
+	@echo $(filter %.c,$(wildcard $(PYFREE_SRCS)))
 
 clean:
 	rm -rf build dist src/*.egg-info tests/c/bin fuzz/bin fuzz/corpus-work

@@ -6,8 +6,7 @@
  * mh_snapfile_encode and mh_snapfile_decode (best of 5) and prints bytes
  * per block.  Plain C, no Python:
  *   cc -std=gnu11 -O2 -Isrc/memhound/_core -o /tmp/bench_snapfile \
- *     bench/bench_snapfile.c src/memhound/_core/snapfile.c \
- *     src/memhound/_core/snapdata.c src/memhound/_core/rawmem.c -lm
+ *     bench/bench_snapfile.c $(make -s print-pyfree-srcs) -lm
  *   /tmp/bench_snapfile [nblocks] [ntracebacks]
  */
 #include <stdio.h>

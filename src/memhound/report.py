@@ -53,7 +53,8 @@ def print_exit_report(snapshot, stats, top=10, file=None, frames_shown=6):
     print(f"\nLargest live allocation sites (top {min(top, len(rows))}):", file=file)
     for rank, stat in enumerate(rows[:top], 1):
         print(
-            f"\n#{rank}: {format_size(stat.size)} in {stat.count} blocks",
+            f"\n#{rank}: {format_size(stat.size)} in {stat.count} "
+            f"block{'' if stat.count == 1 else 's'}",
             file=file,
         )
         frames = list(stat.traceback)

@@ -5,7 +5,7 @@
  * tracebacks are made of, and the strings (file and function names) the
  * frames name.  Frames are already resolved to file, function and line, so
  * a snapshot loaded from disk and one taken in-process are the same thing.
- * The statistics (stats.c) and the file format (snapfile.c) work on this
+ * The statistics (stats.c) and the file format (snapfile_*.c) work on this
  * structure only, which keeps them testable and fuzzable without Python.
  *
  * Invariants (mh_snapdata_validate checks them all; readers of untrusted
@@ -100,7 +100,7 @@ const char *mh_snapdata_validate(const mh_snapdata_t *snap);
 /* Bytes of memory the snapshot holds, for overhead reporting. */
 size_t mh_snapdata_memory(const mh_snapdata_t *snap);
 
-/* Append helpers used by builders (snapshot.c, snapfile.c's reader, tests).
+/* Append helpers used by builders (snapshot.c, snapfile_decode.c, tests).
  * Each returns the new element's index, or -1 when out of memory or when
  * an index would no longer fit its field.  They do not validate
  * cross-references: call mh_snapdata_validate when done. */
