@@ -2,11 +2,11 @@
  *
  * Decodes the input; when that succeeds, encodes the snapshot, decodes the
  * result and aborts unless both snapshots are equal (blocks compared as a
- * multiset) and re-encoding is byte-stable.  Inputs of odd length get their
- * header's file size and their checksum rewritten first so that mutations
- * reach the section parsers; even-length inputs are decoded exactly as they
- * are, which exercises the header and checksum checks (fuzz/README.md).
- * Single-threaded, as libFuzzer runs it.
+ * multiset, attributes byte for byte) and re-encoding is byte-stable.
+ * Inputs of odd length get their header's file size and their checksum
+ * rewritten first so that mutations reach the section parsers; even-length
+ * inputs are decoded exactly as they are, which exercises the header and
+ * checksum checks (fuzz/README.md).  Single-threaded, as libFuzzer runs it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -102,7 +102,13 @@ same_snapshot(const mh_snapdata_t *a, const mh_snapdata_t *b)
         a->sample_mean != b->sample_mean ||
         memcmp(&a->timestamp, &b->timestamp, sizeof(double)) != 0 ||
         a->nstrings != b->nstrings || a->string_bytes != b->string_bytes ||
-        a->nframes != b->nframes || a->ntracebacks != b->ntracebacks) {
+        a->nframes != b->nframes || a->ntracebacks != b->ntracebacks ||
+        (a->attributes == NULL) != (b->attributes == NULL) ||
+        a->attributes_len != b->attributes_len) {
+        return 0;
+    }
+    if (a->attributes_len &&
+        memcmp(a->attributes, b->attributes, a->attributes_len) != 0) {
         return 0;
     }
     if (memcmp(a->string_offsets, b->string_offsets,

@@ -3,7 +3,8 @@
  * primitives are tested in test_primitives.c).
  *
  * Round trips (empty and rich snapshots, through memory and a real file),
- * the byte layout of the header, every truncation and every single-byte
+ * the optional attributes section, the byte layout of the header, every
+ * truncation and every single-byte
  * corruption of a small file, hand-made hostile files, and allocation
  * failure injection through mh_rawmem_fail_after.  Meant to run under
  * ASan+UBSan (see the Makefile's ctest target).
@@ -119,6 +120,18 @@ make_small(size_t nblocks)
     return snap;
 }
 
+static void
+set_attributes(mh_snapdata_t *snap, const char *text)
+{
+    if (mh_snapdata_set_attributes(snap, text, strlen(text)) < 0) {
+        abort();
+    }
+}
+
+/* Attributes text with 2-, 3- and 4-byte UTF-8 and a lone surrogate. */
+#define RICH_ATTRIBUTES \
+    "{\"name\": \"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x90\x8d \xed\xb2\x80\"}"
+
 /* Everything the format has to carry, at its edges. */
 static mh_snapdata_t *
 make_rich(void)
@@ -172,6 +185,7 @@ make_rich(void)
     for (int i = 0; i < 1000; i++) {
         add_block(snap, 16 + (uint64_t)i, tbs[1], 3, MH_DOMAIN_OBJ, 0);
     }
+    set_attributes(snap, RICH_ATTRIBUTES);
     return snap;
 }
 
@@ -255,6 +269,12 @@ snap_diff(const mh_snapdata_t *a, const mh_snapdata_t *b)
                 return "traceback frames";
             }
         }
+    }
+    if ((a->attributes == NULL) != (b->attributes == NULL) ||
+        a->attributes_len != b->attributes_len ||
+        (a->attributes_len &&
+         memcmp(a->attributes, b->attributes, a->attributes_len) != 0)) {
+        return "attributes";
     }
     if (a->nblocks != b->nblocks) {
         return "block count";
@@ -999,6 +1019,200 @@ test_encode_rejects(void)
     mh_snapdata_free(snap);
 }
 
+/* ---- the attributes section -------------------------------------------- */
+
+/* plain (a file without attributes) with an attributes section spliced in
+ * before END: payload[0..n) under an announced length, resealed. */
+static uint8_t *
+splice_attributes(const uint8_t *plain, size_t plain_len, const void *payload,
+                  size_t n, uint64_t announced, size_t *len)
+{
+    size_t k = plain_len - 6; /* END and the checksum follow */
+    uint8_t *buf = malloc(k + 1 + 10 + n + 6);
+    if (buf == NULL) {
+        abort();
+    }
+    memcpy(buf, plain, k);
+    buf[k++] = 5;
+    for (; announced >= 0x80; announced >>= 7) {
+        buf[k++] = (uint8_t)(announced | 0x80);
+    }
+    buf[k++] = (uint8_t)announced;
+    if (n) {
+        memcpy(buf + k, payload, n);
+    }
+    k += n;
+    memset(buf + k, 0, 6);
+    *len = k + 6;
+    reseal(buf, *len);
+    return buf;
+}
+
+static void
+expect_spliced_error(const uint8_t *plain, size_t plain_len,
+                     const void *payload, size_t n, uint64_t announced,
+                     const char *what)
+{
+    char err[256];
+    size_t len;
+    uint8_t *buf =
+        splice_attributes(plain, plain_len, payload, n, announced, &len);
+    mh_snapdata_t *s = decode_exact(buf, len, err, sizeof(err));
+    if (!CHECK(s == NULL && strstr(err, what) != NULL)) {
+        fprintf(stderr, "  wanted \"%s\", got %s \"%s\"\n", what,
+                s ? "success" : "error", err);
+    }
+    mh_snapdata_free(s);
+    free(buf);
+}
+
+/* The sections of the minimal file in the order of tags (5: "{}"). */
+static void
+expect_sections_error(const unsigned *tags, size_t n, const char *what)
+{
+    parts_t p;
+    fb_t f = {0}, attrs = {0}, none = {0};
+    fb_bytes(&attrs, "{}", 2);
+    parts_default(&p);
+    const fb_t *payloads[6] = {&none,         &p.strings, &p.frames,
+                               &p.tracebacks, &p.blocks,  &attrs};
+    fb_header(&f);
+    for (size_t i = 0; i < n; i++) {
+        fb_section(&f, tags[i], payloads[tags[i] < 6 ? tags[i] : 5]);
+    }
+    fb_finish(&f);
+    if (what != NULL) {
+        expect_error(&f, what);
+        return;
+    }
+    char err[256];
+    mh_snapdata_t *s = decode_exact(f.b, f.n, err, sizeof(err));
+    if (CHECK(s != NULL)) {
+        CHECK(s->attributes_len == 2 && memcmp(s->attributes, "{}", 2) == 0);
+    }
+    else {
+        fprintf(stderr, "  sections: %s\n", err);
+    }
+    mh_snapdata_free(s);
+}
+
+static void
+test_attributes(void)
+{
+    char err[256];
+    size_t base = mh_rawmem_in_use, len, plain_len;
+    mh_snapdata_t *snap = make_small(12), *back;
+    uint8_t *plain = encode(snap, &plain_len), *buf;
+    size_t mem = mh_snapdata_memory(snap);
+
+    /* An empty text and "{}" round-trip and differ from none; the section
+     * is tag 5, a varint length and the text, just before END. */
+    const char *texts[] = {"", "{}", RICH_ATTRIBUTES};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(texts[i]); /* < 128: a 1-byte length */
+        set_attributes(snap, texts[i]);
+        CHECK(mh_snapdata_memory(snap) == mem + n);
+        buf = encode(snap, &len);
+        CHECK(len == plain_len + 2 + n);
+        CHECK(memcmp(buf + 48, plain + 48, plain_len - 54) == 0);
+        CHECK(buf[len - 8 - n] == 5 && buf[len - 7 - n] == n);
+        CHECK(memcmp(buf + len - 6 - n, texts[i], n) == 0);
+        back = decode_exact(buf, len, err, sizeof(err));
+        if (CHECK(back != NULL && back->attributes != NULL)) {
+            CHECK(snap_diff(snap, back) == NULL);
+            size_t len2;
+            uint8_t *buf2 = encode(back, &len2);
+            CHECK(len2 == len && memcmp(buf, buf2, len) == 0);
+            free(buf2);
+        }
+        mh_snapdata_free(back);
+        free(buf);
+    }
+    /* Failing to replace the text keeps the old one. */
+    mh_rawmem_fail_after = 0;
+    CHECK(mh_snapdata_set_attributes(snap, "x", 1) == -1);
+    mh_rawmem_fail_after = -1;
+    CHECK(snap->attributes_len == strlen(RICH_ATTRIBUTES));
+    CHECK(mh_snapdata_set_attributes(snap, NULL, 0) == 0);
+    CHECK(snap->attributes == NULL && mh_snapdata_memory(snap) == mem);
+    buf = encode(snap, &len);
+    CHECK(len == plain_len && memcmp(buf, plain, len) == 0);
+    free(buf);
+
+    /* The size cap, on both sides. */
+    size_t max = MH_SNAPDATA_MAX_ATTRIBUTES;
+    char *big = malloc(max + 1);
+    if (big == NULL) {
+        abort();
+    }
+    memset(big, 'a', max + 1);
+    CHECK(mh_snapdata_set_attributes(snap, big, max + 1) == -1);
+    CHECK(snap->attributes == NULL);
+    CHECK(mh_snapdata_set_attributes(snap, big, max) == 0);
+    buf = encode(snap, &len);
+    back = decode_exact(buf, len, err, sizeof(err));
+    CHECK(back != NULL && back->attributes_len == max);
+    mh_snapdata_free(back);
+    free(buf);
+    expect_spliced_error(plain, plain_len, big, max + 1, max + 1,
+                         "attributes section: 16777217 bytes, at most "
+                         "16777216");
+    free(big);
+
+    /* Hostile sections, checksum made valid. */
+    buf = splice_attributes(plain, plain_len, "{}", 2, 2, &len);
+    back = decode_exact(buf, len, err, sizeof(err));
+    CHECK(back != NULL && back->attributes_len == 2);
+    mh_snapdata_free(back);
+    int all_fail = 1; /* every truncation */
+    for (size_t n = 0; n < len; n++) {
+        back = decode_exact(buf, n, err, sizeof(err));
+        all_fail &= back == NULL && err[0] != '\0';
+        mh_snapdata_free(back);
+    }
+    CHECK(all_fail);
+    free(buf);
+    expect_spliced_error(plain, plain_len, "{\xc0\x80}", 4, 4,
+                         "attributes section: not valid UTF-8 (byte 1, at "
+                         "offset");
+    expect_spliced_error(plain, plain_len, "ab\xff", 3, 3,
+                         "not valid UTF-8 (byte 2");
+    expect_spliced_error(plain, plain_len, "a\xe6\x97", 3, 3,
+                         "not valid UTF-8 (byte 1");
+    expect_spliced_error(plain, plain_len, "{}", 2, 50,
+                         "truncated file: attributes section needs 50 "
+                         "bytes, 4 remain");
+    expect_spliced_error(plain, plain_len, "{}", 2, 1,
+                         "unknown section tag 125");
+    expect_sections_error((unsigned[]){1, 2, 3, 4, 5, 0}, 6, NULL);
+    expect_sections_error((unsigned[]){1, 2, 3, 5, 4, 0}, 6,
+                          "missing blocks section (found the attributes "
+                          "section");
+    expect_sections_error((unsigned[]){1, 2, 3, 4, 5, 5, 0}, 7,
+                          "duplicate attributes section");
+    expect_sections_error((unsigned[]){1, 2, 3, 4, 0, 5}, 6,
+                          "unexpected bytes after the end section");
+    expect_sections_error((unsigned[]){1, 2, 3, 4, 5}, 5,
+                          "missing end section");
+    expect_sections_error((unsigned[]){1, 2, 3, 4, 6, 0}, 6,
+                          "unknown section tag 6");
+
+    /* The writer refuses what the reader would. */
+    set_attributes(snap, "ok \xed\xa0\x80"); /* a surrogate is fine */
+    CHECK(mh_snapdata_validate(snap) == NULL);
+    set_attributes(snap, "\xc0\x80");
+    CHECK(mh_snapfile_encode(snap, &buf, &len, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "attributes are not valid UTF-8") != NULL);
+    CHECK(mh_snapdata_set_attributes(snap, NULL, 0) == 0);
+    snap->attributes_len = 3;
+    CHECK(mh_snapdata_validate(snap) != NULL);
+    snap->attributes_len = 0;
+
+    free(plain);
+    mh_snapdata_free(snap);
+    CHECK(mh_rawmem_in_use == base);
+}
+
 /* Every allocation of decode and encode fails in turn: NULL / -1 with a
  * message, and every byte of bookkeeping memory returned. */
 static void
@@ -1006,6 +1220,7 @@ test_alloc_failures(void)
 {
     char err[256];
     mh_snapdata_t *snap = make_small(200);
+    set_attributes(snap, RICH_ATTRIBUTES);
     size_t len;
     uint8_t *buf = encode(snap, &len);
     size_t base = mh_rawmem_in_use;
@@ -1109,11 +1324,13 @@ static int
 write_corpus(const char *dir)
 {
     char err[256], path[1024];
-    mh_snapdata_t *seeds[3] = {mh_snapdata_new(), make_small(12),
-                               make_small(300)};
-    const char *names[3] = {"empty.mhs", "small.mhs", "medium.mhs"};
+    mh_snapdata_t *seeds[4] = {mh_snapdata_new(), make_small(12),
+                               make_small(300), make_small(5)};
+    const char *names[4] = {"empty.mhs", "small.mhs", "medium.mhs",
+                            "attributes.mhs"};
+    set_attributes(seeds[3], RICH_ATTRIBUTES);
     int rc = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         if (mh_snapfile_write(seeds[i], path, err, sizeof(err)) < 0) {
             fprintf(stderr, "%s\n", err);
@@ -1139,6 +1356,7 @@ main(int argc, char **argv)
     test_corruptions();
     test_hostile();
     test_encode_rejects();
+    test_attributes();
     test_alloc_failures();
     test_compactness();
     printf("test_snapfile: %d passed, %d failed\n", passed, failed);

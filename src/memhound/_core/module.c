@@ -39,6 +39,8 @@ typedef struct {
     PyObject **strings;    /* str per string index, made on demand */
     PyObject **frames;     /* (filename, lineno, function) per frame */
     PyObject **tracebacks; /* tuple of frame tuples per traceback */
+    int dumping;           /* dump() calls reading data without the GIL:
+                              the _attributes setter refuses meanwhile */
 } SnapshotObject;
 
 static PyObject *
@@ -432,10 +434,12 @@ snapshot_dump(SnapshotObject *self, PyObject *arg)
         return NULL;
     }
     int rc;
+    self->dumping++;
     Py_BEGIN_ALLOW_THREADS
     rc = mh_snapfile_write(self->data, PyBytes_AS_STRING(path_bytes), err,
                            sizeof(err));
     Py_END_ALLOW_THREADS
+    self->dumping--;
     int saved_errno = errno;
     if (rc < 0) {
         if (saved_errno != 0) {
@@ -881,6 +885,64 @@ snapshot_get_ntracebacks(SnapshotObject *self, void *closure)
     return PyLong_FromSize_t(self->data->ntracebacks);
 }
 
+/* _attributes: the snapshot's attributes text (str) or None. */
+static PyObject *
+snapshot_get_attributes(SnapshotObject *self, void *closure)
+{
+    (void)closure;
+    const mh_snapdata_t *d = self->data;
+    if (d->attributes == NULL) {
+        Py_RETURN_NONE;
+    }
+    /* surrogatepass: the setter and the file reader accept surrogates. */
+    return PyUnicode_DecodeUTF8(d->attributes, (Py_ssize_t)d->attributes_len,
+                                "surrogatepass");
+}
+
+static int
+snapshot_set_attributes(SnapshotObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    PyObject *utf8 = NULL;
+    int rc = -1;
+    if (self->dumping) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot change _attributes while the snapshot is "
+                        "being dumped");
+        return -1;
+    }
+    if (value == NULL || value == Py_None) {
+        return mh_snapdata_set_attributes(self->data, NULL, 0);
+    }
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError,
+                     "_attributes must be str or None, not %s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    utf8 = PyUnicode_AsEncodedString(value, "utf-8", "surrogatepass");
+    if (utf8 == NULL) {
+        goto done;
+    }
+    size_t len = (size_t)PyBytes_GET_SIZE(utf8);
+    if (len > MH_SNAPDATA_MAX_ATTRIBUTES) {
+        PyErr_Format(PyExc_ValueError,
+                     "_attributes takes %zu bytes of UTF-8, at most %zu are "
+                     "allowed",
+                     len, MH_SNAPDATA_MAX_ATTRIBUTES);
+        goto done;
+    }
+    if (mh_snapdata_set_attributes(self->data, PyBytes_AS_STRING(utf8), len) <
+        0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(utf8);
+    return rc;
+}
+
 static PyObject *
 snapshot_memory(SnapshotObject *self, PyObject *unused)
 {
@@ -928,6 +990,9 @@ static PyGetSetDef snapshot_getset[] = {
     {"sample_mean", (getter)snapshot_get_sample_mean, NULL, NULL, NULL},
     {"timestamp", (getter)snapshot_get_timestamp, NULL, NULL, NULL},
     {"ntracebacks", (getter)snapshot_get_ntracebacks, NULL, NULL, NULL},
+    {"_attributes", (getter)snapshot_get_attributes,
+     (setter)snapshot_set_attributes,
+     "text stored with the snapshot in its file (str or None)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rawmem.h"
+#include "utf8.h"
 
 mh_snapdata_t *
 mh_snapdata_new(void)
@@ -44,6 +45,7 @@ mh_snapdata_free(mh_snapdata_t *snap)
     mh_rawmem_free(snap->frames, snap->frames_cap * sizeof(mh_snap_frame_t));
     mh_rawmem_free(snap->string_offsets, snap->strings_cap * sizeof(uint64_t));
     mh_rawmem_free(snap->string_data, snap->string_bytes_cap);
+    mh_rawmem_free(snap->attributes, snap->attributes_len);
     mh_rawmem_free(snap, sizeof(*snap));
 }
 
@@ -54,7 +56,8 @@ mh_snapdata_memory(const mh_snapdata_t *snap)
            snap->tracebacks_cap * sizeof(mh_snap_traceback_t) +
            snap->frame_ids_cap * sizeof(uint32_t) +
            snap->frames_cap * sizeof(mh_snap_frame_t) +
-           snap->strings_cap * sizeof(uint64_t) + snap->string_bytes_cap;
+           snap->strings_cap * sizeof(uint64_t) + snap->string_bytes_cap +
+           snap->attributes_len;
 }
 
 const char *
@@ -105,7 +108,43 @@ mh_snapdata_validate(const mh_snapdata_t *snap)
             return "block has an unknown domain";
         }
     }
+    if (snap->attributes == NULL) {
+        if (snap->attributes_len != 0) {
+            return "attributes have a length but no text";
+        }
+    }
+    else if (snap->attributes_len > MH_SNAPDATA_MAX_ATTRIBUTES) {
+        return "attributes are longer than MH_SNAPDATA_MAX_ATTRIBUTES";
+    }
+    else if (mh_utf8_check((const uint8_t *)snap->attributes,
+                           snap->attributes_len) != snap->attributes_len) {
+        return "attributes are not valid UTF-8";
+    }
     return NULL;
+}
+
+int
+mh_snapdata_set_attributes(mh_snapdata_t *snap, const char *utf8, size_t len)
+{
+    char *copy = NULL;
+    if (utf8 != NULL) {
+        if (len > MH_SNAPDATA_MAX_ATTRIBUTES) {
+            return -1;
+        }
+        /* mh_rawmem_malloc(0) returns a 1-byte block: an empty text is
+         * still distinct from none. */
+        copy = mh_rawmem_malloc(len);
+        if (copy == NULL) {
+            return -1;
+        }
+        if (len) {
+            memcpy(copy, utf8, len);
+        }
+    }
+    mh_rawmem_free(snap->attributes, snap->attributes_len);
+    snap->attributes = copy;
+    snap->attributes_len = utf8 != NULL ? len : 0;
+    return 0;
 }
 
 int64_t

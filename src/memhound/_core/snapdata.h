@@ -20,6 +20,8 @@
  *   (surrogates passed through), not NUL-terminated.
  *   Traceback 0 is always present and is the empty traceback, used for
  *   blocks allocated where no Python frame could be read.
+ *   attributes is NULL (then attributes_len is 0) or holds attributes_len
+ *   <= MH_SNAPDATA_MAX_ATTRIBUTES bytes of UTF-8 as for strings.
  * Ownership: every array is owned by the mh_snapdata_t and freed by
  * mh_snapdata_free().  Not thread-safe; callers serialize (the GIL does).
  */
@@ -38,6 +40,11 @@ typedef enum {
     MH_DOMAIN_NATIVE = 3, /* libc malloc from native code (issue 5) */
     MH_DOMAIN_COUNT = 4
 } mh_domain_t;
+
+/* Most bytes of attributes text a snapshot may hold: far more than the
+ * JSON of a few attributes set on a Python snapshot object needs, and
+ * little enough that a hostile file cannot make a reader keep much. */
+#define MH_SNAPDATA_MAX_ATTRIBUTES ((size_t)16 << 20)
 
 typedef struct {
     uint64_t size;       /* bytes requested */
@@ -81,6 +88,13 @@ typedef struct mh_snapdata {
     double timestamp;         /* seconds since the epoch when taken */
     uint32_t python_hexversion;
 
+    /* Optional text that travels with the snapshot (the file's attributes
+     * section), opaque here: the tracemalloc facade stores the attributes
+     * set on its Snapshot objects as JSON.  NULL when there is none; else
+     * attributes_len bytes, not NUL-terminated, owned (rawmem.h). */
+    char *attributes;
+    size_t attributes_len;
+
     /* Allocated capacities, for the append helpers only. */
     size_t blocks_cap, tracebacks_cap, frame_ids_cap, frames_cap;
     size_t strings_cap, string_bytes_cap;
@@ -92,6 +106,15 @@ mh_snapdata_t *mh_snapdata_new(void);
 
 /* Free a snapshot and everything it owns.  NULL is allowed.  Can't fail. */
 void mh_snapdata_free(mh_snapdata_t *snap);
+
+/* Replace the attributes text by a copy of utf8[0..len), or remove it
+ * when utf8 is NULL (len is then ignored); a non-NULL utf8 with len 0 is
+ * an empty text, which is not the same as none.  Returns 0, or -1 with the
+ * snapshot unchanged when len exceeds MH_SNAPDATA_MAX_ATTRIBUTES or memory
+ * runs out (the copy comes from rawmem.h); removing can't fail.  Does not
+ * check UTF-8: mh_snapdata_validate does. */
+int mh_snapdata_set_attributes(mh_snapdata_t *snap, const char *utf8,
+                               size_t len);
 
 /* Check every invariant listed above.  Returns NULL when the data is
  * consistent, else a static message naming the first violation. */

@@ -65,9 +65,33 @@ typedef struct {
 static const char *
 section_name(unsigned tag)
 {
-    static const char *const names[] = {"end", "strings", "frames",
-                                        "tracebacks", "blocks"};
-    return tag <= MH_SECTION_BLOCKS ? names[tag] : "unknown";
+    static const char *const names[] = {"end",        "strings", "frames",
+                                        "tracebacks", "blocks",  "attributes"};
+    return tag <= MH_SECTION_LAST ? names[tag] : "unknown";
+}
+
+/* Sections in the order a file holds them, END last; only ATTRIBUTES may
+ * be left out. */
+static const mh_section_tag_t section_order[] = {
+    MH_SECTION_STRINGS, MH_SECTION_FRAMES,     MH_SECTION_TRACEBACKS,
+    MH_SECTION_BLOCKS,  MH_SECTION_ATTRIBUTES, MH_SECTION_END};
+#define NSECTIONS (sizeof(section_order) / sizeof(section_order[0]))
+
+static inline int
+section_optional(mh_section_tag_t tag)
+{
+    return tag == MH_SECTION_ATTRIBUTES;
+}
+
+/* Position of a known tag (<= MH_SECTION_LAST) in section_order. */
+static size_t
+section_rank(unsigned tag)
+{
+    size_t r = 0;
+    while (r < NSECTIONS - 1 && section_order[r] != tag) {
+        r++;
+    }
+    return r;
 }
 
 static inline size_t
@@ -463,6 +487,35 @@ parse_blocks(decoder_t *d)
     return 0;
 }
 
+/* The whole payload is the text: UTF-8 as for strings, at most
+ * MH_SNAPDATA_MAX_ATTRIBUTES bytes. */
+static int
+parse_attributes(decoder_t *d)
+{
+    size_t len = left(d);
+    if (len > MH_SNAPDATA_MAX_ATTRIBUTES) {
+        mh_snapfile_set_error(
+            d->err, d->err_len,
+            "attributes section: %zu bytes, at most %zu are allowed", len,
+            MH_SNAPDATA_MAX_ATTRIBUTES);
+        return -1;
+    }
+    size_t bad = mh_utf8_check(d->p, len);
+    if (bad != len) {
+        mh_snapfile_set_error(d->err, d->err_len,
+                              "attributes section: not valid UTF-8 (byte "
+                              "%zu, at offset %zu)",
+                              bad, offset(d, d->p + bad));
+        return -1;
+    }
+    /* d->p is never NULL here: it points into the file. */
+    if (mh_snapdata_set_attributes(d->snap, (const char *)d->p, len) < 0) {
+        return out_of_memory(d, "bytes of attributes", len);
+    }
+    d->p += len;
+    return 0;
+}
+
 /* Magic, version, size, checksum, then the other header fields.  Reports
  * the most useful problem first: a truncated file says so rather than
  * "checksum mismatch". */
@@ -584,47 +637,51 @@ mh_snapfile_decode(const uint8_t *data, size_t len, char *err, size_t err_len)
     decoder_t d = {.base = data, .snap = snap, .err = err, .err_len = err_len};
     const uint8_t *p = data + MH_HDR_SIZE;
     const uint8_t *region_end = data + len - MH_CHECKSUM_SIZE;
-    /* Sections in the only order version 1 allows; END comes last. */
-    static const mh_section_tag_t order[] = {
-        MH_SECTION_STRINGS, MH_SECTION_FRAMES, MH_SECTION_TRACEBACKS,
-        MH_SECTION_BLOCKS, MH_SECTION_END};
-    for (size_t next = 0;; next++) {
-        mh_section_tag_t want = order[next];
+    /* Sections in section_order: next is the rank of the first one that
+     * may still come. */
+    for (size_t next = 0;;) {
         if (p == region_end) {
+            while (section_optional(section_order[next])) {
+                next++; /* END is not optional: this stops */
+            }
             mh_snapfile_set_error(
                 err, err_len,
                 "missing %s section (sections end at offset %zu)",
-                section_name(want), offset(&d, p));
+                section_name(section_order[next]), offset(&d, p));
             goto error;
         }
         const uint8_t *at = p;
         unsigned tag = *p++;
-        if (tag > MH_SECTION_BLOCKS) {
+        if (tag > MH_SECTION_LAST) {
             mh_snapfile_set_error(
                 err, err_len,
                 "unknown section tag %u at offset %zu (format version "
-                "1 has no optional sections)",
-                tag, offset(&d, at));
+                "1 has tags 0 to %d)",
+                tag, offset(&d, at), (int)MH_SECTION_LAST);
             goto error;
         }
-        if (tag != want) {
-            /* Rank END after BLOCKS to tell duplicates from gaps. */
-            unsigned rank = tag == MH_SECTION_END ? 5 : tag;
-            unsigned want_rank = want == MH_SECTION_END ? 5 : want;
-            if (rank < want_rank) {
-                mh_snapfile_set_error(err, err_len,
-                                      "duplicate %s section at offset %zu",
-                                      section_name(tag), offset(&d, at));
-            }
-            else {
+        size_t rank = section_rank(tag);
+        if (rank < next) {
+            /* Every section before next has been seen (the required ones
+             * cannot be skipped, the optional one is passed only by
+             * reading it). */
+            mh_snapfile_set_error(err, err_len,
+                                  "duplicate %s section at offset %zu",
+                                  section_name(tag), offset(&d, at));
+            goto error;
+        }
+        for (; next < rank; next++) {
+            if (!section_optional(section_order[next])) {
                 mh_snapfile_set_error(
                     err, err_len,
                     "missing %s section (found the %s section at "
                     "offset %zu)",
-                    section_name(want), section_name(tag), offset(&d, at));
+                    section_name(section_order[next]), section_name(tag),
+                    offset(&d, at));
+                goto error;
             }
-            goto error;
         }
+        next = rank + 1;
         d.section = section_name(tag);
         d.p = p;
         d.end = region_end;
@@ -656,7 +713,8 @@ mh_snapfile_decode(const uint8_t *data, size_t len, char *err, size_t err_len)
         int rc = tag == MH_SECTION_STRINGS      ? parse_strings(&d)
                  : tag == MH_SECTION_FRAMES     ? parse_frames(&d)
                  : tag == MH_SECTION_TRACEBACKS ? parse_tracebacks(&d)
-                                                : parse_blocks(&d);
+                 : tag == MH_SECTION_BLOCKS     ? parse_blocks(&d)
+                                                : parse_attributes(&d);
         if (rc < 0) {
             goto error;
         }

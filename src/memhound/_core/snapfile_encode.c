@@ -541,7 +541,13 @@ mh_snapfile_encode(const mh_snapdata_t *snap, uint8_t **out, size_t *out_len,
             goto nomem;
         }
     }
-    if (output_reserve(&o, 2 + MH_CHECKSUM_SIZE) < 0) {
+    /* The optional attributes section, END and the checksum follow the
+     * blocks, which the memmove below only moves towards the start. */
+    size_t tail = 2 + MH_CHECKSUM_SIZE;
+    if (snap->attributes != NULL) {
+        tail += 1 + MH_VARINT_MAX_BYTES + snap->attributes_len;
+    }
+    if (output_reserve(&o, tail) < 0) {
         goto nomem;
     }
     buf = o.buf;
@@ -549,6 +555,14 @@ mh_snapfile_encode(const mh_snapdata_t *snap, uint8_t **out, size_t *out_len,
     p = mh_varint_encode(buf + prefix, blocks_len);
     memmove(p, buf + body, blocks_len);
     p += blocks_len;
+    if (snap->attributes != NULL) {
+        *p++ = MH_SECTION_ATTRIBUTES;
+        p = mh_varint_encode(p, snap->attributes_len);
+        if (snap->attributes_len) {
+            memcpy(p, snap->attributes, snap->attributes_len);
+            p += snap->attributes_len;
+        }
+    }
     *p++ = MH_SECTION_END;
     *p++ = 0;
     size_t total = (size_t)(p - buf) + MH_CHECKSUM_SIZE;

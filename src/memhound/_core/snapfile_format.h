@@ -21,14 +21,18 @@
 #define MH_SNAPFILE_VERSION 1
 
 /* The one list of section tags.  A version 1 file holds STRINGS, FRAMES,
- * TRACEBACKS and BLOCKS exactly once and in this order, then END; there
- * are no optional sections, so any other tag is an error. */
+ * TRACEBACKS and BLOCKS exactly once and in this order, then ATTRIBUTES at
+ * most once (the only optional section), then END; any other tag, order or
+ * repetition is an error. */
 typedef enum {
     MH_SECTION_END = 0,
     MH_SECTION_STRINGS = 1,
     MH_SECTION_FRAMES = 2,
     MH_SECTION_TRACEBACKS = 3,
     MH_SECTION_BLOCKS = 4,
+    MH_SECTION_ATTRIBUTES = 5, /* the payload is the text: UTF-8, at most
+                                  MH_SNAPDATA_MAX_ATTRIBUTES bytes */
+    MH_SECTION_LAST = MH_SECTION_ATTRIBUTES,
 } mh_section_tag_t;
 
 /* Fixed header: offsets of its little-endian fields, after the magic. */
