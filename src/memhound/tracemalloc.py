@@ -10,19 +10,27 @@ pickle.  docs/tracemalloc-compat.md lists every difference; the main ones:
 - Trace.domain is 0 for every Python allocation, as in tracemalloc
   (memhound itself tells the raw, mem and object allocators apart);
 - nframe above memhound.MAX_DEPTH is accepted and clamped to it;
-- Snapshot.dump() writes memhound's format, which holds the traces, not
-  extra attributes set on the snapshot object;
+- Snapshot.dump() writes memhound's format, not a pickle: attributes set
+  on the snapshot object are stored as JSON, so they must be JSON data;
 - filter_traces() understands Filter and DomainFilter, not other
   BaseFilter subclasses.
 
 As in tracemalloc, a Traceback stores its frames oldest first (``_frames``)
 while the raw trace tuples list them most recent first.
+
+Importing this module starts tracing when the interpreter was started with
+PYTHONTRACEMALLOC=N or -X tracemalloc[=N], as the builtin module does.
 """
 
 from __future__ import annotations
 
+import json
 import linecache  # noqa: F401 -- part of the API: tests patch tracemalloc.linecache
 import operator
+import os
+import re
+import sys
+import warnings
 from collections.abc import Sequence
 from functools import total_ordering
 
@@ -142,6 +150,10 @@ def _get_traces():
     return list(_TraceTuples(_core.take_snapshot(), _DOMAIN_LABELS))
 
 
+# take_snapshot() calls _get_traces() only once it has been replaced.
+_ORIGINAL_GET_TRACES = _get_traces
+
+
 def take_snapshot():
     """A Snapshot of the traces of the memory blocks allocated by Python."""
     if not is_tracing():
@@ -149,6 +161,12 @@ def take_snapshot():
             "the tracemalloc module must be tracing memory allocations to "
             "take a snapshot"
         )
+    if _get_traces is not _ORIGINAL_GET_TRACES:
+        # Someone replaced the module's _get_traces (test_tracemalloc
+        # patches it to feed take_snapshot): build the snapshot from its
+        # tuples, as tracemalloc does.  Otherwise the snapshot is made in
+        # C, without a tuple per trace.
+        return Snapshot(_get_traces(), get_traceback_limit())
     return Snapshot._wrap(_core.take_snapshot(), _DOMAIN_LABELS, get_traceback_limit())
 
 
@@ -390,6 +408,101 @@ def _statistic_traceback(frames):
     return Traceback(_raw_frames(frames))
 
 
+# The instance attributes of a Snapshot itself; dump() saves every other
+# one, as JSON, in the file's attributes section.
+_SNAPSHOT_FIELDS = frozenset(("_core", "_labels", "traces", "traceback_limit"))
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _attribute_name_ok(name):
+    """Whether name can be a saved attribute: a str that names neither a
+    field of Snapshot nor anything of its class (a method, __class__...),
+    which an attribute from a file must not shadow."""
+    return (
+        type(name) is str
+        and name not in _SNAPSHOT_FIELDS
+        and not hasattr(Snapshot, name)
+    )
+
+
+def _not_json(value):
+    """The first part of value that JSON would not give back as it is
+    (anything but dict with str keys, list, str, int, float, bool and
+    None, exactly: a tuple would come back as a list), or None.  Visits
+    each container once, so it ends on cycles (json.dumps rejects them)."""
+    seen = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _JSON_SCALARS:
+            continue
+        if kind is not list and kind is not dict:
+            return item
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if kind is list:
+            stack.extend(item)
+            continue
+        for key in item:
+            if type(key) is not str:
+                return key
+        stack.extend(item.values())
+    return None
+
+
+def _attributes_json(attributes):
+    """attributes ({name: value}) as one JSON object, or None when empty;
+    ValueError for a name that cannot be saved, TypeError for a value that
+    JSON would not give back as it is."""
+    if not attributes:
+        return None
+    members = []
+    for name, value in attributes.items():
+        if not _attribute_name_ok(name):
+            raise ValueError(
+                f"cannot save the snapshot attribute {name!r}: it shadows a "
+                f"Snapshot field or method"
+            )
+        bad = _not_json(value)
+        try:
+            if bad is not None:
+                raise TypeError(f"{type(bad).__name__} is not JSON data")
+            text = json.dumps(value)
+        except (TypeError, ValueError, RecursionError) as error:
+            raise TypeError(
+                f"cannot save the snapshot attribute {name!r}: {error}; dump() "
+                f"stores attributes as JSON (dict with str keys, list, str, "
+                f"int, float, bool, None)"
+            ) from None
+        members.append(f"{json.dumps(name)}: {text}")
+    return "{" + ", ".join(members) + "}"
+
+
+def _attributes_from_json(text, filename):
+    """The {name: value} that _attributes_json() made, read back from a
+    file; ValueError naming filename if it is not such an object."""
+    try:
+        attributes = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(
+            f"{filename}: the attributes section is not valid JSON: {error}"
+        ) from None
+    if type(attributes) is not dict:
+        raise ValueError(
+            f"{filename}: the attributes section holds a JSON "
+            f"{type(attributes).__name__}, not an object"
+        )
+    for name in attributes:
+        if not _attribute_name_ok(name):
+            raise ValueError(
+                f"{filename}: the attributes section names {name!r}, which "
+                f"is a Snapshot field or method"
+            )
+    return attributes
+
+
 class Snapshot:
     """Snapshot of traces of memory blocks allocated by Python.
 
@@ -429,19 +542,33 @@ class Snapshot:
         return mask
 
     def dump(self, filename):
-        """Write the snapshot into a file, in memhound's format."""
+        """Write the snapshot into a file, in memhound's format, with the
+        attributes set on this object, which must be JSON data (TypeError
+        naming the attribute otherwise)."""
         if self._labels != _DOMAIN_LABELS[: len(self._labels)]:
             raise ValueError(
                 "memhound's snapshot file keeps Python allocations (domain 0) "
                 f"only; this snapshot has domains {sorted(set(self._labels))}"
             )
+        text = _attributes_json(
+            {k: v for k, v in vars(self).items() if k not in _SNAPSHOT_FIELDS}
+        )
+        # Set only when it changes: the setter refuses while another thread
+        # dumps the same snapshot.
+        if self._core._attributes != text:
+            self._core._attributes = text
         self._core.dump(filename)
 
     @staticmethod
     def load(filename):
-        """Load a snapshot written by dump() (memhound's format)."""
+        """Load a snapshot written by dump() (memhound's format), with its
+        attributes."""
         core = _core.Snapshot.load(filename)
-        return Snapshot._wrap(core, _DOMAIN_LABELS, core.traceback_limit)
+        snapshot = Snapshot._wrap(core, _DOMAIN_LABELS, core.traceback_limit)
+        text = core._attributes
+        if text is not None:
+            vars(snapshot).update(_attributes_from_json(text, filename))
+        return snapshot
 
     def filter_traces(self, filters):
         """A new Snapshot with the traces that pass filters, a list of
@@ -476,3 +603,51 @@ class Snapshot:
                 old_snapshot._core, key_type, bool(cumulative)
             )
         ]
+
+
+# ---- startup options ---------------------------------------------------
+
+# How the interpreter parses the frame count (_Py_str_to_int and
+# config_wstr_to_int: strtol in base 10 over the whole string, leading white
+# space allowed, and "" is 0).
+_NFRAME_RE = re.compile(r"(?:[ \t\n\v\f\r]*[+-]?[0-9]+)?")
+
+
+def _startup_nframe():
+    """The nframe that PYTHONTRACEMALLOC or -X tracemalloc[=N] ask for, read
+    as the interpreter reads them at startup (the -X option wins; the
+    variable counts unless -E or -I; empty means unset), or 0 for none."""
+    value, source = None, None
+    if not sys.flags.ignore_environment:
+        value = os.environ.get("PYTHONTRACEMALLOC") or None
+        source = "PYTHONTRACEMALLOC"
+    xoption = sys._xoptions.get("tracemalloc")
+    if xoption is not None:
+        value = "1" if xoption is True else xoption
+        source = "-X tracemalloc"
+    if value is None:
+        return 0
+    if isinstance(value, str) and _NFRAME_RE.fullmatch(value):
+        nframe = int(value or "0")
+        if 0 <= nframe <= _MAX_NFRAME:
+            return nframe
+    # The interpreter refuses such a value at startup, so it was changed
+    # since (os.environ, sys._xoptions): warn rather than fail the import.
+    warnings.warn(
+        f"memhound.tracemalloc: ignoring {source}={value!r}, which is not a "
+        f"number of frames in [0; {_MAX_NFRAME}]",
+        RuntimeWarning,
+        stacklevel=1,  # an import: no caller of ours to point at
+    )
+    return 0
+
+
+def _start_from_startup_options():
+    """Start tracing if the interpreter was asked to trace from startup
+    (the builtin module is tracing then too; it is left alone)."""
+    nframe = _startup_nframe()
+    if nframe and not is_tracing():
+        start(nframe)
+
+
+_start_from_startup_options()

@@ -79,20 +79,6 @@ EXCLUSIONS = [
         "checks PyMem_Malloc(0) under -X tracemalloc, i.e. the builtin "
         "module's hooks, in an isolated child",
     ),
-    (
-        "TestCommandLine.test_env_var_enabled_at_startup",
-        EXPECTED_FAIL,
-        ALL,
-        "PYTHONTRACEMALLOC=1 starts the builtin module at startup; "
-        "memhound.tracemalloc does not read it, so is_tracing() is False",
-    ),
-    (
-        "TestCommandLine.test_env_limit",
-        EXPECTED_FAIL,
-        ALL,
-        "PYTHONTRACEMALLOC=10 configures the builtin module at startup; "
-        "memhound.tracemalloc does not read it",
-    ),
     # -- the C API of the builtin module ------------------------------------
     *(
         (
@@ -119,30 +105,6 @@ EXCLUSIONS = [
         "an object reused from a free list keeps the traceback of its first "
         "allocation: the interpreter tells only the builtin module "
         "(_PyTraceMalloc_NewReference) when it reuses one",
-    ),
-    (
-        "TestSnapshot.test_create_snapshot",
-        EXPECTED_FAIL,
-        ALL,
-        "patches the _tracemalloc internal _get_traces() to feed "
-        "take_snapshot(); memhound's take_snapshot() builds the snapshot in "
-        "C without materializing trace tuples",
-    ),
-    (
-        "TestTracemallocEnabled.test_snapshot_save_attr",
-        EXPECTED_FAIL,
-        ALL,
-        "dump() writes memhound's snapshot format, which holds the traces, "
-        "not attributes set on the Python object (the stdlib pickles it)",
-    ),
-    (
-        "TestTracemallocEnabled.test_snapshot",
-        EXPECTED_FAIL,
-        ALL,
-        "a loaded snapshot holds the same traces, but memhound's file "
-        "groups blocks by traceback, so their order can differ and the "
-        "test compares the lists in order (it passes when the order "
-        "happens to match)",
     ),
 ]
 
