@@ -26,6 +26,8 @@ if version not in FRAME_READERS:
 
 sources = [
     "module.c",
+    "snapshot_type.c",
+    "snapshot_from_traces.c",
     "rawmem.c",
     "hooks.c",
     "tracebacks.c",
