@@ -31,8 +31,10 @@ def print_exit_report(snapshot, stats, top=10, file=None, frames_shown=6):
     width = 79
     print("=" * width, file=file)
     traced, peak = stats["traced_bytes"], stats["peak_bytes"]
-    mode = "exact" if not stats["sample_mean"] else (
-        f"sampled, mean {format_size(stats['sample_mean'])}"
+    mode = (
+        "exact"
+        if not stats["sample_mean"]
+        else (f"sampled, mean {format_size(stats['sample_mean'])}")
     )
     print(
         f"memhound: {format_size(traced)} live in {stats['traced_blocks']} blocks "

@@ -8,7 +8,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-
 #include "rawmem.h"
 #include "snapdata.h"
 #include "snapshot_type.h"
