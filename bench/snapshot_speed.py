@@ -1,8 +1,8 @@
 """Snapshot speed and file size with N live traced blocks.
 
-For each tool a fresh interpreter starts tracing, allocates N small bytes
-objects from 8 different source lines (kept alive in a preallocated list),
-then times, one after the other:
+For each tool a fresh interpreter starts tracing, allocates N bytes objects
+of varied sizes (2 bytes to 4 KiB, mostly under 100) from 8 different source
+lines, kept alive in a preallocated list, then times, one after the other:
 
   take_snapshot()          tracemalloc.take_snapshot() / memhound.take_snapshot()
   statistics('lineno')     on that snapshot
@@ -39,6 +39,7 @@ from _common import (
 
 TOOLS = ["tracemalloc", "memhound"]
 LINES = 8
+SIZE_TABLE = 4096  # a power of two
 # Targets for memhound from the product spec (bench/README.md).
 TARGET_SNAPSHOT_STATS_S = 1.0
 TARGET_DUMP_S = 1.0
@@ -85,17 +86,32 @@ def tool_api(tool):
     raise SystemExit(f"unknown tool {tool!r}")
 
 
-def fill(keep, n):
+def block_sizes():
+    """SIZE_TABLE pseudo-random sizes, mostly small, a few large (fixed seed).
+
+    Varied sizes keep a file format from compressing the blocks away into a
+    handful of (line, size) runs, which real heaps do not allow; never below
+    2 because bytes(0) and bytes(1) are shared singletons, not new blocks.
+    """
+    import random
+
+    rng = random.Random(20241125)
+    return [min(2 + int(rng.expovariate(1 / 48)), 4096) for _ in range(SIZE_TABLE)]
+
+
+def fill(keep, n, sizes):
     """Allocate n blocks from LINES distinct lines (n a multiple of LINES)."""
+    mask = SIZE_TABLE - 1
     for i in range(0, n, LINES):
-        keep[i] = bytes(8)
-        keep[i + 1] = bytes(9)
-        keep[i + 2] = bytes(10)
-        keep[i + 3] = bytes(11)
-        keep[i + 4] = bytes(12)
-        keep[i + 5] = bytes(13)
-        keep[i + 6] = bytes(14)
-        keep[i + 7] = bytes(15)
+        s = sizes[(i >> 3) & mask]
+        keep[i] = bytes(s)
+        keep[i + 1] = bytes(s + 1)
+        keep[i + 2] = bytes(s + 2)
+        keep[i + 3] = bytes(s + 3)
+        keep[i + 4] = bytes(s + 4)
+        keep[i + 5] = bytes(s + 5)
+        keep[i + 6] = bytes(s + 6)
+        keep[i + 7] = bytes(s + 7)
 
 
 def child(tool, blocks):
@@ -109,9 +125,10 @@ def child(tool, blocks):
         return
     blocks -= blocks % LINES
     keep = [None] * blocks
+    sizes = block_sizes()
     start()
     t0 = time.perf_counter()
-    fill(keep, blocks)
+    fill(keep, blocks, sizes)
     t1 = time.perf_counter()
     snap = take_snapshot()
     t2 = time.perf_counter()
@@ -162,14 +179,16 @@ def report(results, meta):
         f"- date: {meta['date']} (UTC)",
         f"- machine: {machine_line(meta['machine'])}",
         f"- load average at start: {fmt_load(meta['loadavg'])}",
-        f"- {meta['blocks']:,} live traced blocks from {LINES} source lines; "
+        f"- {meta['blocks']:,} live traced blocks of varied sizes from {LINES} "
+        "source lines; "
         f"memhound targets: snapshot+statistics < {TARGET_SNAPSHOT_STATS_S:g} s, "
         f"dump and load < {TARGET_DUMP_S:g} s each, "
         f"file ≤ {TARGET_FILE_BYTES_PER_BLOCK} B/block",
         "",
         "| tool | take_snapshot s | statistics s | snapshot+statistics s | "
-        "dump s | load s | file MiB | file B/block | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "dump s | load s | file MiB | file B/block | traces loaded | "
+        "peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for r in results:
@@ -179,13 +198,15 @@ def report(results, meta):
         if r["status"] != "ok":
             tail = r.get("stderr_tail", "").strip().splitlines()[-3:]
             notes.append(f"- {r['tool']}: {r['status']}, {r['detail']}: {tail}")
-            lines.append(f"| {r['tool']} | {r['status']} |" + " |" * 7)
+            lines.append(f"| {r['tool']} | {r['status']} |" + " |" * 8)
             continue
+        loaded = "?" if r["loaded_traces"] is None else f"{r['loaded_traces']:,}"
         lines.append(
             f"| {r['tool']} | {r['take_snapshot_s']:.2f} | {r['statistics_s']:.2f} | "
             f"{r['take_snapshot_s'] + r['statistics_s']:.2f} | {r['dump_s']:.2f} | "
             f"{r['load_s']:.2f} | {r['file_bytes'] / 2**20:.1f} | "
-            f"{r['file_bytes'] / r['blocks']:.1f} | {r['maxrss_bytes'] / 2**20:.0f} |"
+            f"{r['file_bytes'] / r['blocks']:.1f} | {loaded} | "
+            f"{r['maxrss_bytes'] / 2**20:.0f} |"
         )
         if r.get("loaded_traces") is not None and r["loaded_traces"] < r["blocks"]:
             notes.append(
