@@ -97,7 +97,12 @@ static uint64_t dropped_blocks;
  * before the block reaches whoever frees it.  Saturated counters stay
  * saturated.  Static so it never goes away under a racing reader; pages are
  * touched only in sampling mode. */
-#define FILTER_SIZE (1u << 20)
+/* 64 KiB: small enough to stay in L2 next to the interpreter's own data
+ * (a 1 MiB filter made the check a cache miss on most frees), large enough
+ * that a false "maybe sampled" (which costs a table lookup) stays rare:
+ * live sampled blocks number about live bytes / mean, a few thousand. */
+#define FILTER_BITS 16
+#define FILTER_SIZE (1u << FILTER_BITS)
 static uint8_t sample_filter[FILTER_SIZE];
 
 /* Guarded by the main GIL. */
@@ -115,7 +120,9 @@ is_tracing_relaxed(void)
 static inline size_t
 filter_slot(uintptr_t ptr)
 {
-    return (size_t)(mh_table_mix(ptr) >> 44) & (FILTER_SIZE - 1);
+    /* Fibonacci hashing: one multiply, the top bits. */
+    return (size_t)(((uint64_t)ptr * 0x9e3779b97f4a7c15ULL) >>
+                    (64 - FILTER_BITS));
 }
 
 static uint64_t
@@ -281,16 +288,33 @@ insert_guarded(part_t *part, const mh_trace_t *trace)
     }
 }
 
+/* Whether an allocation of size bytes that a hook saw is to be recorded:
+ * not memhound's own work, and sampled when sampling.  Inlined into each
+ * hook, after its "tracing and not nested" test. */
+static inline int
+wants_alloc(size_t size)
+{
+    if (tls_suspended) {
+        return 0;
+    }
+    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
+    return mean == 0 || sample_take(mean, size);
+}
+
+/* Whether freeing ptr may concern a traced block: when sampling, the
+ * filter rules out nearly every unsampled block without a lookup. */
+static inline int
+wants_free(uintptr_t ptr)
+{
+    return !__atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&sample_filter[filter_slot(ptr)],
+                           __ATOMIC_RELAXED) != 0;
+}
+
+/* Record a block that wants_alloc() accepted. */
 static void
 record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 {
-    if (tls_suspended) {
-        return;
-    }
-    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
-    if (mean && !sample_take(mean, size)) {
-        return;
-    }
     PyThreadState *tstate;
     part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
@@ -317,10 +341,6 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 static int
 forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
 {
-    if (cfg_sample_mean && __atomic_load_n(&sample_filter[filter_slot(ptr)],
-                                           __ATOMIC_RELAXED) == 0) {
-        return 0;
-    }
     PyThreadState *tstate;
     part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
@@ -354,7 +374,13 @@ restore_block(const hook_domain_t *hd, const mh_trace_t *trace)
     part_unlock(part);
 }
 
-/* ---- the hooks --------------------------------------------------------- */
+/* ---- the hooks ---------------------------------------------------------
+ *
+ * tls_in_hook is set around the call to the allocator below: what that
+ * allocator gets from another domain for this block (pymalloc takes large
+ * blocks from the raw domain, through its public API) is part of this
+ * block, not a block of its own.
+ */
 
 static void *
 hook_malloc(void *ctx, size_t size)
@@ -365,7 +391,7 @@ hook_malloc(void *ctx, size_t size)
     }
     tls_in_hook = 1;
     void *ptr = hd->orig.malloc(hd->orig.ctx, size);
-    if (ptr != NULL) {
+    if (ptr != NULL && wants_alloc(size)) {
         record_alloc(hd, ptr, size);
     }
     tls_in_hook = 0;
@@ -381,8 +407,8 @@ hook_calloc(void *ctx, size_t nelem, size_t elsize)
     }
     tls_in_hook = 1;
     void *ptr = hd->orig.calloc(hd->orig.ctx, nelem, elsize);
-    if (ptr != NULL) {
-        /* The allocator succeeded, so nelem * elsize did not overflow. */
+    /* The allocator succeeded, so nelem * elsize did not overflow. */
+    if (ptr != NULL && wants_alloc(nelem * elsize)) {
         record_alloc(hd, ptr, nelem * elsize);
     }
     tls_in_hook = 0;
@@ -398,10 +424,13 @@ hook_realloc(void *ctx, void *old, size_t size)
     }
     tls_in_hook = 1;
     mh_trace_t previous;
-    int had = old != NULL && forget_block(hd, (uintptr_t)old, &previous);
+    int had = old != NULL && wants_free((uintptr_t)old) &&
+              forget_block(hd, (uintptr_t)old, &previous);
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
     if (ptr != NULL) {
-        record_alloc(hd, ptr, size);
+        if (wants_alloc(size)) {
+            record_alloc(hd, ptr, size);
+        }
     }
     else if (had) {
         /* The old block is still there: put its trace back. */
@@ -415,7 +444,8 @@ static void
 hook_free(void *ctx, void *ptr)
 {
     hook_domain_t *hd = ctx;
-    if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook) {
+    if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook &&
+        wants_free((uintptr_t)ptr)) {
         mh_trace_t removed;
         forget_block(hd, (uintptr_t)ptr, &removed);
     }
