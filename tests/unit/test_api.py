@@ -454,6 +454,23 @@ def test_sampling_estimates_sizes():
     del data
 
 
+def test_sampling_traced_memory_is_an_estimate():
+    n, size = 20000, 2000
+    block = sys.getsizeof(bytes(size))
+    memhound.start(sample=65536)
+    before, _ = memhound.get_traced_memory()
+    data = alloc_bytes(n, size)
+    grown, peak = memhound.get_traced_memory()
+    true_size = n * block
+    # Estimated bytes, not the sampled blocks' own few hundred KiB.
+    assert abs((grown - before) - true_size) < 0.2 * true_size, (grown, before)
+    assert peak >= grown
+    del data
+    after, _ = memhound.get_traced_memory()
+    # Freed blocks take off exactly what they were charged.
+    assert after < before + 0.05 * true_size, (after, before)
+
+
 # ---- frames and tracebacks ---------------------------------------------
 
 

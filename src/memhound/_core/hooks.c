@@ -258,6 +258,22 @@ part_unlock(part_t *part)
     }
 }
 
+/* What a block counts for in the traced totals: its size, or when
+ * sampling the bytes it stands for (size / P(sampled), the estimate the
+ * snapshots use).  A pure function of size while a tracing session lasts
+ * (the sampling mean changes only across a restart), so a block is taken
+ * off exactly what it was charged. */
+static inline uint64_t
+charge_of(uint64_t size)
+{
+    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
+    if (mean == 0) {
+        return size;
+    }
+    return (uint64_t)llround((double)size *
+                             mh_snapdata_block_weight(mean, size));
+}
+
 /* Insert a trace and account for it.  The part's guard is held. */
 static void
 insert_guarded(part_t *part, const mh_trace_t *trace)
@@ -271,11 +287,11 @@ insert_guarded(part_t *part, const mh_trace_t *trace)
         __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
         return;
     }
-    uint64_t bytes = part->bytes + trace->size;
+    uint64_t bytes = part->bytes + charge_of(trace->size);
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
-        bytes -= replaced.size;
+        bytes -= charge_of(replaced.size);
     }
     else if (cfg_sample_mean) {
         filter_add(trace->ptr, 1);
@@ -350,7 +366,7 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
     part_lock(part);
     if (part->traces != NULL && mh_traces_remove(part->traces, ptr, removed)) {
         found = 1;
-        __atomic_store_n(&part->bytes, part->bytes - removed->size,
+        __atomic_store_n(&part->bytes, part->bytes - charge_of(removed->size),
                          __ATOMIC_RELAXED);
         if (cfg_sample_mean) {
             filter_add(ptr, -1);
