@@ -659,11 +659,27 @@ class Snapshot:
             )
         ]
 
-    def filter_traces(self, filters: Iterable[BaseFilter]) -> Snapshot:
+    def filter_traces(
+        self,
+        filters: Iterable[BaseFilter] = (),
+        *,
+        min_size: int | None = None,
+        max_size: int | None = None,
+    ) -> Snapshot:
         """A new snapshot with the traces that pass the filters
-        (tracemalloc's rules); with no filters, a copy."""
+        (tracemalloc's rules) and, when given, whose block size lies in
+        [min_size, max_size]; with neither, a copy."""
         core_filters = _core_filters(filters, _memhound_domain_mask)
-        return Snapshot(self._core.filter(core_filters))
+        bounds = {}
+        for name, value in (("min_size", min_size), ("max_size", max_size)):
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if not 0 <= value < 2**64:
+                raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+            bounds[name] = value
+        return Snapshot(self._core.filter(core_filters, **bounds))
 
     def dump(self, filename: str | os.PathLike) -> None:
         """Write the snapshot to a file in memhound's format."""

@@ -883,6 +883,39 @@ test_sort_order(void)
 }
 
 static void
+test_filter_by_size(void)
+{
+    mh_snapdata_t *e = snap_new();
+    uint64_t sizes[] = {0, 10, 100, 1000, UINT64_MAX};
+    for (size_t i = 0; i < NELEM(sizes); i++) {
+        add_trace(e, 0, sizes[i], "a.py:1");
+    }
+    struct {
+        uint64_t min, max;
+        size_t kept;
+    } cases[] = {
+        {0, UINT64_MAX, 5},
+        {10, 1000, 3},
+        {11, 999, 1},
+        {1001, UINT64_MAX - 1, 0},
+        {UINT64_MAX, UINT64_MAX, 1},
+        {5, 4, 0},
+    };
+    for (size_t c = 0; c < NELEM(cases); c++) {
+        mh_snapdata_t *out = NULL;
+        CHECK(mh_stats_filter_sized(e, NULL, 0, cases[c].min, cases[c].max,
+                                    &out) == 0);
+        CHECK(out != NULL && out->nblocks == cases[c].kept);
+        for (size_t b = 0; out != NULL && b < out->nblocks; b++) {
+            CHECK(out->blocks[b].size >= cases[c].min &&
+                  out->blocks[b].size <= cases[c].max);
+        }
+        mh_snapdata_free(out);
+    }
+    mh_snapdata_free(e);
+}
+
+static void
 test_empty_and_exact(void)
 {
     mh_snapdata_t *e = snap_new();
@@ -1188,6 +1221,7 @@ main(void)
     test_content_keys();
     test_cumulative_repeats();
     test_empty_and_exact();
+    test_filter_by_size();
     test_random_interning();
     printf("test_stats: %ld passed, %ld failed\n", passed, failed);
     return failed != 0;

@@ -576,3 +576,22 @@ def test_gc_collect_does_not_disturb_counters():
     stat = stat_for_line(memhound.take_snapshot().statistics("lineno"), ALLOC_LINE)
     assert (stat.size, stat.count) == (N * BLOCK, N)
     del data
+
+
+def test_filter_by_size():
+    memhound.start(depth=4)
+    small = [bytes(100) for _ in range(500)]
+    large = [bytes(5000) for _ in range(50)]
+    snapshot = memhound.take_snapshot()
+    sizes = [trace.size for trace in snapshot.traces]
+    big = snapshot.filter_traces(min_size=4000)
+    assert len(big) == sum(1 for size in sizes if size >= 4000) >= 50
+    assert all(trace.size >= 4000 for trace in big.traces)
+    middle = snapshot.filter_traces(min_size=100, max_size=200)
+    assert all(100 <= trace.size <= 200 for trace in middle.traces)
+    assert len(middle) >= 500
+    with pytest.raises(ValueError):
+        snapshot.filter_traces(min_size=-1)
+    with pytest.raises(TypeError):
+        snapshot.filter_traces(max_size="big")
+    del small, large

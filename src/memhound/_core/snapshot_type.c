@@ -303,23 +303,32 @@ done:
  * layer.  lineno 0 means any line unless has_lineno is true (tracemalloc's
  * Filter(lineno=0) matches line 0 only). */
 static PyObject *
-snapshot_filter(mh_snapshot_object_t *self, PyObject *arg)
+snapshot_filter(mh_snapshot_object_t *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *seq = PySequence_Fast(arg, "filters must be a sequence");
+    static char *kwlist[] = {"filters", "min_size", "max_size", NULL};
+    PyObject *arg;
+    unsigned long long min_size = 0, max_size = UINT64_MAX;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KK:filter", kwlist, &arg,
+                                     &min_size, &max_size)) {
+        return NULL;
+    }
+    /* A tuple: parsing the items can run Python code, which must not be
+     * able to resize what is being walked. */
+    PyObject *seq = PySequence_Tuple(arg);
     mh_filter_t *filters = NULL;
     mh_snapdata_t *out = NULL;
     PyObject *result = NULL;
     if (seq == NULL) {
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     filters = mh_rawmem_calloc((size_t)n, sizeof(mh_filter_t));
     if (filters == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = PyTuple_GET_ITEM(seq, i);
         PyObject *pattern;
         unsigned int mask;
         if (!PyArg_ParseTuple(item, "pOipI|p:filter", &filters[i].inclusive,
@@ -342,7 +351,8 @@ snapshot_filter(mh_snapshot_object_t *self, PyObject *arg)
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mh_stats_filter(self->data, filters, (size_t)n, &out);
+    rc = mh_stats_filter_sized(self->data, filters, (size_t)n, min_size,
+                               max_size, &out);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
@@ -574,9 +584,10 @@ static PyMethodDef snapshot_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "compare_to(old, key_type, cumulative=False) -> "
      "[(size, size_diff, count, count_diff, frames)]"},
-    {"filter", (PyCFunction)snapshot_filter, METH_O,
+    {"filter", (PyCFunction)(void (*)(void))snapshot_filter,
+     METH_VARARGS | METH_KEYWORDS,
      "filter([(inclusive, pattern, lineno, all_frames, domain_mask[, "
-     "has_lineno])])"},
+     "has_lineno])], min_size=0, max_size=2**64-1)"},
     {"trace", (PyCFunction)snapshot_trace, METH_O,
      "trace(i) -> (domain, size, traceback_index, generation)"},
     {"traceback", (PyCFunction)snapshot_get_traceback, METH_O,

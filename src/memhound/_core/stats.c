@@ -708,6 +708,7 @@ typedef struct {
     uint8_t *name_memo; /* nfilters x nstrings: 0 unknown, 1 no, 2 yes */
     uint8_t *tb_match;  /* per filter: _match_traceback of the current tb */
     uint8_t *verdict;   /* per traceback: VERDICT_KNOWN | pass bits */
+    uint64_t min_size, max_size; /* blocks outside [min, max] fail */
 } filter_ctx_t;
 
 /* Filter._match_frame_impl: the file name (".pyc" normalized to ".py" as
@@ -813,6 +814,9 @@ traceback_verdict(filter_ctx_t *c, uint32_t t)
 static int
 block_passes(filter_ctx_t *c, const mh_snap_block_t *b)
 {
+    if (b->size < c->min_size || b->size > c->max_size) {
+        return 0;
+    }
     uint8_t v = c->verdict[b->traceback];
     if (v == 0) {
         v = c->verdict[b->traceback] = traceback_verdict(c, b->traceback);
@@ -847,12 +851,22 @@ int
 mh_stats_filter(const mh_snapdata_t *snap, const mh_filter_t *filters,
                 size_t nfilters, mh_snapdata_t **out)
 {
+    return mh_stats_filter_sized(snap, filters, nfilters, 0, UINT64_MAX, out);
+}
+
+int
+mh_stats_filter_sized(const mh_snapdata_t *snap, const mh_filter_t *filters,
+                      size_t nfilters, uint64_t min_size, uint64_t max_size,
+                      mh_snapdata_t **out)
+{
     filter_ctx_t c;
     mh_snapdata_t *res = NULL;
     size_t memo_len = 0, kept = 0;
 
     *out = NULL;
     memset(&c, 0, sizeof(c));
+    c.min_size = min_size;
+    c.max_size = max_size;
     c.snap = snap;
     c.filters = filters;
     c.nfilters = nfilters;

@@ -123,4 +123,11 @@ typedef struct {
 int mh_stats_filter(const mh_snapdata_t *snap, const mh_filter_t *filters,
                     size_t nfilters, mh_snapdata_t **out);
 
+/* The same, keeping only blocks whose size lies in [min_size, max_size]
+ * besides (memhound's size filter; tracemalloc has none). */
+int mh_stats_filter_sized(const mh_snapdata_t *snap,
+                          const mh_filter_t *filters, size_t nfilters,
+                          uint64_t min_size, uint64_t max_size,
+                          mh_snapdata_t **out);
+
 #endif /* MH_STATS_H */
