@@ -168,92 +168,71 @@ block_group_key(const mh_snap_block_t *b)
     return ((uint32_t)(b->flags << 2 | b->domain) << 16) | b->generation;
 }
 
-/* Stable merge sort of blocks[0..n) by block_group_key, using tmp[0..n). */
-static void
-merge_sort_blocks(mh_snap_block_t *blocks, mh_snap_block_t *tmp, size_t n)
+static int
+compare_group_keys(const void *a, const void *b)
 {
-    if (n < 2) {
-        return;
-    }
-    size_t half = n / 2;
-    merge_sort_blocks(blocks, tmp, half);
-    merge_sort_blocks(blocks + half, tmp, n - half);
-    size_t i = 0, j = half, k = 0;
-    while (i < half && j < n) {
-        if (block_group_key(&blocks[j]) < block_group_key(&blocks[i])) {
-            tmp[k++] = blocks[j++];
-        }
-        else {
-            tmp[k++] = blocks[i++];
-        }
-    }
-    while (i < half) {
-        tmp[k++] = blocks[i++];
-    }
-    while (j < n) {
-        tmp[k++] = blocks[j++];
-    }
-    memcpy(blocks, tmp, n * sizeof(*blocks));
+    uint32_t ka = block_group_key(a), kb = block_group_key(b);
+    return ka < kb ? -1 : ka > kb;
 }
 
 /* Put the blocks in the snapshot file's canonical order: by traceback,
- * then by (flags, domain, generation), otherwise as they were (stable).
- * A snapshot then reads back from its file exactly as it was taken, and
- * the blocks of one site sit together.  A counting sort by traceback and,
- * only in the rare buckets that mix domains or generations, a merge sort.
- * Returns 0, or -1 when out of memory (the blocks are then unchanged). */
+ * then by (flags, domain, generation).  The file keeps the order of blocks
+ * within one (traceback, flags, domain, generation) group, so a snapshot
+ * in this order reads back from its file exactly as it was taken, and the
+ * blocks of one site sit together.  In place (American flag sort by
+ * traceback, then qsort of the rare buckets that mix domains or
+ * generations): a second array of tens of millions of blocks would cost
+ * more in page faults than the sort itself.  Returns 0, or -1 when out of
+ * memory (the blocks are then unchanged). */
 static int
 sort_blocks(mh_snapdata_t *snap)
 {
     size_t n = snap->nblocks, nt = snap->ntracebacks;
-    size_t *next = mh_rawmem_calloc(nt + 1, sizeof(size_t));
-    mh_snap_block_t *sorted = mh_rawmem_calloc(n, sizeof(mh_snap_block_t));
-    mh_snap_block_t *tmp = NULL;
-    size_t tmp_len = 0;
+    mh_snap_block_t *blocks = snap->blocks;
+    size_t *end = mh_rawmem_calloc(nt, sizeof(size_t));
+    size_t *next = mh_rawmem_malloc(nt * sizeof(size_t));
     int result = -1;
-    if (next == NULL || sorted == NULL) {
+    if (end == NULL || next == NULL) {
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        next[snap->blocks[i].traceback + 1]++;
+        end[blocks[i].traceback]++;
     }
+    size_t sum = 0;
     for (size_t t = 0; t < nt; t++) {
-        next[t + 1] += next[t];
+        next[t] = sum;
+        sum += end[t];
+        end[t] = sum;
     }
-    for (size_t i = 0; i < n; i++) {
-        sorted[next[snap->blocks[i].traceback]++] = snap->blocks[i];
+    /* Each swap puts one block into its bucket for good. */
+    for (size_t t = 0; t < nt; t++) {
+        while (next[t] < end[t]) {
+            mh_snap_block_t block = blocks[next[t]];
+            uint32_t home = block.traceback;
+            if (home == t) {
+                next[t]++;
+                continue;
+            }
+            blocks[next[t]] = blocks[next[home]];
+            blocks[next[home]++] = block;
+        }
     }
-    /* next[t] is now the end of bucket t, the start of bucket t + 1. */
     size_t begin = 0;
     for (size_t t = 0; t < nt; t++) {
-        size_t end = next[t];
-        for (size_t i = begin + 1; i < end; i++) {
-            if (block_group_key(&sorted[i]) <
-                block_group_key(&sorted[i - 1])) {
-                size_t len = end - begin;
-                if (len > tmp_len) {
-                    mh_rawmem_free(tmp, tmp_len * sizeof(*tmp));
-                    tmp = mh_rawmem_malloc(len * sizeof(*tmp));
-                    tmp_len = tmp ? len : 0;
-                    if (tmp == NULL) {
-                        goto done;
-                    }
-                }
-                merge_sort_blocks(sorted + begin, tmp, len);
+        for (size_t i = begin + 1; i < end[t]; i++) {
+            if (block_group_key(&blocks[i]) !=
+                block_group_key(&blocks[begin])) {
+                qsort(blocks + begin, end[t] - begin, sizeof(*blocks),
+                      compare_group_keys);
                 break;
             }
         }
-        begin = end;
+        begin = end[t];
     }
-    mh_rawmem_free(snap->blocks, snap->blocks_cap * sizeof(mh_snap_block_t));
-    snap->blocks = sorted;
-    snap->blocks_cap = n;
-    sorted = NULL;
     result = 0;
 done:
-    mh_rawmem_free(next, (nt + 1) * sizeof(size_t));
-    mh_rawmem_free(sorted, n * sizeof(mh_snap_block_t));
-    mh_rawmem_free(tmp, tmp_len * sizeof(*tmp));
+    mh_rawmem_free(end, nt * sizeof(size_t));
+    mh_rawmem_free(next, nt * sizeof(size_t));
     return result;
 }
 
