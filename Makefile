@@ -109,8 +109,11 @@ fuzz:
 	@mkdir -p fuzz/bin fuzz/corpus-work
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-I$(CORE) -o fuzz/bin/fuzz_snapfile fuzz/fuzz_snapfile.c $(filter %.c,$(wildcard $(PYFREE_SRCS))) -lm
-	fuzz/bin/fuzz_snapfile -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-		-max_len=65536 fuzz/corpus-work fuzz/corpus
+	@# libFuzzer prints a line per new input: keep it in a log, show the end.
+	@cd fuzz/bin && ./fuzz_snapfile -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+		-max_len=65536 -print_final_stats=1 ../corpus-work ../corpus > fuzz.log 2>&1 \
+		|| { tail -n 60 fuzz.log; echo "fuzz: failed; log in fuzz/bin/fuzz.log, crash input in fuzz/bin/"; exit 1; }
+	@grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" fuzz/bin/fuzz.log || tail -n 5 fuzz/bin/fuzz.log
 
 bench: build
 	$(PY) bench/run.py
