@@ -31,6 +31,7 @@ sources = [
     "rawmem.c",
     "hooks.c",
     "tracebacks.c",
+    "frames_common.c",
     "traces.c",
     "snapdata.c",
     "snapshot.c",

@@ -12,25 +12,7 @@
 #include <string.h>
 
 #include "fnmatch.h"
-
-static long passed;
-static long failed;
-
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if (expr) {                                                          \
-            passed++;                                                        \
-        }                                                                    \
-        else {                                                               \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #expr);                                                  \
-            if (failed > 50) {                                               \
-                fprintf(stderr, "too many failures, giving up\n");           \
-                exit(1);                                                     \
-            }                                                                \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 static int
 fm(const char *name, const char *pattern)
@@ -201,6 +183,5 @@ int
 main(void)
 {
     test_fnmatch();
-    printf("test_fnmatch: %ld passed, %ld failed\n", passed, failed);
-    return failed != 0;
+    return check_report("test_fnmatch");
 }

@@ -14,23 +14,7 @@
 #include "bytes.h"
 #include "crc32c.h"
 #include "utf8.h"
-
-static int passed, failed;
-
-#define CHECK(expr) check((expr) != 0, #expr, __FILE__, __LINE__)
-
-static int
-check(int ok, const char *expr, const char *file, int line)
-{
-    if (ok) {
-        passed++;
-    }
-    else {
-        failed++;
-        fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
-    }
-    return ok;
-}
+#include "check.h"
 
 /* Bitwise CRC-32C, independent of crc32c.c's table-driven one. */
 static uint32_t
@@ -179,6 +163,5 @@ main(void)
     test_crc32c();
     test_varints();
     test_utf8();
-    printf("test_primitives: %d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_report("test_primitives");
 }

@@ -23,23 +23,7 @@
 #include "rawmem.h"
 #include "snapdata.h"
 #include "snapfile.h"
-
-static int passed, failed;
-
-#define CHECK(expr) check((expr) != 0, #expr, __FILE__, __LINE__)
-
-static int
-check(int ok, const char *expr, const char *file, int line)
-{
-    if (ok) {
-        passed++;
-    }
-    else {
-        failed++;
-        fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
-    }
-    return ok;
-}
+#include "check.h"
 
 /* ---- building snapshots ------------------------------------------------ */
 
@@ -1359,6 +1343,5 @@ main(int argc, char **argv)
     test_attributes();
     test_alloc_failures();
     test_compactness();
-    printf("test_snapfile: %d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_report("test_snapfile");
 }

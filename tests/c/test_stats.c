@@ -18,25 +18,7 @@
 #include "rawmem.h"
 #include "snapdata.h"
 #include "stats.h"
-
-static long passed;
-static long failed;
-
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if (expr) {                                                          \
-            passed++;                                                        \
-        }                                                                    \
-        else {                                                               \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #expr);                                                  \
-            if (failed > 50) {                                               \
-                fprintf(stderr, "too many failures, giving up\n");           \
-                exit(1);                                                     \
-            }                                                                \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1223,6 +1205,5 @@ main(void)
     test_empty_and_exact();
     test_filter_by_size();
     test_random_interning();
-    printf("test_stats: %ld passed, %ld failed\n", passed, failed);
-    return failed != 0;
+    return check_report("test_stats");
 }

@@ -14,25 +14,7 @@
 
 #include "rawmem.h"
 #include "traces.h"
-
-static long passed;
-static long failed;
-
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if (expr) {                                                          \
-            passed++;                                                        \
-        }                                                                    \
-        else {                                                               \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #expr);                                                  \
-            if (failed > 50) {                                               \
-                fprintf(stderr, "too many failures, giving up\n");           \
-                exit(1);                                                     \
-            }                                                                \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 #define ADDR_LIMIT (UINT64_C(1) << 48)
 /* Old-half slots traces.c migrates per insert or remove. */
@@ -963,6 +945,5 @@ main(int argc, char **argv)
     test_model();
     test_ten_million();
     printf("test_traces: seed %" PRIu64 "\n", seed);
-    printf("test_traces: %ld passed, %ld failed\n", passed, failed);
-    return failed != 0;
+    return check_report("test_traces");
 }

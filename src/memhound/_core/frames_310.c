@@ -65,16 +65,6 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
     return n;
 }
 
-int
-mh_frames_lineno(PyCodeObject *code, uint32_t offset)
-{
-    int lineno = PyCode_Addr2Line(code, (int)offset);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-    }
-    return lineno < 0 ? 0 : lineno;
-}
-
 void *
 mh_frames_object_block(PyObject *obj)
 {
