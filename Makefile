@@ -119,12 +119,12 @@ bench: build
 	$(PY) bench/run.py
 
 format: build
-	$(VENV)/bin/clang-format -i $(CORE)/*.c $(CORE)/*.h tests/c/*.c fuzz/*.c
+	$(VENV)/bin/clang-format -i $(CORE)/*.c $(CORE)/*.h tests/c/*.c tests/c/*.h fuzz/*.c
 	$(VENV)/bin/ruff format src tests bench examples
 	$(VENV)/bin/ruff check --fix src tests bench examples
 
 format-check: build
-	$(VENV)/bin/clang-format --dry-run -Werror $(CORE)/*.c $(CORE)/*.h tests/c/*.c fuzz/*.c
+	$(VENV)/bin/clang-format --dry-run -Werror $(CORE)/*.c $(CORE)/*.h tests/c/*.c tests/c/*.h fuzz/*.c
 	$(VENV)/bin/ruff format --check src tests bench examples
 
 lint: format-check
