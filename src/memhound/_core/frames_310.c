@@ -10,7 +10,12 @@
 #include "frames.h"
 
 #include <frameobject.h>
+/* CPython's internal headers are not written for -Wextra. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <internal/pycore_gc.h>
+#include <internal/pycore_pystate.h>
+#pragma GCC diagnostic pop
 
 PyThreadState *
 mh_frames_attached_tstate(void)
@@ -19,10 +24,10 @@ mh_frames_attached_tstate(void)
      * checking is disabled (as it is once a subinterpreter exists).  Compare
      * this thread's own state with the one holding the GIL instead. */
     PyThreadState *mine = PyGILState_GetThisThreadState();
-    if (mine == NULL || mine != _PyThreadState_UncheckedGet()) {
+    if (mine == NULL || mine != _PyThreadState_GET()) {
         return NULL;
     }
-    if (mine->interp != PyInterpreterState_Main()) {
+    if (!_Py_IsMainInterpreter(mine->interp)) {
         return NULL;
     }
     return mine;
@@ -31,8 +36,10 @@ mh_frames_attached_tstate(void)
 PyThreadState *
 mh_frames_current_tstate(void)
 {
-    PyThreadState *tstate = _PyThreadState_UncheckedGet();
-    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+    /* The GIL holder, read inline from _PyRuntime: this runs on every
+     * allocation and free of the mem and object domains. */
+    PyThreadState *tstate = _PyThreadState_GET();
+    if (tstate == NULL || !_Py_IsMainInterpreter(tstate->interp)) {
         return NULL;
     }
     return tstate;

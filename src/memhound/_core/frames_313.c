@@ -20,13 +20,14 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <internal/pycore_frame.h>
 #include <internal/pycore_object.h>
+#include <internal/pycore_pystate.h>
 #pragma GCC diagnostic pop
 
 PyThreadState *
 mh_frames_attached_tstate(void)
 {
     PyThreadState *mine = _PyThreadState_UncheckedGet();
-    if (mine == NULL || mine->interp != PyInterpreterState_Main()) {
+    if (mine == NULL || !_Py_IsMainInterpreter(mine->interp)) {
         return NULL;
     }
     return mine;
@@ -36,7 +37,7 @@ PyThreadState *
 mh_frames_current_tstate(void)
 {
     PyThreadState *tstate = PyThreadState_GetUnchecked();
-    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+    if (tstate == NULL || !_Py_IsMainInterpreter(tstate->interp)) {
         return NULL;
     }
     return tstate;
