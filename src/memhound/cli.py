@@ -13,11 +13,13 @@ The report goes to stderr so the program's own output stays clean.
 from __future__ import annotations
 
 import argparse
+import builtins
 import os
 import runpy
 import signal
 import sys
 import traceback
+import types
 
 USAGE_EXAMPLES = """\
 examples:
@@ -86,53 +88,121 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dump", metavar="FILE", help="also write the exit snapshot to FILE"
     )
     run.add_argument("--quiet", action="store_true", help="print no report")
-    target = run.add_mutually_exclusive_group(required=True)
-    target.add_argument("-m", dest="module", metavar="MODULE", help="run a module")
-    target.add_argument("-c", dest="code", metavar="CODE", help="run code")
-    target.add_argument("script", nargs="?", help="the script to run")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="the program's arguments")
+    # The target and its arguments are split off by _split_run_argv before
+    # argparse sees them (everything after the target is the program's, as
+    # with python); these entries are for --help.
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a module")
+    run.add_argument("-c", dest="code", metavar="CODE", help="run code")
+    run.add_argument("script", nargs="?", help="the script to run")
+    run.add_argument("args", nargs="*", help="the program's arguments")
     return parser
 
 
-def _run_target(options) -> int:
-    """Run the program as python would; return its exit status."""
+# memhound run's own options that take a value (as the separate next word).
+_RUN_OPTIONS_WITH_VALUE = {"--depth", "--sample", "--top", "--dump"}
+
+
+def _split_run_argv(words):
+    """Split `memhound run`'s words into memhound's options and the target:
+    (options, kind, target, program_args), kind being "module", "code",
+    "script" or None when no target was given."""
+    options = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("-m", "-c"):
+            if i + 1 >= len(words):
+                return options + [word], None, None, []
+            kind = "module" if word == "-m" else "code"
+            return options, kind, words[i + 1], words[i + 2 :]
+        if word == "--":
+            i += 1
+            break
+        if not word.startswith("-") or word == "-":
+            break
+        options.append(word)
+        if word in _RUN_OPTIONS_WITH_VALUE and i + 1 < len(words):
+            options.append(words[i + 1])
+            i += 1
+        i += 1
+    if i < len(words):
+        return options, "script", words[i], words[i + 1 :]
+    return options, None, None, []
+
+
+def _main_module(**attributes):
+    """A fresh __main__ module, installed in sys.modules as python does.
+
+    Its namespace stays alive after the program ends (also when it raised),
+    so the exit report sees module-level data as python's own exit would.
+    """
+    module = types.ModuleType("__main__")
+    module.__dict__.update(
+        __builtins__=builtins, __cached__=None, __loader__=None, __spec__=None
+    )
+    module.__dict__.update(attributes)
+    sys.modules["__main__"] = module
+    return module
+
+
+def _prepare_target(options):
+    """(code object, __main__ module) for the program, as python would run
+    it; raises OSError or ImportError when it can't be found."""
     if options.module:
         sys.argv = [options.module, *options.args]
         sys.path.insert(0, os.getcwd())
-        runner = lambda: runpy.run_module(  # noqa: E731
-            options.module, run_name="__main__", alter_sys=True
+        # runpy's own lookup, as `python -m` uses it.
+        name, spec, code = runpy._get_module_details(options.module)
+        sys.argv[0] = spec.origin or options.module
+        module = _main_module(
+            __file__=spec.origin,
+            __spec__=spec,
+            __loader__=spec.loader,
+            __package__=spec.parent,
         )
-    elif options.code is not None:
+        return code, module
+    if options.code is not None:
         sys.argv = ["-c", *options.args]
         sys.path.insert(0, "")
-        code = compile(options.code, "<string>", "exec")
-        runner = lambda: exec(code, {"__name__": "__main__"})  # noqa: E731
-    else:
-        script = options.script
-        if not os.path.exists(script):
-            print(f"memhound: can't open file {script!r}", file=sys.stderr)
-            return 2
-        sys.argv = [script, *options.args]
-        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-        runner = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
+        return compile(options.code, "<string>", "exec"), _main_module()
+    script = options.script
+    with open(script, "rb") as source:
+        code = compile(source.read(), script, "exec")
+    sys.argv = [script, *options.args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    return code, _main_module(__file__=script)
+
+
+def _run_target(options) -> tuple[int, object]:
+    """Run the program as python would; return its exit status and its
+    __main__ module (to keep alive until the report is taken)."""
     try:
-        runner()
+        code, module = _prepare_target(options)
+    except (OSError, ImportError, SyntaxError) as error:
+        target = options.module or options.script or "-c"
+        if isinstance(error, SyntaxError):
+            traceback.print_exc()
+            return 1, None
+        print(f"memhound: can't run {target!r}: {error}", file=sys.stderr)
+        return 2, None
+    try:
+        exec(code, module.__dict__)
     except SystemExit as exit_:
-        code = exit_.code
-        if code is None:
-            return 0
-        if isinstance(code, int):
-            return code
-        print(code, file=sys.stderr)
-        return 1
+        status = exit_.code
+        if status is None:
+            return 0, module
+        if isinstance(status, int):
+            return status, module
+        print(status, file=sys.stderr)
+        return 1, module
     except KeyboardInterrupt:
         traceback.print_exc()
-        return 130
+        return 130, module
     except BaseException:
         # As python does: the traceback on stderr, status 1.
         traceback.print_exc()
-        return 1
-    return 0
+        return 1, module
+    return 0, module
 
 
 def _on_sigterm(signum, frame):
@@ -156,10 +226,11 @@ def cmd_run(options) -> int:
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
-    status = _run_target(options)
+    status, main_module = _run_target(options)
     snapshot = memhound.take_snapshot()
     stats = memhound.get_stats()
     memhound.stop()
+    del main_module
     if options.dump:
         snapshot.dump(options.dump)
     if not options.quiet:
@@ -169,8 +240,23 @@ def cmd_run(options) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
-    options = parser.parse_args(argv)
-    if options.command == "run":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        own, kind, target, program_args = _split_run_argv(argv[1:])
+        options = parser.parse_args(["run", *own])
+        if kind is None:
+            print(
+                "usage: memhound run [options] script.py | -m MODULE | -c CODE "
+                "[args...]\nmemhound run: error: nothing to run (see "
+                "memhound run --help)",
+                file=sys.stderr,
+            )
+            return 2
+        options.module = target if kind == "module" else None
+        options.code = target if kind == "code" else None
+        options.script = target if kind == "script" else None
+        options.args = program_args
         return cmd_run(options)
+    options = parser.parse_args(argv)
     parser.print_help()
     return 2
