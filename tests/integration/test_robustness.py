@@ -314,3 +314,66 @@ def test_memhound_does_not_leak_itself():
         )
     )
     assert "rss growth" in out
+
+
+def test_living_with_the_stdlib_tracemalloc_in_any_order():
+    # Another tool (here the builtin tracemalloc) hooking the allocators on
+    # top of memhound, then restoring what it saw, must neither crash nor
+    # leave memhound silently tracing nothing.
+    out = check_ok(
+        run_python(
+            """
+            import tracemalloc
+            from memhound import _core
+
+            def traced_here():
+                keep = [bytes(300) for _ in range(500)]
+                snap = _core.take_snapshot()
+                lines = {frames[0][1] for size, count, frames
+                         in snap.statistics("lineno") if count >= 500}
+                return keep, lines
+
+            # tracemalloc first, memhound on top; stop in both orders.
+            tracemalloc.start()
+            _core.start(depth=4)
+            keep, lines = traced_here()
+            assert lines, "memhound saw nothing under tracemalloc"
+            _core.stop()
+            tracemalloc.stop()
+
+            # memhound first, tracemalloc on top, tracemalloc stops first:
+            # it restores memhound's hook, memhound keeps working.
+            _core.start(depth=4)
+            tracemalloc.start()
+            tracemalloc.stop()
+            keep, lines = traced_here()
+            assert lines
+            _core.stop()
+
+            # memhound first, tracemalloc on top, memhound stops first: its
+            # hook stays chained (passing through) below tracemalloc's...
+            _core.start(depth=4)
+            tracemalloc.start()
+            _core.stop()
+            # ...then tracemalloc restores the allocator it saw: memhound's.
+            tracemalloc.stop()
+            _core.start(depth=4)
+            keep, lines = traced_here()
+            assert lines, "memhound lost its hook"
+            _core.stop()
+
+            # tracemalloc first, memhound on top, tracemalloc stops first:
+            # memhound's hook is dropped from the chain by tracemalloc.
+            tracemalloc.start()
+            _core.start(depth=4)
+            tracemalloc.stop()
+            _core.stop()
+            _core.start(depth=4)
+            keep, lines = traced_here()
+            assert lines, "memhound did not notice its hook was dropped"
+            _core.stop()
+            print("ok")
+            """
+        )
+    )
+    assert "ok" in out

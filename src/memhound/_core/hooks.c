@@ -41,6 +41,8 @@ static MH_TLS int tls_suspended;      /* memhound's own work on this thread */
 static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
                                          not drawn yet on this thread */
 static MH_TLS uint64_t tls_rng;
+static MH_TLS int tls_probing;    /* install_hooks() is probing the chain */
+static MH_TLS int tls_probe_seen; /* bit per domain whose hook saw it */
 static MH_TLS mh_tbcache_t tls_tbcache; /* capture buffers and the nodes of
                                            the last traceback interned */
 
@@ -398,11 +400,22 @@ restore_block(const hook_domain_t *hd, const mh_trace_t *trace)
  * block, not a block of its own.
  */
 
+/* While install_hooks() probes (tracing is off then), record that this
+ * domain's hook is still in CPython's allocator chain. */
+static inline void
+note_probe(const hook_domain_t *hd)
+{
+    if (tls_probing) {
+        tls_probe_seen |= 1 << hd->domain;
+    }
+}
+
 static void *
 hook_malloc(void *ctx, size_t size)
 {
     hook_domain_t *hd = ctx;
     if (!is_tracing_relaxed() || tls_in_hook) {
+        note_probe(hd);
         return hd->orig.malloc(hd->orig.ctx, size);
     }
     tls_in_hook = 1;
@@ -419,6 +432,7 @@ hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     hook_domain_t *hd = ctx;
     if (!is_tracing_relaxed() || tls_in_hook) {
+        note_probe(hd);
         return hd->orig.calloc(hd->orig.ctx, nelem, elsize);
     }
     tls_in_hook = 1;
@@ -436,6 +450,7 @@ hook_realloc(void *ctx, void *old, size_t size)
 {
     hook_domain_t *hd = ctx;
     if (!is_tracing_relaxed() || tls_in_hook) {
+        note_probe(hd);
         return hd->orig.realloc(hd->orig.ctx, old, size);
     }
     tls_in_hook = 1;
@@ -470,14 +485,41 @@ hook_free(void *ctx, void *ptr)
 
 /* ---- install / uninstall ----------------------------------------------- */
 
+/* Whether this domain's hook is still reached by an allocation through
+ * CPython's public API: another tool that hooked after memhound may have
+ * restored the allocator it saw, dropping memhound from the chain.  Called
+ * with tracing off and the GIL held. */
+static int
+hook_still_chained(const hook_domain_t *hd)
+{
+    tls_probing = 1;
+    tls_probe_seen = 0;
+    switch (hd->pydomain) {
+    case PYMEM_DOMAIN_RAW:
+        PyMem_RawFree(PyMem_RawMalloc(1));
+        break;
+    case PYMEM_DOMAIN_MEM:
+        PyMem_Free(PyMem_Malloc(1));
+        break;
+    default:
+        PyObject_Free(PyObject_Malloc(1));
+        break;
+    }
+    tls_probing = 0;
+    return (tls_probe_seen >> hd->domain) & 1;
+}
+
 static void
 install_hooks(void)
 {
     for (int i = 0; i < 3; i++) {
         hook_domain_t *hd = &hook_domains[i];
-        if (hd->installed) {
-            continue; /* still chained from an earlier run */
+        if (hd->installed && hook_still_chained(hd)) {
+            continue; /* still chained, below another tool's hook */
         }
+        /* A hook of ours no longer in the chain is never called again
+         * except by a call already under way, which uses whichever orig it
+         * read: both stay valid. */
         PyMem_GetAllocator(hd->pydomain, &hd->orig);
         PyMemAllocatorEx ours = {hd, hook_malloc, hook_calloc, hook_realloc,
                                  hook_free};
