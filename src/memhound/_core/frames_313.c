@@ -36,11 +36,9 @@ mh_frames_attached_tstate(void)
 PyThreadState *
 mh_frames_current_tstate(void)
 {
-    PyThreadState *tstate = PyThreadState_GetUnchecked();
-    if (tstate == NULL || !_Py_IsMainInterpreter(tstate->interp)) {
-        return NULL;
-    }
-    return tstate;
+    /* From 3.12 the current thread state is already the calling thread's
+     * own, NULL while it does not hold the GIL: the same answer. */
+    return mh_frames_attached_tstate();
 }
 
 int

@@ -1,4 +1,4 @@
-/* lock.h: the lock that guards the live-block table.
+/* lock.h: the lock that guards the raw-domain live-block table.
  *
  * A test-and-test-and-set spinlock that yields the CPU when it has spun for
  * a while.  Not PyThread_type_lock or PyMutex: the raw allocator domain
@@ -6,7 +6,8 @@
  * start-up and finalization, and across fork(); this lock needs nothing
  * from the interpreter, can be reset in a forked child (hooks.c registers
  * the pthread_atfork handlers), and costs one atomic exchange and one plain
- * store when uncontended (on every traced allocation and free).  Critical
+ * store when uncontended (on every traced raw-domain allocation and free;
+ * mem and object blocks are guarded by the GIL instead, see hooks.c). Critical
  * sections are a few table operations long, so spinning is cheap; the
  * yield keeps a preempted holder from being starved by spinners.
  * Holders must never call Python, take the GIL, block, or call the

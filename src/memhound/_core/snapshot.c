@@ -18,8 +18,10 @@
 typedef struct {
     mh_snapdata_t *snap;
     mh_tbstore_t *store;
-    uint32_t *tb_map;    /* store node -> snapshot traceback (0: none) */
-    uint32_t *frame_map; /* store node -> snapshot frame + 1 (0: none) */
+    uint32_t *tb_map;    /* store node -> snapshot traceback (0: none);
+                            NULL when building a single traceback */
+    uint32_t *frame_map; /* store node -> snapshot frame + 1 (0: none);
+                            NULL likewise */
     size_t map_len;      /* nodes in the store */
     mh_table_t strings;  /* str object address -> string index */
     uint32_t *frame_ids; /* scratch for one traceback */
@@ -64,7 +66,7 @@ intern_string(builder_t *b, PyObject *str)
 static int64_t
 map_frame(builder_t *b, uint32_t id)
 {
-    if (b->frame_map[id] != 0) {
+    if (b->frame_map != NULL && b->frame_map[id] != 0) {
         return b->frame_map[id] - 1;
     }
     mh_tbnode_t *node = mh_tbstore_node(b->store, id);
@@ -93,7 +95,9 @@ map_frame(builder_t *b, uint32_t id)
         PyErr_NoMemory();
         return -1;
     }
-    b->frame_map[id] = (uint32_t)index + 1;
+    if (b->frame_map != NULL) {
+        b->frame_map[id] = (uint32_t)index + 1;
+    }
     return index;
 }
 
@@ -105,7 +109,7 @@ map_traceback(builder_t *b, uint32_t leaf)
     if (leaf == 0) {
         return 0;
     }
-    if (b->tb_map[leaf] != 0) {
+    if (b->tb_map != NULL && b->tb_map[leaf] != 0) {
         return b->tb_map[leaf];
     }
     const mh_tbnode_t *node = mh_tbstore_node(b->store, leaf);
@@ -130,18 +134,28 @@ map_traceback(builder_t *b, uint32_t leaf)
         PyErr_NoMemory();
         return -1;
     }
-    b->tb_map[leaf] = (uint32_t)index;
+    if (b->tb_map != NULL) {
+        b->tb_map[leaf] = (uint32_t)index;
+    }
     return index;
 }
 
+/* with_maps: dense maps over every store node, so that the tracebacks
+ * and frames that many blocks share are resolved once (take_snapshot).
+ * Without them each traceback asked for is built afresh, which is right
+ * for one traceback (get_object_traceback) and costs nothing per node of
+ * the store. */
 static int
-builder_init(builder_t *b, mh_snapdata_t *snap)
+builder_init(builder_t *b, mh_snapdata_t *snap, int with_maps)
 {
     memset(b, 0, sizeof(*b));
     b->snap = snap;
     b->store = mh_hooks_store();
     mh_table_init(&b->strings);
     b->map_len = mh_tbstore_count(b->store);
+    if (!with_maps) {
+        return 0;
+    }
     b->tb_map = mh_rawmem_calloc(b->map_len, sizeof(uint32_t));
     b->frame_map = mh_rawmem_calloc(b->map_len, sizeof(uint32_t));
     if (b->tb_map == NULL || b->frame_map == NULL) {
@@ -154,8 +168,12 @@ builder_init(builder_t *b, mh_snapdata_t *snap)
 static void
 builder_fini(builder_t *b)
 {
-    mh_rawmem_free(b->tb_map, b->map_len * sizeof(uint32_t));
-    mh_rawmem_free(b->frame_map, b->map_len * sizeof(uint32_t));
+    if (b->tb_map != NULL) {
+        mh_rawmem_free(b->tb_map, b->map_len * sizeof(uint32_t));
+    }
+    if (b->frame_map != NULL) {
+        mh_rawmem_free(b->frame_map, b->map_len * sizeof(uint32_t));
+    }
     mh_rawmem_free(b->frame_ids, b->frame_ids_cap * sizeof(uint32_t));
     mh_table_fini(&b->strings);
 }
@@ -254,6 +272,38 @@ new_snapdata(void)
     return snap;
 }
 
+/* Start building: this thread untraced, a new snapshot, the builder.
+ * Returns 0, or -1 with an exception set (then everything is undone). */
+static int
+build_begin(builder_t *b, mh_snapdata_t **snap, int with_maps)
+{
+    mh_hooks_suspend_thread();
+    *snap = new_snapdata();
+    if (*snap != NULL && builder_init(b, *snap, with_maps) == 0) {
+        return 0;
+    }
+    if (*snap != NULL) {
+        builder_fini(b);
+        mh_snapdata_free(*snap);
+        *snap = NULL;
+    }
+    mh_hooks_resume_thread();
+    return -1;
+}
+
+/* Finish building: returns snap, or frees it and returns NULL when !ok. */
+static mh_snapdata_t *
+build_end(builder_t *b, mh_snapdata_t *snap, int ok)
+{
+    builder_fini(b);
+    if (!ok) {
+        mh_snapdata_free(snap);
+        snap = NULL;
+    }
+    mh_hooks_resume_thread();
+    return snap;
+}
+
 mh_snapdata_t *
 mh_snapshot_take(void)
 {
@@ -264,18 +314,13 @@ mh_snapshot_take(void)
         return NULL;
     }
     builder_t b;
-    mh_snapdata_t *snap = NULL;
-    mh_hooks_suspend_thread();
-    snap = new_snapdata();
-    if (snap == NULL) {
-        goto error_nobuilder;
-    }
-    if (builder_init(&b, snap) < 0) {
-        goto error;
+    mh_snapdata_t *snap;
+    if (build_begin(&b, &snap, 1) < 0) {
+        return NULL;
     }
     if (mh_hooks_export_blocks(snap) < 0) {
         PyErr_NoMemory();
-        goto error;
+        return build_end(&b, snap, 0);
     }
     for (size_t i = 0; i < snap->nblocks; i++) {
         uint32_t store_tb = snap->blocks[i].traceback;
@@ -287,56 +332,33 @@ mh_snapshot_take(void)
         }
         int64_t tb = map_traceback(&b, store_tb);
         if (tb < 0) {
-            goto error;
+            return build_end(&b, snap, 0);
         }
         snap->blocks[i].traceback = (uint32_t)tb;
     }
     if (sort_blocks(snap) < 0) {
         PyErr_NoMemory();
-        goto error;
+        return build_end(&b, snap, 0);
     }
-    builder_fini(&b);
-    mh_hooks_resume_thread();
-    return snap;
-error:
-    builder_fini(&b);
-error_nobuilder:
-    mh_snapdata_free(snap);
-    mh_hooks_resume_thread();
-    return NULL;
+    return build_end(&b, snap, 1);
 }
 
 mh_snapdata_t *
 mh_snapshot_of_traceback(uint32_t store_traceback)
 {
-    builder_t b;
-    mh_snapdata_t *snap = NULL;
-    mh_hooks_suspend_thread();
     if (mh_hooks_store() == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "memhound is not tracing");
-        goto error_nobuilder;
+        return NULL;
     }
-    snap = new_snapdata();
-    if (snap == NULL) {
-        goto error_nobuilder;
-    }
-    if (builder_init(&b, snap) < 0) {
-        goto error;
+    builder_t b;
+    mh_snapdata_t *snap;
+    if (build_begin(&b, &snap, 0) < 0) {
+        return NULL;
     }
     if (store_traceback >= b.map_len) {
         PyErr_SetString(PyExc_ValueError, "unknown traceback");
-        goto error;
+        return build_end(&b, snap, 0);
     }
-    if (store_traceback != 0 && map_traceback(&b, store_traceback) < 0) {
-        goto error;
-    }
-    builder_fini(&b);
-    mh_hooks_resume_thread();
-    return snap;
-error:
-    builder_fini(&b);
-error_nobuilder:
-    mh_snapdata_free(snap);
-    mh_hooks_resume_thread();
-    return NULL;
+    int ok = store_traceback == 0 || map_traceback(&b, store_traceback) >= 0;
+    return build_end(&b, snap, ok);
 }
