@@ -30,6 +30,7 @@ sources = [
     "snapshot_from_traces.c",
     "rawmem.c",
     "hooks.c",
+    "native.c",
     "tracebacks.c",
     "frames_common.c",
     "traces.c",
@@ -62,7 +63,7 @@ setup(
             include_dirs=[CORE],
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
-            libraries=["m"],
+            libraries=["m", "dl"],
         )
     ]
 )

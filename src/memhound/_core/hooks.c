@@ -109,6 +109,11 @@ static uint8_t sample_filter[FILTER_SIZE];
 
 /* Guarded by the main GIL. */
 static mh_tbstore_t *store;
+/* The same store for the native wrappers on threads without the GIL (see
+ * the end of this file): written under table_lock, NULL while the store is
+ * being replaced. */
+static mh_tbstore_t *native_store;
+static int cfg_skip_python; /* native only: no PEP 445 hooks (issue 5) */
 static uint64_t lost_tracebacks;
 
 static inline int
@@ -603,14 +608,16 @@ int
 mh_hooks_start(const mh_config_t *config)
 {
     if (is_tracing_relaxed()) {
-        if (config->sample_mean == cfg_sample_mean) {
+        if (config->sample_mean == cfg_sample_mean &&
+            config->skip_python == cfg_skip_python) {
             /* As tracemalloc.start(): a new depth applies to new blocks. */
             __atomic_store_n(&cfg_depth, config->depth, __ATOMIC_RELAXED);
             __atomic_store_n(&cfg_count_total, config->count_total,
                              __ATOMIC_RELAXED);
             return 0;
         }
-        /* Sampled and exact traces can't be mixed: start afresh. */
+        /* Sampled and exact traces can't be mixed (nor Python hooks
+         * added to a native-only run): start afresh. */
         mh_hooks_stop();
     }
     mh_tbstore_t *new_store = mh_tbstore_new();
@@ -632,9 +639,13 @@ mh_hooks_start(const mh_config_t *config)
     gil_part.traces = new_gil;
     mh_lock_acquire(&table_lock);
     raw_part.traces = new_raw;
+    native_store = new_store;
     reset_counters();
     mh_lock_release(&table_lock);
-    install_hooks();
+    cfg_skip_python = config->skip_python;
+    if (!cfg_skip_python) {
+        install_hooks();
+    }
     __atomic_store_n(&tracing, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
@@ -652,6 +663,7 @@ mh_hooks_stop(void)
     mh_lock_acquire(&table_lock);
     mh_traces_t *old_raw = raw_part.traces;
     raw_part.traces = NULL;
+    native_store = NULL;
     reset_counters();
     mh_lock_release(&table_lock);
     mh_traces_free(old_gil);
@@ -694,10 +706,14 @@ mh_hooks_clear(void)
     mh_traces_clear(gil_part.traces);
     mh_lock_acquire(&table_lock);
     mh_traces_clear(raw_part.traces);
+    native_store = NULL;
     reset_counters();
     mh_lock_release(&table_lock);
     mh_tbstore_t *old_store = store;
     store = new_store;
+    mh_lock_acquire(&table_lock);
+    native_store = new_store;
+    mh_lock_release(&table_lock);
     lost_tracebacks = 0;
     mh_tbstore_free(old_store);
     return 0;
@@ -812,4 +828,156 @@ void
 mh_hooks_inject_alloc_failures(long after)
 {
     __atomic_store_n(&mh_rawmem_fail_after, after, __ATOMIC_RELAXED);
+}
+
+/* ---- native allocations (native.c's wrappers; issue 5) -----------------
+ *
+ * Blocks that extension modules and shared libraries get from libc go in
+ * raw_part (table_lock) with domain MH_DOMAIN_NATIVE, so they may come and
+ * go on any thread, with or without the GIL.  The wrappers bracket their
+ * bookkeeping with native_enter/leave, which share tls_in_hook with the
+ * PEP 445 hooks: what memhound's own work allocates is never counted.
+ *
+ * A thread holding the GIL captures its traceback as the raw domain does.
+ * A thread that released it (ctypes calls, zlib on large buffers) can't
+ * intern one (the store needs the GIL), but its Python stack is frozen
+ * while it runs C code, so it reads its own frames and, when they equal the
+ * last traceback it interned (the typical case: the call's own arguments
+ * were allocated at the same instruction), reuses that traceback's node;
+ * otherwise the block gets the empty traceback.  Whether the node belongs
+ * to the current store is checked under table_lock against native_store.
+ */
+
+/* Relaxed atomics; written by mh_hooks_native_enable with the GIL held. */
+static int native_on;
+
+void
+mh_hooks_native_enable(int on)
+{
+    __atomic_store_n(&native_on, on, __ATOMIC_RELAXED);
+}
+
+int
+mh_hooks_native_enter(void)
+{
+    if (!__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
+        !is_tracing_relaxed() || tls_in_hook) {
+        return 0;
+    }
+    tls_in_hook = 1;
+    return 1;
+}
+
+void
+mh_hooks_native_leave(void)
+{
+    tls_in_hook = 0;
+}
+
+/* The node of the calling thread's last interned traceback when its Python
+ * stack still reads the same, else 0; *serial receives the store serial
+ * the node belongs to.  Without the GIL: reads only this thread's own
+ * frames, which can't change while it runs C code. */
+static uint32_t
+reuse_traceback_unattached(uint64_t *serial)
+{
+    mh_tbcache_t *cache = &tls_tbcache;
+    int nlast = cache->nlast;
+    if (nlast <= 0 || cache->capacity < nlast) {
+        return 0;
+    }
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+        return 0;
+    }
+    mh_raw_frame_t *now = mh_tbcache_buffer(cache);
+    const mh_raw_frame_t *old = cache->frames[cache->last];
+    int n = mh_frames_capture(tstate, now, nlast, NULL);
+    if (n != nlast) {
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (now[i].code != old[i].code || now[i].offset != old[i].offset) {
+            return 0;
+        }
+    }
+    *serial = cache->store_serial;
+    return cache->nodes[cache->last][0];
+}
+
+void
+mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
+{
+    if (!wants_alloc(size)) {
+        if (out != NULL) {
+            out->ptr = 0;
+        }
+        return;
+    }
+    PyThreadState *tstate = mh_frames_attached_tstate();
+    uint32_t tb = 0;
+    uint64_t serial = 0;
+    if (tstate != NULL) {
+        if (store != NULL) {
+            tb = capture_traceback(tstate);
+        }
+    }
+    else {
+        tb = reuse_traceback_unattached(&serial);
+    }
+    mh_trace_t trace = {
+        .ptr = (uintptr_t)ptr,
+        .size = size,
+        .traceback = tb,
+        .generation = __atomic_load_n(&generation, __ATOMIC_RELAXED),
+        .domain = MH_DOMAIN_NATIVE,
+    };
+    mh_lock_acquire(&table_lock);
+    if (tstate == NULL && tb != 0 &&
+        (native_store == NULL || mh_tbstore_serial(native_store) != serial)) {
+        trace.traceback = 0;
+    }
+    insert_guarded(&raw_part, &trace);
+    mh_lock_release(&table_lock);
+    if (out != NULL) {
+        *out = trace;
+    }
+}
+
+int
+mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
+{
+    if (!wants_free(ptr)) {
+        return 0;
+    }
+    int found = 0;
+    mh_lock_acquire(&table_lock);
+    if (raw_part.traces != NULL &&
+        mh_traces_remove(raw_part.traces, ptr, removed)) {
+        found = 1;
+        __atomic_store_n(&raw_part.bytes,
+                         raw_part.bytes - charge_of(removed->size),
+                         __ATOMIC_RELAXED);
+        if (cfg_sample_mean) {
+            filter_add(ptr, -1);
+        }
+        if (unmapped != 0 && removed->size > unmapped &&
+            removed->domain == MH_DOMAIN_NATIVE) {
+            /* munmap of the head of a mapping: the tail stays mapped. */
+            mh_trace_t tail = *removed;
+            tail.ptr += unmapped;
+            tail.size -= unmapped;
+            insert_guarded(&raw_part, &tail);
+        }
+    }
+    mh_lock_release(&table_lock);
+    return found;
+}
+
+void
+mh_hooks_native_restore(const mh_trace_t *trace)
+{
+    mh_lock_acquire(&table_lock);
+    insert_guarded(&raw_part, trace);
+    mh_lock_release(&table_lock);
 }

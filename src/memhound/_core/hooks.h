@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "snapdata.h"
+#include "traces.h"
 #include "tracebacks.h"
 
 #define MH_MAX_DEPTH 1024
@@ -27,6 +28,8 @@ typedef struct {
     int count_total;      /* walk whole stacks to record total_nframe
                              (tracemalloc compatibility; costs on deep
                              stacks) */
+    int skip_python;      /* install no PEP 445 hooks: native allocations
+                             only (native.c enables those; issue 5) */
 } mh_config_t;
 
 typedef struct {
@@ -100,5 +103,42 @@ void mh_hooks_inject_alloc_failures(long after);
 /* Called once at module import: registers the fork handlers.  Returns 0 or
  * -1 with an exception set. */
 int mh_hooks_init_process(void);
+
+/* ---- native allocations (native.c; issue 5) ----------------------------
+ * Blocks of libc's allocator obtained by extension modules and shared
+ * libraries go in the raw-domain table (table_lock) with domain
+ * MH_DOMAIN_NATIVE.  Everything below but mh_hooks_native_enable runs on
+ * any thread, with or without the GIL, and never raises, calls Python or
+ * calls the wrapped allocators. */
+
+/* Let native.c's wrappers record (on = 1) or make them pass through
+ * (0).  GIL held.  Can't fail. */
+void mh_hooks_native_enable(int on);
+
+/* 1 when the calling wrapper is to do its bookkeeping: native tracing is
+ * on and the thread is not already inside one of memhound's hooks; the
+ * thread is then marked as inside one until mh_hooks_native_leave().  0:
+ * pass through (also before start and after stop).  Can't fail. */
+int mh_hooks_native_enter(void);
+void mh_hooks_native_leave(void);
+
+/* Record the block ptr of size bytes just obtained (sampling and
+ * mh_hooks_suspend_thread() apply), with the calling thread's traceback
+ * (empty when it can't be had, see hooks.c).  *out (if not NULL) receives
+ * the trace recorded, out->ptr 0 when none was.  Inside enter/leave.
+ * Drops the block (dropped_blocks) when out of memory. */
+void mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out);
+
+/* Forget the block at ptr before it goes back to libc: 1 and *removed
+ * filled when it was traced (in any domain: the memory is gone either
+ * way), else 0.  unmapped: 0 for a free; for munmap the length unmapped,
+ * and a mapping longer than that keeps its tail traced.  Inside
+ * enter/leave.  Can't fail. */
+int mh_hooks_native_forget(uintptr_t ptr, size_t unmapped,
+                           mh_trace_t *removed);
+
+/* Put back a trace that mh_hooks_native_forget removed, when the realloc
+ * that was to replace the block failed.  Inside enter/leave. */
+void mh_hooks_native_restore(const mh_trace_t *trace);
 
 #endif /* MH_HOOKS_H */

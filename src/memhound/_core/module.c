@@ -13,6 +13,7 @@
 
 #include "frames.h"
 #include "hooks.h"
+#include "native.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
@@ -33,12 +34,21 @@ static PyObject *
 core_start(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *kwlist[] = {"depth", "sample", "count_total", NULL};
+    static char *kwlist[] = {"depth",  "sample", "count_total",
+                             "native", "python", NULL};
     int depth = MH_DEFAULT_DEPTH;
     unsigned long long sample = 0;
     int count_total = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|iKp:start", kwlist,
-                                     &depth, &sample, &count_total)) {
+    int native = 0;
+    int python = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|iKppp:start", kwlist,
+                                     &depth, &sample, &count_total, &native,
+                                     &python)) {
+        return NULL;
+    }
+    if (!python && !native) {
+        PyErr_SetString(PyExc_ValueError,
+                        "python=False traces nothing without native=True");
         return NULL;
     }
     if (depth < 1 || depth > MH_MAX_DEPTH) {
@@ -47,10 +57,19 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
                      MH_MAX_DEPTH, depth);
         return NULL;
     }
-    mh_config_t config = {
-        .depth = depth, .sample_mean = sample, .count_total = count_total};
+    mh_config_t config = {.depth = depth,
+                          .sample_mean = sample,
+                          .count_total = count_total,
+                          .skip_python = !python};
     if (mh_hooks_start(&config) < 0) {
         return NULL;
+    }
+    /* The last start()'s native setting applies. */
+    if (native) {
+        mh_native_start();
+    }
+    else {
+        mh_native_stop();
     }
     Py_RETURN_NONE;
 }
@@ -60,6 +79,8 @@ core_stop(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
+    /* Wrappers first: nothing native is recorded into tables going away. */
+    mh_native_stop();
     mh_hooks_stop();
     Py_RETURN_NONE;
 }
@@ -208,10 +229,25 @@ core_inject_alloc_failures(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+core_native_status(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    mh_native_status_t s;
+    mh_native_status(&s);
+    return Py_BuildValue("{s:O,s:K,s:K,s:K}", "active",
+                         s.active ? Py_True : Py_False, "patched_slots",
+                         (unsigned long long)s.patched_slots, "failed_slots",
+                         (unsigned long long)s.failed_slots, "rescans",
+                         (unsigned long long)s.rescans);
+}
+
 static PyMethodDef core_methods[] = {
     {"start", (PyCFunction)(void (*)(void))core_start,
      METH_VARARGS | METH_KEYWORDS,
-     "start(depth=64, sample=0, count_total=False)"},
+     "start(depth=64, sample=0, count_total=False, native=False, "
+     "python=True)"},
     {"stop", core_stop, METH_NOARGS, "Stop tracing and forget all traces."},
     {"is_tracing", core_is_tracing, METH_NOARGS, NULL},
     {"clear_traces", core_clear, METH_NOARGS, NULL},
@@ -225,6 +261,8 @@ static PyMethodDef core_methods[] = {
     {"next_generation", core_next_generation, METH_NOARGS, NULL},
     {"get_object_traceback", core_get_object_traceback, METH_O, NULL},
     {"take_snapshot", core_take_snapshot, METH_NOARGS, NULL},
+    {"native_status", core_native_status, METH_NOARGS,
+     "native interception: active, patched_slots, failed_slots, rescans"},
     {"_inject_alloc_failures", core_inject_alloc_failures, METH_O,
      "test support: let N more bookkeeping allocations succeed, then fail "
      "(-1: never)"},
@@ -242,6 +280,11 @@ core_exec(PyObject *module)
         return -1;
     }
     if (mh_hooks_init_process() < 0) {
+        return -1;
+    }
+    if (mh_native_init_process() < 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "memhound: cannot register the native fork handlers");
         return -1;
     }
     state->snapshot_type = (PyTypeObject *)PyType_FromModuleAndSpec(

@@ -230,3 +230,8 @@ mh_tbstore_node(mh_tbstore_t *store, uint32_t index)
 {
     return &store->nodes[index];
 }
+uint64_t
+mh_tbstore_serial(const mh_tbstore_t *store)
+{
+    return store->serial;
+}

@@ -100,4 +100,9 @@ size_t mh_tbstore_memory(const mh_tbstore_t *store);
  * held.  Can't fail. */
 mh_tbnode_t *mh_tbstore_node(mh_tbstore_t *store, uint32_t index);
 
+/* The store's serial number, as mh_tbcache_t.store_serial records it: a
+ * cache whose serial differs was made against another store.  Any thread,
+ * while the store is alive.  Can't fail. */
+uint64_t mh_tbstore_serial(const mh_tbstore_t *store);
+
 #endif /* MH_TRACEBACKS_H */
