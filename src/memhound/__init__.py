@@ -68,7 +68,7 @@ MAX_DEPTH: int = _core.MAX_DEPTH
 DOMAIN_RAW: int = _core.DOMAIN_RAW  # PyMem_RawMalloc family
 DOMAIN_MEM: int = _core.DOMAIN_MEM  # PyMem_Malloc family
 DOMAIN_OBJ: int = _core.DOMAIN_OBJ  # PyObject_Malloc family
-DOMAIN_NATIVE: int = _core.DOMAIN_NATIVE  # native malloc (not traced yet)
+DOMAIN_NATIVE: int = _core.DOMAIN_NATIVE  # libc malloc from native code
 
 # Largest accepted sample mean: the C side keeps it in 64 bits; anything
 # near that would sample nothing at all.
@@ -82,13 +82,25 @@ def _check_int(name: str, value: object) -> int:
     return value
 
 
-def start(depth: int = DEFAULT_DEPTH, sample: int | None = None) -> None:
+def start(
+    depth: int = DEFAULT_DEPTH,
+    sample: int | None = None,
+    *,
+    native: bool = False,
+    python: bool = True,
+) -> None:
     """Start tracing memory allocations.
 
     depth: frames kept per traceback, 1 to MAX_DEPTH.
     sample: None or 0 traces every block; a positive number N samples
     blocks with a mean of N bytes between samples (e.g. 65536), which costs
     far less, and statistics then report unbiased estimates.
+
+    native: also trace what extension modules and shared libraries
+    allocate with libc's malloc family and anonymous mmap (domain
+    DOMAIN_NATIVE), attributed to the Python line that called them; see
+    docs/native.md.  python=False (with native=True) traces native
+    allocations only.
 
     Calling start() while tracing changes the settings and keeps the
     traces already recorded.  Raises TypeError or ValueError for bad
@@ -105,7 +117,9 @@ def start(depth: int = DEFAULT_DEPTH, sample: int | None = None) -> None:
             f"sample must be None, 0 or a mean number of bytes between "
             f"samples in [1; 2**62], got {sample}"
         )
-    _core.start(depth=depth, sample=sample)
+    if not python and not native:
+        raise ValueError("python=False traces nothing without native=True")
+    _core.start(depth=depth, sample=sample, native=bool(native), python=bool(python))
 
 
 def stop() -> None:

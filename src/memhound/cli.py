@@ -21,6 +21,8 @@ import sys
 import traceback
 import types
 
+from memhound import _native_cli
+
 USAGE_EXAMPLES = """\
 examples:
   memhound run app.py --port 8080
@@ -88,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dump", metavar="FILE", help="also write the exit snapshot to FILE"
     )
     run.add_argument("--quiet", action="store_true", help="print no report")
+    _native_cli.add_run_arguments(run)
     # The target and its arguments are split off by _split_run_argv before
     # argparse sees them (everything after the target is the program's, as
     # with python); these entries are for --help.
@@ -219,6 +222,7 @@ def cmd_run(options) -> int:
         start_args["depth"] = options.depth
     if options.sample is not None:
         start_args["sample"] = options.sample
+    start_args.update(_native_cli.start_arguments(options))
     try:
         memhound.start(**start_args)
     except (ValueError, TypeError) as error:

@@ -46,6 +46,8 @@ static MH_TLS int tls_probe_seen; /* bit per domain whose hook saw it */
 static MH_TLS mh_tbcache_t tls_tbcache; /* capture buffers and the nodes of
                                            the last traceback interned */
 
+static void native_flush_pending(PyThreadState *tstate);
+
 /* Frees each thread's capture buffers when the thread exits. */
 static pthread_key_t frames_key;
 
@@ -194,6 +196,7 @@ release_tbcache(void *cache)
 static uint32_t
 capture_traceback(PyThreadState *tstate)
 {
+    native_flush_pending(tstate); /* issue 5: see the end of this file */
     int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
     if (tls_tbcache.capacity < depth) {
         if (mh_tbcache_reserve(&tls_tbcache, depth) < 0) {
@@ -848,12 +851,188 @@ mh_hooks_inject_alloc_failures(long after)
  * to the current store is checked under table_lock against native_store.
  */
 
+/* Native blocks a thread allocated without the GIL whose traceback it
+ * could not reuse: their frames, read while the thread ran C code, wait
+ * for the thread's next traceback capture with the GIL.  The outer frames
+ * both stacks share are still executing then, so their code objects are
+ * alive and can be interned (frames that returned meanwhile are dropped;
+ * their code may be gone); the blocks, if still live and still without a
+ * traceback, get it.  Heap memory per thread (static TLS is scarce for a
+ * dlopen'ed module), freed by pending_key's destructor at thread exit. */
+#define PENDING_MAX 32
+typedef struct {
+    mh_raw_frame_t *frames;  /* the waiting blocks' stack */
+    mh_raw_frame_t *scratch; /* capture buffer */
+    int capacity;            /* frames each buffer holds */
+    int nframes;
+    int nblocks;
+    uintptr_t ptrs[PENDING_MAX];
+    uint64_t sizes[PENDING_MAX];
+} pending_t;
+
+static MH_TLS pending_t *tls_pending;
+static pthread_key_t pending_key;
+static int pending_key_ok; /* written once with the GIL, before native_on */
+
+static void
+release_pending(void *arg)
+{
+    pending_t *pending = arg;
+    free(pending->frames);
+    free(pending->scratch);
+    free(pending);
+}
+
+/* The calling thread's pending record with room for depth frames, or
+ * NULL when out of memory.  Plain malloc: per-thread buffers, not part of
+ * the traces (memhound's own calls are never intercepted). */
+static pending_t *
+pending_reserve(int depth)
+{
+    pending_t *pending = tls_pending;
+    if (pending == NULL) {
+        if (!pending_key_ok) {
+            return NULL;
+        }
+        pending = calloc(1, sizeof(*pending));
+        if (pending == NULL) {
+            return NULL;
+        }
+        tls_pending = pending;
+        pthread_setspecific(pending_key, pending);
+    }
+    if (pending->capacity < depth) {
+        mh_raw_frame_t *frames = malloc((size_t)depth * sizeof(*frames));
+        mh_raw_frame_t *scratch = malloc((size_t)depth * sizeof(*scratch));
+        if (frames == NULL || scratch == NULL) {
+            free(frames);
+            free(scratch);
+            return NULL;
+        }
+        free(pending->frames);
+        free(pending->scratch);
+        pending->frames = frames;
+        pending->scratch = scratch;
+        pending->capacity = depth;
+        pending->nframes = pending->nblocks = 0;
+    }
+    return pending;
+}
+
+static int
+same_frames(const mh_raw_frame_t *a, const mh_raw_frame_t *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (a[i].code != b[i].code || a[i].offset != b[i].offset) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The traceback of a native block allocated by a thread without the GIL:
+ * the node of the thread's last interned traceback when its Python stack
+ * reads the same (*serial: the store that node belongs to), else 0, and
+ * the block waits in the thread's pending record.  Reads only this
+ * thread's own frames, which can't change while it runs C code. */
+static uint32_t
+traceback_unattached(uintptr_t ptr, uint64_t size, uint64_t *serial)
+{
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
+        return 0;
+    }
+    int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
+    pending_t *pending = pending_reserve(depth);
+    if (pending == NULL) {
+        return 0;
+    }
+    int n = mh_frames_capture(tstate, pending->scratch, depth, NULL);
+    if (n == 0) {
+        return 0;
+    }
+    mh_tbcache_t *cache = &tls_tbcache;
+    if (n == cache->nlast &&
+        same_frames(pending->scratch, cache->frames[cache->last], n)) {
+        *serial = cache->store_serial;
+        return cache->nodes[cache->last][0];
+    }
+    if (pending->nblocks == 0 || n != pending->nframes ||
+        !same_frames(pending->scratch, pending->frames, n)) {
+        /* A new stack: blocks still waiting for the old one keep the
+         * empty traceback. */
+        mh_raw_frame_t *swap = pending->frames;
+        pending->frames = pending->scratch;
+        pending->scratch = swap;
+        pending->nframes = n;
+        pending->nblocks = 0;
+    }
+    if (pending->nblocks < PENDING_MAX) {
+        pending->ptrs[pending->nblocks] = ptr;
+        pending->sizes[pending->nblocks] = size;
+        pending->nblocks++;
+    }
+    return 0;
+}
+
+/* Give the thread's waiting native blocks their traceback.  GIL held (the
+ * thread's own tstate), tls_in_hook set by the caller's hook. */
+static void
+native_flush_pending(PyThreadState *tstate)
+{
+    pending_t *pending = tls_pending;
+    if (pending == NULL || pending->nblocks == 0) {
+        return;
+    }
+    int nblocks = pending->nblocks;
+    pending->nblocks = 0;
+    int n =
+        mh_frames_capture(tstate, pending->scratch, pending->capacity, NULL);
+    int p = pending->nframes;
+    int shared = 0;
+    while (shared < n && shared < p &&
+           pending->frames[p - 1 - shared].code ==
+               pending->scratch[n - 1 - shared].code &&
+           pending->frames[p - 1 - shared].offset ==
+               pending->scratch[n - 1 - shared].offset) {
+        shared++;
+    }
+    if (shared == 0 || store == NULL ||
+        mh_tbcache_reserve(&tls_tbcache, pending->capacity) < 0) {
+        return;
+    }
+    pthread_setspecific(frames_key, &tls_tbcache);
+    memcpy(mh_tbcache_buffer(&tls_tbcache), pending->frames + (p - shared),
+           (size_t)shared * sizeof(mh_raw_frame_t));
+    uint32_t tb =
+        mh_tbstore_intern(store, &tls_tbcache, shared, (uint32_t)shared);
+    if (tb == MH_TB_NONE || tb == 0) {
+        return;
+    }
+    mh_lock_acquire(&table_lock);
+    for (int i = 0; i < nblocks && raw_part.traces != NULL; i++) {
+        mh_trace_t trace;
+        if (mh_traces_get(raw_part.traces, pending->ptrs[i], &trace) &&
+            trace.domain == MH_DOMAIN_NATIVE && trace.traceback == 0 &&
+            trace.size == pending->sizes[i]) {
+            trace.traceback = tb;
+            /* Same address: replaces the entry in place, can't fail. */
+            mh_traces_insert(raw_part.traces, &trace, NULL);
+        }
+    }
+    mh_lock_release(&table_lock);
+}
+
 /* Relaxed atomics; written by mh_hooks_native_enable with the GIL held. */
 static int native_on;
 
 void
 mh_hooks_native_enable(int on)
 {
+    if (on && !pending_key_ok) {
+        pending_key_ok =
+            pthread_key_create(&pending_key, release_pending) == 0;
+    }
     __atomic_store_n(&native_on, on, __ATOMIC_RELAXED);
 }
 
@@ -874,37 +1053,6 @@ mh_hooks_native_leave(void)
     tls_in_hook = 0;
 }
 
-/* The node of the calling thread's last interned traceback when its Python
- * stack still reads the same, else 0; *serial receives the store serial
- * the node belongs to.  Without the GIL: reads only this thread's own
- * frames, which can't change while it runs C code. */
-static uint32_t
-reuse_traceback_unattached(uint64_t *serial)
-{
-    mh_tbcache_t *cache = &tls_tbcache;
-    int nlast = cache->nlast;
-    if (nlast <= 0 || cache->capacity < nlast) {
-        return 0;
-    }
-    PyThreadState *tstate = PyGILState_GetThisThreadState();
-    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
-        return 0;
-    }
-    mh_raw_frame_t *now = mh_tbcache_buffer(cache);
-    const mh_raw_frame_t *old = cache->frames[cache->last];
-    int n = mh_frames_capture(tstate, now, nlast, NULL);
-    if (n != nlast) {
-        return 0;
-    }
-    for (int i = 0; i < n; i++) {
-        if (now[i].code != old[i].code || now[i].offset != old[i].offset) {
-            return 0;
-        }
-    }
-    *serial = cache->store_serial;
-    return cache->nodes[cache->last][0];
-}
-
 void
 mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
 {
@@ -923,7 +1071,7 @@ mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
         }
     }
     else {
-        tb = reuse_traceback_unattached(&serial);
+        tb = traceback_unattached((uintptr_t)ptr, size, &serial);
     }
     mh_trace_t trace = {
         .ptr = (uintptr_t)ptr,

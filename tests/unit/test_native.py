@@ -1,0 +1,248 @@
+"""Native allocations (memhound.start(native=True)): what C extensions,
+shared libraries and ctypes get from libc is traced in DOMAIN_NATIVE and
+attributed to the Python line that called them (docs/native.md)."""
+
+import ctypes
+import gc
+from pathlib import Path
+
+import pytest
+
+import memhound
+from memhound import DomainFilter, _core
+
+from ..native.fixtures import leakyext, native_build, under_asan  # noqa: F401
+
+N = 50
+SIZE = 4000
+
+
+def line_of(marker):
+    for number, line in enumerate(Path(__file__).read_text().splitlines(), 1):
+        if line.rstrip().endswith(marker):
+            return number
+    raise AssertionError(f"no line ends with {marker!r}")
+
+
+def native_by_line(snapshot=None):
+    """{lineno in this file: (bytes, blocks)} of native blocks, by the
+    innermost frame."""
+    snapshot = snapshot or memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    found = {}
+    for stat in native.statistics("lineno"):
+        frame = stat.traceback[0]
+        if frame.filename == __file__:
+            found[frame.lineno] = (stat.size, stat.count)
+    return found
+
+
+def native_total(snapshot):
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    return sum(stat.size for stat in native.statistics("filename"))
+
+
+@pytest.fixture
+def libleaky(native_build):
+    lib = ctypes.CDLL(str(native_build[0]))
+    lib.leak.restype = ctypes.c_void_p
+    lib.leak.argtypes = [ctypes.c_size_t]
+    lib.fixed.argtypes = [ctypes.c_size_t]
+    lib.leak_family.argtypes = [ctypes.c_void_p]
+    lib.free_family.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def libc_functions():
+    # A new CDLL each time: ctypes caches the functions it looked up.
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc.malloc, libc.free
+
+
+def run_extension(module, fn_name, n=N):
+    fn = getattr(module, fn_name)
+    return [fn(SIZE) for _ in range(n)]  # EXT-CALL
+
+
+EXT_LINE = line_of("# EXT-CALL")
+
+
+def test_extension_leak_is_native_and_attributed(leakyext):
+    memhound.start(native=True)
+    kept = run_extension(leakyext, "leak")
+    size, count = native_by_line().get(EXT_LINE, (0, 0))
+    assert count == N and size == N * SIZE
+    assert kept
+
+
+def test_extension_fixed_leaves_nothing(leakyext):
+    memhound.start(native=True)
+    run_extension(leakyext, "fixed")
+    assert EXT_LINE not in native_by_line()
+
+
+def test_extension_leak_grows_and_fixed_does_not(leakyext):
+    memhound.start(native=True)
+    sizes = {}
+    for name in ("leak", "fixed"):
+        series = []
+        for _ in range(3):
+            run_extension(leakyext, name, 20)
+            series.append(native_by_line().get(EXT_LINE, (0, 0))[0])
+        sizes[name] = series
+        memhound.clear()
+    assert sizes["leak"] == [20 * SIZE, 40 * SIZE, 60 * SIZE]
+    assert sizes["fixed"] == [0, 0, 0]
+
+
+def test_extension_leak_without_the_gil_is_attributed(leakyext):
+    memhound.start(native=True)
+    run_extension(leakyext, "leak_nogil")
+    size, count = native_by_line().get(EXT_LINE, (0, 0))
+    assert count == N and size == N * SIZE
+
+
+def call_library(lib, fixed, n=N):
+    fn = lib.fixed if fixed else lib.leak
+    return [fn(SIZE) for _ in range(n)]  # LIB-CALL
+
+
+LIB_LINE = line_of("# LIB-CALL")
+
+
+def test_ctypes_library_leak_loaded_after_start(native_build):
+    memhound.start(native=True)
+    lib = ctypes.CDLL(str(native_build[0]))
+    lib.leak.restype = ctypes.c_void_p
+    lib.leak.argtypes = [ctypes.c_size_t]
+    assert _core.native_status()["rescans"] >= 1
+    call_library(lib, fixed=False)
+    size, count = native_by_line().get(LIB_LINE, (0, 0))
+    assert count == N and size == N * SIZE
+
+
+def test_ctypes_library_loaded_before_start(libleaky):
+    memhound.start(native=True)
+    call_library(libleaky, fixed=False)
+    assert native_by_line().get(LIB_LINE, (0, 0)) == (N * SIZE, N)
+    call_library(libleaky, fixed=True)
+    assert native_by_line().get(LIB_LINE, (0, 0)) == (N * SIZE, N)
+
+
+def test_ctypes_library_fixed_leaves_nothing(libleaky):
+    memhound.start(native=True)
+    call_library(libleaky, fixed=True)
+    assert LIB_LINE not in native_by_line()
+
+
+def libc_malloc_loop(malloc, n=N):
+    return [malloc(SIZE) for _ in range(n)]  # LIBC-MALLOC
+
+
+LIBC_LINE = line_of("# LIBC-MALLOC")
+
+
+def test_ctypes_cdll_none_malloc_is_traced_and_free_untraces():
+    memhound.start(native=True)
+    malloc, free = libc_functions()
+    pointers = libc_malloc_loop(malloc)
+    assert native_by_line().get(LIBC_LINE, (0, 0)) == (N * SIZE, N)
+    for pointer in pointers:
+        free(pointer)
+    assert LIBC_LINE not in native_by_line()
+
+
+def test_allocator_family_is_traced(libleaky):
+    memhound.start(native=True)
+    out = (ctypes.c_void_p * 6)()
+    before = native_total(memhound.take_snapshot())
+    libleaky.leak_family(out)
+    assert all(out), list(out)
+    after = native_total(memhound.take_snapshot())
+    # calloc 1000, realloc 2000, posix_memalign 3000, aligned_alloc 4096,
+    # strdup 21, mmap 65536 (the realloc'd 10-byte block is gone).
+    assert after - before == 1000 + 2000 + 3000 + 4096 + 21 + 65536
+    libleaky.free_family(out)
+    assert native_total(memhound.take_snapshot()) == before
+
+
+def test_python_allocations_are_not_counted_twice():
+    memhound.start(native=True)
+    data = [bytearray(300_000) for _ in range(5)]  # raw domain via libpython
+    text = ["x" * 5000 for _ in range(50)]
+    snapshot = memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    sizes = [trace.size for trace in native.traces]
+    assert 300_000 not in sizes and 300_001 not in sizes
+    assert data and text
+
+
+def test_native_blocks_carry_the_generation(leakyext):
+    memhound.start(native=True)
+    run_extension(leakyext, "leak", 5)
+    _core.next_generation()
+    _core.next_generation()
+    run_extension(leakyext, "leak", 7)
+    generations = {}
+    snapshot = memhound.take_snapshot()
+    for trace in snapshot.traces:
+        if trace.domain == memhound.DOMAIN_NATIVE and trace.size == SIZE:
+            generations[trace.generation] = generations.get(trace.generation, 0) + 1
+    assert generations.get(0) == 5 and generations.get(2) == 7
+
+
+def test_python_false_traces_native_only(leakyext):
+    memhound.start(native=True, python=False)
+    keep = [bytes(1000) for _ in range(100)]
+    run_extension(leakyext, "leak")
+    snapshot = memhound.take_snapshot()
+    domains = {trace.domain for trace in snapshot.traces}
+    assert domains == {memhound.DOMAIN_NATIVE}
+    assert native_by_line().get(EXT_LINE, (0, 0)) == (N * SIZE, N)
+    assert keep
+    with pytest.raises(ValueError):
+        memhound.start(python=False)
+
+
+def test_stop_restores_every_entry_and_passes_through(libleaky, leakyext):
+    memhound.start(native=True)
+    status = _core.native_status()
+    assert status["active"] and status["patched_slots"] > 0
+    assert status["failed_slots"] == 0
+    kept = run_extension(leakyext, "leak", 5)
+    memhound.stop()
+    assert _core.native_status() == {
+        "active": False,
+        "patched_slots": 0,
+        "failed_slots": 0,
+        "rescans": status["rescans"],
+    }
+    # Blocks traced before stop are freed after it; blocks allocated after
+    # stop are freed while tracing again: neither is counted.
+    malloc, free = libc_functions()
+    untraced = libc_malloc_loop(malloc, 5)
+    memhound.start(native=True)
+    for pointer in untraced:
+        free(pointer)
+    assert LIBC_LINE not in native_by_line()
+    assert kept
+
+
+def test_start_without_native_turns_it_off(leakyext):
+    memhound.start(native=True)
+    memhound.start()
+    assert not _core.native_status()["active"]
+    run_extension(leakyext, "leak", 5)
+    assert EXT_LINE not in native_by_line()
+
+
+def test_sampling_applies_to_native_blocks(leakyext):
+    memhound.start(native=True, sample=1 << 30)
+    run_extension(leakyext, "leak", 5)
+    # A 1 GiB mean: 5 blocks of 4 KB are almost surely not sampled.
+    assert native_by_line().get(EXT_LINE, (0, 0))[1] <= 1
+    memhound.stop()
+    gc.collect()
