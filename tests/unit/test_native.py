@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests/native/fixtures.py)
 """Native allocations (memhound.start(native=True)): what C extensions,
 shared libraries and ctypes get from libc is traced in DOMAIN_NATIVE and
 attributed to the Python line that called them (docs/native.md)."""
