@@ -1,0 +1,200 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests/native/fixtures.py)
+"""Native interception inside real programs: threads unknown to Python
+hammering malloc, fork, dlclose of a patched library, stop/start cycles,
+and `memhound run --native`.  Each scenario runs in its own interpreter so
+that a crash or a deadlock fails the test, not pytest."""
+
+import subprocess
+import sys
+
+from ..native.fixtures import native_build  # noqa: F401
+from .helpers import check_ok, run_python
+
+PRELUDE = """
+import ctypes, os, sys, threading
+import memhound
+from memhound import _core, DomainFilter
+LIB = sys.argv[1]
+
+def load(path=LIB):
+    lib = ctypes.CDLL(path)
+    lib.leak.restype = ctypes.c_void_p
+    lib.leak.argtypes = [ctypes.c_size_t]
+    lib.fixed.argtypes = [ctypes.c_size_t]
+    lib.hammer.argtypes = [ctypes.c_int, ctypes.c_long]
+    return lib
+
+def native(snapshot=None):
+    snapshot = snapshot or memhound.take_snapshot()
+    kept = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    return sum(s.size for s in kept.statistics("filename")), len(kept.traces)
+"""
+
+
+def run_native(code, lib, timeout=120):
+    import textwrap
+
+    script = PRELUDE + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", script, str(lib)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None,
+    )
+
+
+def test_threads_without_python_hammer_malloc(native_build):
+    # 8 pthreads Python never heard of malloc/realloc/free 200k times each
+    # while Python threads leak and the main thread takes snapshots; every
+    # hammer block is freed, so only the Python threads' leaks remain.
+    out = check_ok(
+        run_native(
+            """
+            memhound.start(native=True)
+            lib = load()
+            base_bytes, base_blocks = native()
+            done = threading.Event()
+            def leaker():
+                for _ in range(200):
+                    lib.leak(100)
+            def snapshots():
+                while not done.is_set():
+                    native()
+            watcher = threading.Thread(target=snapshots)
+            watcher.start()
+            workers = [threading.Thread(target=leaker) for _ in range(2)]
+            for t in workers:
+                t.start()
+            assert lib.hammer(8, 200000) == 0
+            for t in workers:
+                t.join()
+            done.set()
+            watcher.join()
+            now_bytes, now_blocks = native()
+            stats = memhound.get_stats()
+            assert stats["dropped_blocks"] == 0, stats
+            print(now_bytes - base_bytes, now_blocks - base_blocks)
+            memhound.stop()
+            """,
+            native_build[0],
+        )
+    )
+    assert out.split() == [str(400 * 100), "400"]
+
+
+def test_fork_child_traces_and_exits(native_build):
+    out = check_ok(
+        run_native(
+            """
+            memhound.start(native=True)
+            lib = load()
+            stop = threading.Event()
+            def churn():  # keeps the table lock busy around fork()
+                while not stop.is_set():
+                    lib.fixed(64)
+            t = threading.Thread(target=churn)
+            t.start()
+            for _ in range(20):
+                pid = os.fork()
+                if pid == 0:
+                    before = native()[0]
+                    for _ in range(10):
+                        lib.leak(1000)
+                    grew = native()[0] - before
+                    memhound.stop()
+                    os._exit(0 if grew == 10000 else 3)
+                _, status = os.waitpid(pid, 0)
+                assert os.WEXITSTATUS(status) == 0, status
+            stop.set()
+            t.join()
+            print("forks ok")
+            """,
+            native_build[0],
+        )
+    )
+    assert out.strip() == "forks ok"
+
+
+def test_dlclose_of_a_patched_library_then_stop(native_build, tmp_path):
+    # A copy of the library is loaded (and patched), leaks, is closed for
+    # good, another is loaded; stop() must not write into the unmapped GOT.
+    import shutil
+
+    copy = tmp_path / "libleaky_copy.so"
+    shutil.copy(native_build[0], copy)
+    out = check_ok(
+        run_native(
+            f"""
+            import _ctypes
+            memhound.start(native=True)
+            for round in range(5):
+                lib = load({str(copy)!r})
+                for _ in range(10):
+                    lib.leak(500)
+                handle = lib._handle
+                del lib
+                _ctypes.dlclose(handle)
+                other = load()
+                other.fixed(100)
+            print(_core.native_status()["failed_slots"], native()[1] >= 50)
+            memhound.stop()
+            print(_core.native_status()["patched_slots"])
+            """,
+            native_build[0],
+        )
+    )
+    assert out.split() == ["0", "True", "0"]
+
+
+def test_stop_start_cycles_and_frees_of_untraced_blocks(native_build):
+    out = check_ok(
+        run_native(
+            """
+            lib = load()
+            libc = ctypes.CDLL(None)
+            libc.malloc.restype = ctypes.c_void_p
+            libc.free.argtypes = [ctypes.c_void_p]
+            libc.malloc.argtypes = [ctypes.c_size_t]
+            old = [libc.malloc(64) for _ in range(100)]  # before tracing
+            for cycle in range(30):
+                memhound.start(native=True)
+                for p in old:
+                    libc.free(p)  # unknown pointers: passed through
+                old = [libc.malloc(64) for _ in range(100)]
+                for _ in range(10):
+                    lib.leak(100)
+                assert native()[0] >= 1000
+                memhound.stop()
+            for p in old:
+                libc.free(p)
+            print("cycles ok")
+            """,
+            native_build[0],
+        )
+    )
+    assert out.strip() == "cycles ok"
+
+
+def test_memhound_run_native_reports_the_leaking_line(native_build, tmp_path):
+    script = tmp_path / "leaky_app.py"
+    script.write_text(
+        "import ctypes, sys\n"
+        "lib = ctypes.CDLL(sys.argv[1])\n"
+        "lib.leak.restype = ctypes.c_void_p\n"
+        "lib.leak.argtypes = [ctypes.c_size_t]\n"
+        "def handle():\n"
+        "    lib.leak(100000)\n"
+        "for _ in range(30):\n"
+        "    handle()\n"
+    )
+    for native_option in ("--native", "--native-only"):
+        proc = run_python(
+            "import sys; from memhound.cli import main; "
+            f"sys.exit(main(['run', '--top', '1', {native_option!r}, "
+            f"{str(script)!r}, {str(native_build[0])!r}]))"
+        )
+        check_ok(proc)
+        assert "2.9 MiB in 30 blocks" in proc.stderr, proc.stderr
+        if native_option == "--native":
+            assert f"{script}:6 in handle" in proc.stderr, proc.stderr
