@@ -47,7 +47,15 @@ sources = [
     FRAME_READERS[version],
 ]
 
-extra_compile_args = ["-std=gnu11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+extra_compile_args = [
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-missing-field-initializers",
+    # Calls between the core's files go direct, not through the PLT (the
+    # native wrappers run on every malloc).  PyInit__core stays exported.
+    "-fvisibility=hidden",
+]
 # MEMHOUND_STRICT=1 (the Makefile and CI set it) turns warnings into errors;
 # a user's newer compiler must not break their pip install.
 if os.environ.get("MEMHOUND_STRICT") == "1":

@@ -1123,6 +1123,31 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
 }
 
 void
+mh_hooks_native_alloc(void *ptr, size_t size)
+{
+    if (ptr == NULL || !__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
+        !is_tracing_relaxed() || tls_in_hook) {
+        return;
+    }
+    tls_in_hook = 1;
+    mh_hooks_native_record(ptr, size, NULL);
+    tls_in_hook = 0;
+}
+
+void
+mh_hooks_native_free(void *ptr)
+{
+    if (ptr == NULL || !__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
+        !is_tracing_relaxed() || tls_in_hook) {
+        return;
+    }
+    tls_in_hook = 1;
+    mh_trace_t removed;
+    mh_hooks_native_forget((uintptr_t)ptr, 0, &removed);
+    tls_in_hook = 0;
+}
+
+void
 mh_hooks_native_restore(const mh_trace_t *trace)
 {
     mh_lock_acquire(&table_lock);

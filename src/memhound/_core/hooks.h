@@ -137,6 +137,12 @@ void mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out);
 int mh_hooks_native_forget(uintptr_t ptr, size_t unmapped,
                            mh_trace_t *removed);
 
+/* The common cases in one call each (the wrappers' fast path):
+ * enter + record(ptr, size) + leave, and enter + forget(ptr, 0) + leave.
+ * NULL ptr: nothing. */
+void mh_hooks_native_alloc(void *ptr, size_t size);
+void mh_hooks_native_free(void *ptr);
+
 /* Put back a trace that mh_hooks_native_forget removed, when the realloc
  * that was to replace the block failed.  Inside enter/leave. */
 void mh_hooks_native_restore(const mh_trace_t *trace);

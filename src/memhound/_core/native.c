@@ -38,23 +38,16 @@
  * start, after stop and inside memhound's own work they only pass through.
  */
 
-static void
+static inline void
 record(void *ptr, size_t size)
 {
-    if (ptr != NULL && mh_hooks_native_enter()) {
-        mh_hooks_native_record(ptr, size, NULL);
-        mh_hooks_native_leave();
-    }
+    mh_hooks_native_alloc(ptr, size);
 }
 
-static void
+static inline void
 forget(void *ptr)
 {
-    if (ptr != NULL && mh_hooks_native_enter()) {
-        mh_trace_t removed;
-        mh_hooks_native_forget((uintptr_t)ptr, 0, &removed);
-        mh_hooks_native_leave();
-    }
+    mh_hooks_native_free(ptr);
 }
 
 static void *
