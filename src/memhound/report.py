@@ -107,7 +107,7 @@ def _format_traceback(frames: list, style: _Style, width: int, out: list) -> Non
         out.append(style.dim(line) if library else line)
         source = linecache.getline(filename, lineno).strip() if lineno else ""
         if source:
-            text = "         " + _shorten(source, width - 9)[: width - 9]
+            text = "         " + source[: width - 10]
             out.append(style.dim(text) if library else text)
     hidden = len(frames) - sum(1 for f in shown if f is not None)
     if hidden > 0:
