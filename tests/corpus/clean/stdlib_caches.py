@@ -21,7 +21,7 @@ while time.monotonic() < deadline:
     pattern = re.compile(rf"item-{n % 2000}-(\d+)")
     pattern.match(f"item-{n % 2000}-42")
     linecache.getline(__file__, 1 + n % 20)
-    hint = list[tuple[int, str]] if n % 2 else typing.Optional[int]
+    hint = typing.List[typing.Tuple[int, str]] if n % 2 else typing.Optional[int]
     if n < len(LAZY) * 50 and n % 50 == 0:
         importlib.import_module(LAZY[n // 50])
     log.debug("request %d %s", n, hint)
