@@ -49,6 +49,25 @@ def is_library(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_LIBRARY)
 
 
+def display_path(filename: str) -> str:
+    """A frame's file as a reader wants it at 80 columns: relative to the
+    current directory for the user's own files under it, relative to its
+    sys.path entry for Python's and installed packages' files (json/
+    decoder.py), else whole.  The JSON report keeps whole paths."""
+    if not filename or filename.startswith("<"):
+        return filename
+    path = os.path.abspath(filename)
+    cwd = os.getcwd() + os.sep
+    if path.startswith(cwd) and not is_library(path):
+        return path[len(cwd) :]
+    best = ""
+    for entry in sys.path:
+        entry = os.path.abspath(entry or ".") + os.sep
+        if path.startswith(entry) and len(entry) > len(best) and entry != cwd:
+            best = entry
+    return path[len(best) :] if best and is_library(path) else filename
+
+
 class _Style:
     def __init__(self, color: bool) -> None:
         self.color = color
@@ -101,8 +120,9 @@ def _format_traceback(frames: list, style: _Style, width: int, out: list) -> Non
         function = frame.get("function") or "?"
         library = is_library(filename)
         mark = "  " if library else "> "
-        # Whole paths: a shortened one could name the wrong file.
-        where = f"{filename}:{lineno} in {function}"
+        # Paths are cut at a meaningful root, never in the middle: a
+        # shortened path could name the wrong file.
+        where = f"{display_path(filename)}:{lineno} in {function}"
         line = f"   {mark}{where}"
         out.append(style.dim(line) if library else line)
         source = linecache.getline(filename, lineno).strip() if lineno else ""
