@@ -43,6 +43,9 @@ sources = [
     "snapfile_encode.c",
     "snapfile_decode.c",
     "snapfile_io.c",
+    "heap_binding.c",
+    "heapgraph_build.c",
+    "heapgraph_sites.c",
     FRAME_READERS[version],
 ]
 
