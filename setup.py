@@ -46,6 +46,8 @@ sources = [
     "heap_binding.c",
     "heapgraph_build.c",
     "heapgraph_sites.c",
+    "heapgraph_paths.c",
+    "heapgraph_labels.c",
     FRAME_READERS[version],
 ]
 

@@ -10,6 +10,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string.h>
+
 #include "frames.h"
 #include "heap_binding.h"
 #include "heapgraph.h"
@@ -183,7 +185,200 @@ heap_object_site(PyObject *module, PyObject *obj)
     return Py_BuildValue("(kK)", (unsigned long)tb, (unsigned long long)size);
 }
 
+/* heap_module_dicts() -> [(name, module dict)] of sys.modules, modules
+ * only, read in C (no attribute lookup on the module objects). */
+static PyObject *
+heap_module_dicts(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *modules = PySys_GetObject("modules"); /* borrowed */
+    if (modules == NULL || !PyDict_Check(modules)) {
+        return PyList_New(0);
+    }
+    PyObject *result = PyList_New(0);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *name, *mod;
+    while (PyDict_Next(modules, &pos, &name, &mod)) {
+        if (!PyUnicode_Check(name) || !PyModule_Check(mod)) {
+            continue;
+        }
+        PyObject *dict = PyModule_GetDict(mod); /* borrowed */
+        if (dict == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        PyObject *item = PyTuple_Pack(2, name, dict);
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return result;
+}
+
+/* heap_prepare_paths(g, roots: list) -> number of nodes reached.  One
+ * breadth-first search from the labelled roots (in order), continued from
+ * every node held from outside the graph, gives every node its shortest
+ * path. */
+static PyObject *
+heap_prepare_paths(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule, *roots;
+    if (!PyArg_ParseTuple(args, "OO!:heap_prepare_paths", &capsule,
+                          &PyList_Type, &roots)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    size_t nroots = (size_t)PyList_GET_SIZE(roots);
+    uint32_t *ids = mh_rawmem_malloc(nroots * sizeof(uint32_t));
+    uint32_t *parent = mh_rawmem_malloc((size_t)g->nnodes * sizeof(uint32_t));
+    uint32_t *ext = NULL;
+    size_t next = 0;
+    int64_t reached = -1;
+    if (ids == NULL || parent == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < nroots; i++) {
+        ids[i] = mh_heapgraph_find(g, PyList_GET_ITEM(roots, i));
+    }
+    memset(parent, 0xff, (size_t)g->nnodes * sizeof(uint32_t));
+    if (mh_heapgraph_mark_live(g) < 0 ||
+        mh_heapgraph_external_nodes(g, &ext, &next) < 0) {
+        goto done;
+    }
+    int64_t a = mh_heapgraph_bfs(g, ids, nroots, parent);
+    int64_t b = a < 0 ? -1 : mh_heapgraph_bfs(g, ext, next, parent);
+    if (b < 0) {
+        goto done;
+    }
+    reached = a + b;
+    mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
+    g->parent = parent;
+    g->roots = ids;
+    g->nroots = nroots;
+    parent = NULL;
+    ids = NULL;
+done:
+    mh_rawmem_free(ext, next * sizeof(uint32_t));
+    mh_rawmem_free(ids, nroots * sizeof(uint32_t));
+    mh_rawmem_free(parent, (size_t)g->nnodes * sizeof(uint32_t));
+    if (reached < 0) {
+        return PyErr_NoMemory();
+    }
+    return PyLong_FromLongLong(reached);
+}
+
+static const char *const edge_kinds[] = {
+    [MH_HG_EDGE_OTHER] = "other",       [MH_HG_EDGE_DICT_VALUE] = "dict_value",
+    [MH_HG_EDGE_DICT_KEY] = "dict_key", [MH_HG_EDGE_INDEX] = "index",
+    [MH_HG_EDGE_SET] = "set",           [MH_HG_EDGE_ATTR] = "attr",
+    [MH_HG_EDGE_OWN_DICT] = "own_dict", [MH_HG_EDGE_CLOSURE] = "closure",
+    [MH_HG_EDGE_CELL] = "cell",         [MH_HG_EDGE_FRAME] = "frame",
+};
+
+/* Paths longer than this are cut at the target's end (a BFS path this
+ * long is a linked structure; its first steps say where it hangs). */
+#define MAX_PATH 4096
+
+/* (root, steps) for node id: root is the index of the labelled root the
+ * path starts from, -1 for a node held from outside the graph, -2 for
+ * unreachable garbage; steps[0] is ("root", "", 0, False, type name) for
+ * the first node, then one (kind, text, index, ident, type name) per
+ * edge. */
+static PyObject *
+path_of_node(mh_heapgraph_t *g, uint32_t id)
+{
+    uint32_t chain[MAX_PATH];
+    size_t len = 0;
+    long root = -2;
+    uint32_t u = id;
+    if (g->parent != NULL && g->parent[id] != MH_HG_NONE) {
+        while (len < MAX_PATH) {
+            chain[len++] = u;
+            if (g->parent[u] == MH_HG_ROOT) {
+                break;
+            }
+            u = g->parent[u];
+        }
+        root = -1;
+        for (size_t i = 0; i < g->nroots; i++) {
+            if (g->roots[i] == chain[len - 1]) {
+                root = (long)i;
+                break;
+            }
+        }
+    }
+    else {
+        chain[len++] = id;
+    }
+    PyObject *steps = PyList_New(0);
+    if (steps == NULL) {
+        return NULL;
+    }
+    char tname[96];
+    for (size_t k = len; k-- > 0;) {
+        PyObject *obj = g->objs[chain[k]];
+        mh_heapgraph_type_name(Py_TYPE(obj), tname, sizeof(tname));
+        mh_hg_edge_t edge = {.kind = MH_HG_EDGE_OTHER};
+        const char *kind = "root";
+        if (k + 1 < len) {
+            PyObject *holder = g->objs[chain[k + 1]];
+            PyObject *grand = k + 2 < len ? g->objs[chain[k + 2]] : NULL;
+            mh_heapgraph_label(grand, holder, obj, &edge);
+            kind = edge_kinds[edge.kind];
+        }
+        PyObject *step =
+            Py_BuildValue("(ssnNs)", kind, k + 1 < len ? edge.text : "",
+                          edge.index, PyBool_FromLong(edge.ident), tname);
+        if (step == NULL || PyList_Append(steps, step) < 0) {
+            Py_XDECREF(step);
+            Py_DECREF(steps);
+            return NULL;
+        }
+        Py_DECREF(step);
+    }
+    return Py_BuildValue("(lN)", root, steps);
+}
+
+/* heap_path(g, obj) -> (root, steps) (see path_of_node), or None when obj
+ * is not in the graph. */
+static PyObject *
+heap_path(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule, *obj;
+    if (!PyArg_ParseTuple(args, "OO:heap_path", &capsule, &obj)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    uint32_t id = mh_heapgraph_find(g, obj);
+    if (id == MH_HG_NONE) {
+        Py_RETURN_NONE;
+    }
+    return path_of_node(g, id);
+}
+
 PyMethodDef mh_heap_methods[] = {
+    {"heap_module_dicts", heap_module_dicts, METH_NOARGS,
+     "[(name, dict)] of the modules in sys.modules"},
+    {"heap_prepare_paths", heap_prepare_paths, METH_VARARGS,
+     "heap_prepare_paths(g, roots): shortest paths from the roots"},
+    {"heap_path", heap_path, METH_VARARGS,
+     "heap_path(g, obj) -> (root, steps) or None"},
     {"heap_object_site", heap_object_site, METH_O,
      "(traceback index, block size) of obj's traced block, or None"},
     {"heap_graph", heap_graph, METH_O,

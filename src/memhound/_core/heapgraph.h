@@ -41,8 +41,17 @@ typedef struct {
     uint32_t *map;     /* open addressing: slot -> node id, MH_HG_NONE empty */
     size_t mapcap;     /* power of two */
     PyObject *list;    /* the collector's object list, owned */
-    size_t nodecap;    /* capacity of objs, flags (off: nodecap + 1) */
-    size_t edgecap;    /* capacity of edges */
+    /* Query state, filled by the binding's queries and freed with the
+     * graph (each array has nnodes entries, NULL until computed). */
+    uint32_t *parent; /* shortest-path parent (heapgraph_query.h) */
+    uint32_t *roots;  /* labelled root node ids, in the caller's order */
+    size_t nroots;
+    uint32_t *tb;       /* allocation site per node, 0: untraced */
+    uint64_t *size;     /* block size per node */
+    uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
+    uint64_t *retained; /* retained bytes per node */
+    size_t nodecap;     /* capacity of objs, flags (off: nodecap + 1) */
+    size_t edgecap;     /* capacity of edges */
 } mh_heapgraph_t;
 
 /* Build the graph of every object the collector tracks (from `objects`,

@@ -285,6 +285,12 @@ mh_heapgraph_free(mh_heapgraph_t *g)
         mh_rawmem_free(g->roff, ((size_t)g->nnodes + 1) * sizeof(uint32_t));
         mh_rawmem_free(g->redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
     }
+    mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
+    mh_rawmem_free(g->tb, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->size, (size_t)g->nnodes * sizeof(uint64_t));
+    mh_rawmem_free(g->idom, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->retained, (size_t)g->nnodes * sizeof(uint64_t));
     mh_rawmem_free(g, sizeof(mh_heapgraph_t));
     for (uint32_t id = ntracked; id < nnodes; id++) {
         Py_DECREF(objs[id]);

@@ -7,6 +7,7 @@
 #include "heapgraph_query.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "rawmem.h"
 #include "table.h"
@@ -85,7 +86,7 @@ int
 mh_heapgraph_node_sites(const mh_heapgraph_t *g, uint32_t **tb,
                         uint64_t **size)
 {
-    size_t n = g->nnodes ? g->nnodes : 1;
+    size_t n = g->nnodes;
     uint32_t *t = mh_rawmem_malloc(n * sizeof(uint32_t));
     uint64_t *s = mh_rawmem_malloc(n * sizeof(uint64_t));
     if (t == NULL || s == NULL) {
@@ -99,4 +100,200 @@ mh_heapgraph_node_sites(const mh_heapgraph_t *g, uint32_t **tb,
     *tb = t;
     *size = s;
     return 0;
+}
+
+int
+mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
+{
+    if (g->tb != NULL) {
+        return 0;
+    }
+    return mh_heapgraph_node_sites(g, &g->tb, &g->size);
+}
+
+static void
+add_type(mh_hg_site_t *s, PyTypeObject *type, uint64_t bytes)
+{
+    size_t i = 0;
+    for (; i < s->ntypes; i++) {
+        if (s->types[i].type == type) {
+            break;
+        }
+    }
+    if (i == s->ntypes) {
+        if (s->ntypes < MH_HG_SITE_TYPES) {
+            s->types[s->ntypes++] = (mh_hg_typesum_t){.type = type};
+        }
+        else {
+            /* The slot after the last: every other type. */
+            i = MH_HG_SITE_TYPES;
+            if (s->ntypes == MH_HG_SITE_TYPES) {
+                s->types[i] = (mh_hg_typesum_t){.type = NULL};
+                s->ntypes++;
+            }
+        }
+    }
+    s->types[i].count++;
+    s->types[i].bytes += bytes;
+}
+
+/* The nearest holder of node n outside site tb: its ancestors on the
+ * shortest path are followed while they belong to the same site.  memo
+ * caches answers (MH_HG_NONE: not known yet), so chains of a site's own
+ * objects cost O(length) once in all.  path is scratch of nnodes entries. */
+static uint32_t
+holder_of(const mh_heapgraph_t *g, uint32_t n, uint32_t *memo, uint32_t *path)
+{
+    size_t len = 0;
+    uint32_t tb = g->tb[n];
+    uint32_t u = n, answer;
+    for (;;) {
+        if (memo[u] != MH_HG_NONE) {
+            answer = memo[u];
+            break;
+        }
+        path[len++] = u;
+        uint32_t p = g->parent[u];
+        if (p == MH_HG_NONE) {
+            answer = MH_HG_GARBAGE;
+            break;
+        }
+        if (p == MH_HG_ROOT) {
+            answer = u; /* a root of the search holds it directly */
+            break;
+        }
+        if (g->tb[p] != tb) {
+            answer = p;
+            break;
+        }
+        u = p;
+    }
+    for (size_t i = 0; i < len; i++) {
+        memo[path[i]] = answer;
+    }
+    return answer;
+}
+
+static int
+by_objects_desc(const void *a, const void *b)
+{
+    const mh_hg_group_t *x = a, *y = b;
+    if (x->objects != y->objects) {
+        return x->objects < y->objects ? 1 : -1;
+    }
+    return x->holder < y->holder ? -1 : x->holder > y->holder;
+}
+
+static int
+by_type_bytes_desc(const void *a, const void *b)
+{
+    const mh_hg_typesum_t *x = a, *y = b;
+    if (x->type == NULL || y->type == NULL) {
+        return (x->type == NULL) - (y->type == NULL);
+    }
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+}
+
+int
+mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
+{
+    if (mh_heapgraph_ensure_sites(g) < 0) {
+        return -1;
+    }
+    int rc = -1;
+    size_t nn = g->nnodes;
+    mh_table_t slots, groups_index;
+    mh_table_init(&slots);
+    mh_table_init(&groups_index);
+    mh_hg_group_t *groups = NULL;
+    uint32_t *group_site = NULL;
+    size_t ngroups = 0, cap = 0, site_cap = 0;
+    uint32_t *memo = mh_rawmem_malloc(nn * sizeof(uint32_t));
+    uint32_t *path = mh_rawmem_malloc(nn * sizeof(uint32_t));
+    if (memo == NULL || path == NULL) {
+        goto done;
+    }
+    memset(memo, 0xff, nn * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t tb = sites[i].traceback;
+        memset(&sites[i], 0, sizeof(sites[i]));
+        sites[i].traceback = tb;
+        if (mh_table_put(&slots, (uint64_t)tb + 1, (uint32_t)i) < 0) {
+            goto done;
+        }
+    }
+    for (uint32_t id = 0; id < nn; id++) {
+        uint32_t slot;
+        if (g->tb[id] == 0 ||
+            !mh_table_get(&slots, (uint64_t)g->tb[id] + 1, &slot)) {
+            continue;
+        }
+        mh_hg_site_t *s = &sites[slot];
+        uint64_t bytes = g->size[id];
+        s->bytes += bytes;
+        s->blocks++;
+        if (!(g->flags[id] & MH_HG_LIVE)) {
+            s->garbage_bytes += bytes;
+            s->garbage_blocks++;
+        }
+        add_type(s, Py_TYPE(g->objs[id]), bytes);
+        uint32_t holder =
+            g->parent != NULL ? holder_of(g, id, memo, path) : MH_HG_GARBAGE;
+        uint64_t key = (((uint64_t)slot << 32) | holder) + 1;
+        uint32_t gi;
+        if (!mh_table_get(&groups_index, key, &gi)) {
+            void *p = groups;
+            if (mh_rawmem_reserve(&p, &cap, ngroups + 1, sizeof(*groups)) <
+                0) {
+                goto done;
+            }
+            groups = p;
+            p = group_site;
+            if (mh_rawmem_reserve(&p, &site_cap, ngroups + 1,
+                                  sizeof(uint32_t)) < 0) {
+                goto done;
+            }
+            group_site = p;
+            gi = (uint32_t)ngroups++;
+            groups[gi] = (mh_hg_group_t){.holder = holder, .example = id};
+            group_site[gi] = slot;
+            if (mh_table_put(&groups_index, key, gi) < 0) {
+                goto done;
+            }
+        }
+        groups[gi].objects++;
+    }
+    /* Keep each site's largest groups: a selection per site over the
+     * (few) groups. */
+    for (size_t gi = 0; gi < ngroups; gi++) {
+        mh_hg_site_t *s = &sites[group_site[gi]];
+        if (s->ngroups < MH_HG_SITE_GROUPS) {
+            s->groups[s->ngroups++] = groups[gi];
+            continue;
+        }
+        size_t smallest = 0;
+        for (size_t k = 1; k < s->ngroups; k++) {
+            if (s->groups[k].objects < s->groups[smallest].objects) {
+                smallest = k;
+            }
+        }
+        if (groups[gi].objects > s->groups[smallest].objects) {
+            s->groups[smallest] = groups[gi];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        qsort(sites[i].groups, sites[i].ngroups, sizeof(mh_hg_group_t),
+              by_objects_desc);
+        qsort(sites[i].types, sites[i].ntypes, sizeof(mh_hg_typesum_t),
+              by_type_bytes_desc);
+    }
+    rc = 0;
+done:
+    mh_table_fini(&slots);
+    mh_table_fini(&groups_index);
+    mh_rawmem_free(groups, cap * sizeof(*groups));
+    mh_rawmem_free(group_site, site_cap * sizeof(uint32_t));
+    mh_rawmem_free(memo, nn * sizeof(uint32_t));
+    mh_rawmem_free(path, nn * sizeof(uint32_t));
+    return rc;
 }
