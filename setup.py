@@ -48,6 +48,8 @@ sources = [
     "heapgraph_sites.c",
     "heapgraph_paths.c",
     "heapgraph_labels.c",
+    "heapgraph_dominators.c",
+    "heapgraph_census.c",
     FRAME_READERS[version],
 ]
 

@@ -15,6 +15,8 @@
 #include "frames.h"
 #include "heap_binding.h"
 #include "heapgraph.h"
+#include "heapgraph_census.h"
+#include "heapgraph_dominators.h"
 #include "heapgraph_query.h"
 #include "hooks.h"
 #include "rawmem.h"
@@ -372,7 +374,310 @@ heap_path(PyObject *module, PyObject *args)
     return path_of_node(g, id);
 }
 
+static PyObject *
+type_name_new(PyTypeObject *tp)
+{
+    char name[96];
+    if (tp == NULL) {
+        return PyUnicode_FromString("(other types)");
+    }
+    mh_heapgraph_type_name(tp, name, sizeof(name));
+    return PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name), "replace");
+}
+
+static PyObject *
+site_dict_new(mh_heapgraph_t *g, const mh_hg_site_t *s, int with_retained)
+{
+    PyObject *types = PyList_New(0), *groups = PyList_New(0), *d = NULL;
+    if (types == NULL || groups == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < s->ntypes; i++) {
+        PyObject *t = Py_BuildValue("(NKK)", type_name_new(s->types[i].type),
+                                    (unsigned long long)s->types[i].count,
+                                    (unsigned long long)s->types[i].bytes);
+        if (t == NULL || PyList_Append(types, t) < 0) {
+            Py_XDECREF(t);
+            goto done;
+        }
+        Py_DECREF(t);
+    }
+    for (size_t i = 0; i < s->ngroups; i++) {
+        PyObject *path = path_of_node(g, s->groups[i].example);
+        PyObject *t =
+            path == NULL
+                ? NULL
+                : Py_BuildValue(
+                      "(NKO)", path, (unsigned long long)s->groups[i].objects,
+                      s->groups[i].holder == MH_HG_GARBAGE ? Py_True
+                                                           : Py_False);
+        if (t == NULL || PyList_Append(groups, t) < 0) {
+            Py_XDECREF(t);
+            goto done;
+        }
+        Py_DECREF(t);
+    }
+    d = Py_BuildValue(
+        "{s:k,s:K,s:K,s:K,s:K,s:O,s:O,s:N}", "site",
+        (unsigned long)s->traceback, "bytes", (unsigned long long)s->bytes,
+        "blocks", (unsigned long long)s->blocks, "unreachable_bytes",
+        (unsigned long long)s->garbage_bytes, "unreachable_blocks",
+        (unsigned long long)s->garbage_blocks, "types", types, "groups",
+        groups, "retained_bytes",
+        with_retained ? PyLong_FromUnsignedLongLong(s->retained)
+                      : Py_NewRef(Py_None));
+done:
+    Py_XDECREF(types);
+    Py_XDECREF(groups);
+    return d;
+}
+
+/* heap_sites(g, sites: list[int], retained: bool) -> [dict] per site: the
+ * site's objects in the graph (bytes, blocks, types), how many are
+ * unreachable garbage, the ways they are held (one path per group, with
+ * the number of objects it covers), and (retained=True) retained bytes.
+ * heap_prepare_paths must have run. */
+static PyObject *
+heap_sites(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule, *list;
+    int with_retained = 0;
+    if (!PyArg_ParseTuple(args, "OO!p:heap_sites", &capsule, &PyList_Type,
+                          &list, &with_retained)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    size_t n = (size_t)PyList_GET_SIZE(list);
+    mh_hg_site_t *sites = mh_rawmem_calloc(n ? n : 1, sizeof(mh_hg_site_t));
+    PyObject *result = NULL;
+    if (sites == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned long tb = PyLong_AsUnsignedLong(PyList_GET_ITEM(list, i));
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        sites[i].traceback = (uint32_t)tb;
+    }
+    mh_hooks_suspend_thread();
+    int failed = (with_retained && mh_heapgraph_ensure_dominators(g) < 0) ||
+                 mh_heapgraph_sites(g, sites, n) < 0;
+    mh_hooks_resume_thread();
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyList_New((Py_ssize_t)n);
+    if (result == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *d = site_dict_new(g, &sites[i], with_retained);
+        if (d == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, d);
+    }
+done:
+    mh_rawmem_free(sites, (n ? n : 1) * sizeof(mh_hg_site_t));
+    return result;
+}
+
+/* 1 when node id is part of the program's structure rather than its data:
+ * modules, classes, their __dict__s, labelled roots. */
+static int
+is_structural(const mh_heapgraph_t *g, uint32_t id)
+{
+    PyObject *obj = g->objs[id];
+    if (PyModule_Check(obj) || PyType_Check(obj)) {
+        return 1;
+    }
+    for (size_t i = 0; i < g->nroots; i++) {
+        if (g->roots[i] == id) {
+            return 1;
+        }
+    }
+    uint32_t d = g->idom[id];
+    return PyDict_Check(obj) && d != MH_DOM_NONE &&
+           (PyModule_Check(g->objs[d]) || PyType_Check(g->objs[d]));
+}
+
+/* heap_largest_retainers(g, k) -> [(path, retained, size)] of the k data
+ * objects with the largest retained sizes (modules, classes and their
+ * namespaces left out).  heap_prepare_paths must have run. */
+static PyObject *
+heap_largest_retainers(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule;
+    int k;
+    if (!PyArg_ParseTuple(args, "Oi:heap_largest_retainers", &capsule, &k)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    if (k < 0 || k > 1000) {
+        PyErr_SetString(PyExc_ValueError, "k must be in [0; 1000]");
+        return NULL;
+    }
+    mh_hooks_suspend_thread();
+    int failed = mh_heapgraph_ensure_dominators(g) < 0;
+    mh_hooks_resume_thread();
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    /* Top k by selection into a small sorted array. */
+    uint32_t top[1000];
+    int ntop = 0;
+    for (uint32_t id = 0; id < g->nnodes && k > 0; id++) {
+        uint64_t r = g->retained[id];
+        if (ntop == k && r <= g->retained[top[ntop - 1]]) {
+            continue;
+        }
+        if (is_structural(g, id)) {
+            continue;
+        }
+        int pos = ntop < k ? ntop++ : k - 1;
+        while (pos > 0 && g->retained[top[pos - 1]] < r) {
+            top[pos] = top[pos - 1];
+            pos--;
+        }
+        top[pos] = id;
+    }
+    PyObject *result = PyList_New(0);
+    for (int i = 0; result != NULL && i < ntop; i++) {
+        PyObject *path = path_of_node(g, top[i]);
+        PyObject *t =
+            path == NULL
+                ? NULL
+                : Py_BuildValue("(NKK)", path,
+                                (unsigned long long)g->retained[top[i]],
+                                (unsigned long long)g->size[top[i]]);
+        if (t == NULL || PyList_Append(result, t) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(t);
+    }
+    return result;
+}
+
+/* heap_retained(g, obj) -> retained bytes of obj, or None when obj is not
+ * in the graph. */
+static PyObject *
+heap_retained(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule, *obj;
+    if (!PyArg_ParseTuple(args, "OO:heap_retained", &capsule, &obj)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    uint32_t id = mh_heapgraph_find(g, obj);
+    if (id == MH_HG_NONE) {
+        Py_RETURN_NONE;
+    }
+    mh_hooks_suspend_thread();
+    int failed = mh_heapgraph_ensure_dominators(g) < 0;
+    mh_hooks_resume_thread();
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    return PyLong_FromUnsignedLongLong(g->retained[id]);
+}
+
+/* heap_census(skip: tuple) -> {type name: (count, bytes)} of every
+ * tracked object and every untracked object they reference directly. */
+static PyObject *
+heap_census(PyObject *module, PyObject *skip)
+{
+    (void)module;
+    if (!PyTuple_Check(skip) || PyTuple_GET_SIZE(skip) > 64) {
+        PyErr_SetString(PyExc_TypeError,
+                        "skip must be a tuple of at most 64 objects");
+        return NULL;
+    }
+    PyObject *gc = NULL, *objects = NULL, *result = NULL;
+    mh_census_row_t *rows = NULL;
+    size_t nrows = 0;
+    mh_hooks_suspend_thread();
+    /* Sizes may call builtin __sizeof__ methods, which allocate: no
+     * collection (and so no finalizer) may run while the walk's borrowed
+     * pointers are in use. */
+    int was_enabled = PyGC_Disable();
+    gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        goto done;
+    }
+    objects = PyObject_CallMethod(gc, "get_objects", NULL);
+    if (objects == NULL) {
+        goto done;
+    }
+    if (!PyList_CheckExact(objects)) {
+        PyErr_SetString(PyExc_TypeError, "gc.get_objects() returned no list");
+        goto done;
+    }
+    PyObject *const *skipped = &PyTuple_GET_ITEM(skip, 0);
+    PyObject *self[65];
+    int nskip = (int)PyTuple_GET_SIZE(skip);
+    for (int i = 0; i < nskip; i++) {
+        self[i] = skipped[i];
+    }
+    self[nskip++] = objects;
+    if (mh_census_take(objects, self, nskip, &rows, &nrows) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyDict_New();
+    for (size_t i = 0; result != NULL && i < nrows; i++) {
+        PyObject *name = type_name_new(rows[i].type);
+        PyObject *old =
+            name == NULL ? NULL : PyDict_GetItemWithError(result, name);
+        unsigned long long count = rows[i].count, bytes = rows[i].bytes;
+        if (old != NULL) {
+            /* Two types with one name (a class defined twice): merge. */
+            count += PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(old, 0));
+            bytes += PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(old, 1));
+        }
+        PyObject *value = name == NULL || PyErr_Occurred()
+                              ? NULL
+                              : Py_BuildValue("(KK)", count, bytes);
+        if (value == NULL || PyDict_SetItem(result, name, value) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+    }
+done:
+    mh_rawmem_free(rows, nrows * sizeof(mh_census_row_t));
+    Py_XDECREF(objects);
+    Py_XDECREF(gc);
+    if (was_enabled) {
+        PyGC_Enable();
+    }
+    mh_hooks_resume_thread();
+    return result;
+}
+
 PyMethodDef mh_heap_methods[] = {
+    {"heap_census", heap_census, METH_O,
+     "heap_census(skip) -> {type name: (count, bytes)}"},
+    {"heap_sites", heap_sites, METH_VARARGS,
+     "heap_sites(g, sites, retained) -> [dict] per allocation site"},
+    {"heap_largest_retainers", heap_largest_retainers, METH_VARARGS,
+     "heap_largest_retainers(g, k) -> [(path, retained, size)]"},
+    {"heap_retained", heap_retained, METH_VARARGS,
+     "heap_retained(g, obj) -> retained bytes or None"},
     {"heap_module_dicts", heap_module_dicts, METH_NOARGS,
      "[(name, dict)] of the modules in sys.modules"},
     {"heap_prepare_paths", heap_prepare_paths, METH_VARARGS,

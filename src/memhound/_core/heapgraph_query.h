@@ -64,6 +64,9 @@ typedef struct {
     mh_hg_typesum_t types[MH_HG_SITE_TYPES + 1];
     size_t ngroups; /* by objects, most first */
     mh_hg_group_t groups[MH_HG_SITE_GROUPS];
+    uint64_t retained; /* bytes freed if every object of the site went:
+                          retained sizes of its objects that no other
+                          object of the site dominates (needs g->idom) */
 } mh_hg_site_t;
 
 /* Fill g->tb and g->size (once).  Returns 0 or -1 when out of memory. */
@@ -74,6 +77,13 @@ int mh_heapgraph_ensure_sites(mh_heapgraph_t *g);
  * them alive.  Needs g->parent (the binding's path search) and the
  * MH_HG_LIVE marks.  Returns 0 or -1 when out of memory. */
 int mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n);
+
+/* Compute g->idom and g->retained (once): the dominator tree of the graph
+ * under a virtual root whose children are the labelled roots (g->roots),
+ * every node held from outside, and then every other node not reached
+ * (garbage).  Builds the reverse edges and site sizes too.  Returns 0 or
+ * -1 when out of memory. */
+int mh_heapgraph_ensure_dominators(mh_heapgraph_t *g);
 
 /* ---- shortest retention paths (heapgraph_paths.c) ---------------------- */
 
