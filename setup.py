@@ -44,6 +44,16 @@ sources = [
     "snapfile_encode.c",
     "snapfile_decode.c",
     "snapfile_io.c",
+    "gens.c",
+    "leaks.c",
+    "leaks_binding.c",
+    "heap_binding.c",
+    "heapgraph_build.c",
+    "heapgraph_sites.c",
+    "heapgraph_paths.c",
+    "heapgraph_labels.c",
+    "heapgraph_dominators.c",
+    "heapgraph_census.c",
     FRAME_READERS[version],
 ]
 
