@@ -198,3 +198,38 @@ def test_memhound_run_native_reports_the_leaking_line(native_build, tmp_path):
         assert "2.9 MiB in 30 blocks" in proc.stderr, proc.stderr
         if native_option == "--native":
             assert f"{script}:6 in handle" in proc.stderr, proc.stderr
+
+
+def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
+    import json
+
+    script = tmp_path / "leaky_json.py"
+    script.write_text(
+        "import ctypes, sys, time\n"
+        "import memhound\n"
+        "lib = ctypes.CDLL(sys.argv[1])\n"
+        "lib.leak.restype = ctypes.c_void_p\n"
+        "lib.leak.argtypes = [ctypes.c_size_t]\n"
+        "lib.fixed.argtypes = [ctypes.c_size_t]\n"
+        "fixed = len(sys.argv) > 2\n"
+        "for _ in memhound.iterations(range(40)):\n"
+        "    (lib.fixed if fixed else lib.leak)(20000)\n"
+        "    time.sleep(0.01)\n"
+    )
+    for fixed in (False, True):
+        out = tmp_path / f"report-{fixed}.json"
+        args = [str(native_build[0])] + (["fixed"] if fixed else [])
+        proc = run_python(
+            "import sys; from memhound.cli import main; "
+            f"sys.exit(main(['run', '--native', '--quiet', '--interval', '0.02', "
+            f"'--json', {str(out)!r}, "
+            f"{str(script)!r}, *{args!r}]))"
+        )
+        check_ok(proc)
+        report = json.loads(out.read_text())
+        native = [
+            leak
+            for leak in report["leaks"]
+            if leak["kind"] == "native" and leak["traceback"][0]["lineno"] == 9
+        ]
+        assert len(native) == (0 if fixed else 1), report["leaks"]

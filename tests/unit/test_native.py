@@ -247,3 +247,51 @@ def test_sampling_applies_to_native_blocks(leakyext):
     assert native_by_line().get(EXT_LINE, (0, 0))[1] <= 1
     memhound.stop()
     gc.collect()
+
+
+# ---- the leak analysis sees native leaks -------------------------------
+
+
+def leak_check(call, rounds=30):
+    memhound.start(native=True)
+    kept = []
+    with memhound.LeakCheck() as check:
+        for _ in range(rounds):
+            kept.append(call(SIZE))  # CHECKED-CALL
+            check.checkpoint()
+    return check.report(), kept
+
+
+CHECKED_LINE = line_of("# CHECKED-CALL")
+
+
+def native_leaks_at_line(report):
+    return [
+        leak
+        for leak in report["leaks"]
+        if leak["kind"] == "native"
+        and leak["traceback"]
+        and leak["traceback"][0]["lineno"] == CHECKED_LINE
+        and leak["traceback"][0]["filename"] == __file__
+    ]
+
+
+def test_leakcheck_reports_extension_leak_as_native(leakyext):
+    report, kept = leak_check(leakyext.leak)
+    leaks = native_leaks_at_line(report)
+    assert len(leaks) == 1, report["leaks"]
+    assert leaks[0]["live_bytes"] >= 20 * SIZE
+    assert kept
+
+
+def test_leakcheck_reports_ctypes_leak_as_native(libleaky):
+    report, kept = leak_check(libleaky.leak)
+    assert len(native_leaks_at_line(report)) == 1, report["leaks"]
+    assert kept
+
+
+def test_leakcheck_finds_no_native_leak_when_fixed(leakyext, libleaky):
+    for fixed in (leakyext.fixed, libleaky.fixed):
+        report, _ = leak_check(fixed)
+        assert [leak for leak in report["leaks"] if leak["kind"] == "native"] == []
+        memhound.stop()
