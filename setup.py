@@ -31,6 +31,7 @@ sources = [
     "rawmem.c",
     "hooks.c",
     "native.c",
+    "nativestack.c",
     "tracebacks.c",
     "frames_common.c",
     "traces.c",

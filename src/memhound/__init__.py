@@ -66,6 +66,7 @@ __all__ = [
     "get_traceback_limit",
     "get_traced_memory",
     "is_tracing",
+    "native_stacks",
     "iterations",
     "reset_peak",
     "start",
@@ -99,6 +100,7 @@ def start(
     *,
     native: bool = False,
     python: bool = True,
+    native_stack: bool = False,
 ) -> None:
     """Start tracing memory allocations.
 
@@ -111,7 +113,8 @@ def start(
     allocate with libc's malloc family and anonymous mmap (domain
     DOMAIN_NATIVE), attributed to the Python line that called them; see
     docs/native.md.  python=False (with native=True) traces native
-    allocations only.
+    allocations only.  native_stack=True (implies native) also records
+    the C call stack of each native block, for native_stacks().
 
     Calling start() while tracing changes the settings and keeps the
     traces already recorded.  Raises TypeError or ValueError for bad
@@ -128,9 +131,16 @@ def start(
             f"sample must be None, 0 or a mean number of bytes between "
             f"samples in [1; 2**62], got {sample}"
         )
+    native = bool(native or native_stack)
     if not python and not native:
         raise ValueError("python=False traces nothing without native=True")
-    _core.start(depth=depth, sample=sample, native=bool(native), python=bool(python))
+    _core.start(
+        depth=depth,
+        sample=sample,
+        native=native,
+        python=bool(python),
+        native_stack=bool(native_stack),
+    )
 
 
 def stop() -> None:
@@ -194,6 +204,38 @@ def take_snapshot() -> Snapshot:
     """A Snapshot of every traced block alive now.  RuntimeError when not
     tracing."""
     return Snapshot(_core.take_snapshot())
+
+
+def native_stacks(limit: int = 20) -> list[dict]:
+    """Live native blocks grouped by the C call stack that allocated them,
+    largest first, at most `limit` groups: [{"size", "count", "frames"}],
+    frames innermost first as in docs/report-schema.md ("native": True,
+    "library", "offset" from the library's load address, "function" from
+    its dynamic symbols or "??").  Empty unless started with
+    native_stack=True.  See docs/native.md."""
+    limit = _check_int("limit", limit)
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    groups = []
+    for size, count, frames in _core.native_stacks(limit):
+        groups.append(
+            {
+                "size": size,
+                "count": count,
+                "frames": [
+                    {
+                        "filename": library or "??",
+                        "lineno": 0,
+                        "function": function or "??",
+                        "native": True,
+                        "library": library or "??",
+                        "offset": offset,
+                    }
+                    for library, function, offset, _pc in frames
+                ],
+            }
+        )
+    return groups
 
 
 def _stop_at_exit() -> None:

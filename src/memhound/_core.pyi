@@ -76,7 +76,14 @@ def start(
     count_total: bool = False,
     native: bool = False,
     python: bool = True,
+    native_stack: bool = False,
 ) -> None: ...
+def native_stacks(
+    limit: int, /
+) -> list[tuple[int, int, tuple[tuple[str | None, str | None, int, int], ...]]]:
+    """(size, count, frames) by native stack; a frame is (library,
+    function, offset, pc)"""
+
 def native_status() -> dict[str, bool | int]:
     """active, patched_slots, failed_slots, rescans (docs/native.md)"""
 

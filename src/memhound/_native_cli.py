@@ -21,6 +21,12 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "Python line that called them",
     )
     group.add_argument(
+        "--native-stack",
+        action="store_true",
+        help="also record the C call stack of each native block and list "
+        "the largest native stacks in the report (implies --native)",
+    )
+    group.add_argument(
         "--native-only",
         action="store_true",
         help="trace native allocations only, not Python's own allocators "
@@ -30,8 +36,37 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
 
 def start_arguments(options: argparse.Namespace) -> dict:
     """memhound.start() keywords for the parsed options."""
-    if getattr(options, "native_only", False):
-        return {"native": True, "python": False}
+    args = {}
     if getattr(options, "native", False):
-        return {"native": True}
-    return {}
+        args["native"] = True
+    if getattr(options, "native_only", False):
+        args.update(native=True, python=False)
+    if getattr(options, "native_stack", False):
+        args.update(native=True, native_stack=True)
+    return args
+
+
+def extend_report(report: dict, options: argparse.Namespace) -> None:
+    """With --native-stack, add "native_stacks" (memhound.native_stacks())
+    to the report; call while still tracing."""
+    import memhound
+
+    if getattr(options, "native_stack", False) and memhound.is_tracing():
+        report["native_stacks"] = memhound.native_stacks(getattr(options, "top", 10))
+
+
+def format_native_stacks(report: dict, frames: int = 8) -> str:
+    """The report's native stacks as text ("" when there are none)."""
+    groups = report.get("native_stacks") or []
+    if not groups:
+        return ""
+    lines = ["Largest live native allocation stacks:"]
+    for number, group in enumerate(groups, 1):
+        lines.append(f"#{number} {group['size']:,} B in {group['count']:,} blocks")
+        for frame in group["frames"][:frames]:
+            lines.append(
+                f"     {frame['function']} ({frame['library']}+{frame['offset']:#x})"
+            )
+        if len(group["frames"]) > frames:
+            lines.append(f"     ... {len(group['frames']) - frames} outer frames")
+    return "\n".join(lines)

@@ -310,6 +310,7 @@ def cmd_run(options) -> int:
     report = session.finish(argv=argv)
     if report is None:  # a forked child that is not followed
         return status
+    _native_cli.extend_report(report, options)
     snapshot = _core_snapshot() if options.dump else None
     import memhound
 
@@ -328,6 +329,8 @@ def cmd_run(options) -> int:
             format_text(report, color=_stderr_is_tty(), top=options.top),
             file=sys.stderr,
         )
+        if report.get("native_stacks"):
+            print(_native_cli.format_native_stacks(report), file=sys.stderr)
     if options.fail_on_leak and report["leaks"] and status == 0:
         return LEAK_EXIT_STATUS
     return status

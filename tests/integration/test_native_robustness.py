@@ -7,6 +7,8 @@ that a crash or a deadlock fails the test, not pytest."""
 import subprocess
 import sys
 
+import pytest
+
 from ..native.fixtures import native_build  # noqa: F401
 from .helpers import check_ok, run_python
 
@@ -44,14 +46,15 @@ def run_native(code, lib, timeout=120):
     )
 
 
-def test_threads_without_python_hammer_malloc(native_build):
+@pytest.mark.parametrize("start", ["native=True", "native_stack=True"])
+def test_threads_without_python_hammer_malloc(native_build, start):
     # 8 pthreads Python never heard of malloc/realloc/free 200k times each
     # while Python threads leak and the main thread takes snapshots; every
     # hammer block is freed, so only the Python threads' leaks remain.
     out = check_ok(
         run_native(
             """
-            memhound.start(native=True)
+            memhound.start(START)
             lib = load()
             base_bytes, base_blocks = native()
             done = threading.Event()
@@ -76,18 +79,19 @@ def test_threads_without_python_hammer_malloc(native_build):
             assert stats["dropped_blocks"] == 0, stats
             print(now_bytes - base_bytes, now_blocks - base_blocks)
             memhound.stop()
-            """,
+            """.replace("START", start),
             native_build[0],
         )
     )
     assert out.split() == [str(400 * 100), "400"]
 
 
-def test_fork_child_traces_and_exits(native_build):
+@pytest.mark.parametrize("start", ["native=True", "native_stack=True"])
+def test_fork_child_traces_and_exits(native_build, start):
     out = check_ok(
         run_native(
             """
-            memhound.start(native=True)
+            memhound.start(START)
             lib = load()
             stop = threading.Event()
             def churn():  # keeps the table lock busy around fork()
@@ -109,7 +113,7 @@ def test_fork_child_traces_and_exits(native_build):
             stop.set()
             t.join()
             print("forks ok")
-            """,
+            """.replace("START", start),
             native_build[0],
         )
     )

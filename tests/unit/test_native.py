@@ -295,3 +295,51 @@ def test_leakcheck_finds_no_native_leak_when_fixed(leakyext, libleaky):
         report, _ = leak_check(fixed)
         assert [leak for leak in report["leaks"] if leak["kind"] == "native"] == []
         memhound.stop()
+
+
+# ---- native stacks -------------------------------------------------------
+
+
+def test_native_stacks_name_the_allocating_library_function(libleaky, leakyext):
+    memhound.start(native_stack=True)
+    assert _core.native_status()["active"]
+    kept = call_library(libleaky, fixed=False)
+    kept += run_extension(leakyext, "leak", 7)
+    call_library(libleaky, fixed=True)
+    groups = memhound.native_stacks(50)
+    leak = [g for g in groups if g["frames"] and g["frames"][0]["function"] == "leak"]
+    assert len(leak) == 1, groups
+    assert (leak[0]["size"], leak[0]["count"]) == (N * SIZE, N)
+    frame = leak[0]["frames"][0]
+    assert frame["native"] is True and frame["library"].endswith("libleaky.so")
+    assert frame["offset"] > 0 and set(frame) == {
+        "filename",
+        "lineno",
+        "function",
+        "native",
+        "library",
+        "offset",
+    }
+    ext = [
+        g
+        for g in groups
+        if g["frames"][0]["library"].endswith(".so")
+        and "leakyext" in g["frames"][0]["library"]
+    ]
+    assert sum(g["count"] for g in ext) == 7
+    assert kept
+
+
+def test_native_stacks_forget_freed_blocks_and_stop(libleaky):
+    memhound.start(native_stack=True)
+    out = (ctypes.c_void_p * 6)()
+    libleaky.leak_family(out)
+    families = sum(g["count"] for g in memhound.native_stacks(100))
+    assert families >= 6
+    libleaky.free_family(out)
+    assert sum(g["count"] for g in memhound.native_stacks(100)) == families - 6
+    memhound.stop()
+    assert memhound.native_stacks() == []
+    memhound.start(native=True)
+    call_library(libleaky, fixed=False, n=3)
+    assert memhound.native_stacks() == []

@@ -1156,16 +1156,18 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
     return found;
 }
 
-void
+int
 mh_hooks_native_alloc(void *ptr, size_t size)
 {
     if (ptr == NULL || !__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
         !is_tracing_relaxed() || tls_in_hook) {
-        return;
+        return 0;
     }
     tls_in_hook = 1;
-    mh_hooks_native_record(ptr, size, NULL);
+    mh_trace_t recorded;
+    mh_hooks_native_record(ptr, size, &recorded);
     tls_in_hook = 0;
+    return recorded.ptr != 0;
 }
 
 void

@@ -151,9 +151,10 @@ int mh_hooks_native_forget(uintptr_t ptr, size_t unmapped,
                            mh_trace_t *removed);
 
 /* The common cases in one call each (the wrappers' fast path):
- * enter + record(ptr, size) + leave, and enter + forget(ptr, 0) + leave.
- * NULL ptr: nothing. */
-void mh_hooks_native_alloc(void *ptr, size_t size);
+ * enter + record(ptr, size) + leave (returns 1 when the block was offered
+ * to the table: not sampled out, not nested; 0 otherwise), and enter +
+ * forget(ptr, 0) + leave.  NULL ptr: nothing. */
+int mh_hooks_native_alloc(void *ptr, size_t size);
 void mh_hooks_native_free(void *ptr);
 
 /* Put back a trace that mh_hooks_native_forget removed, when the realloc

@@ -16,6 +16,7 @@
 #include "hooks.h"
 #include "leaks_binding.h"
 #include "native.h"
+#include "nativestack.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
@@ -36,18 +37,20 @@ static PyObject *
 core_start(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *kwlist[] = {"depth",  "sample", "count_total",
-                             "native", "python", NULL};
+    static char *kwlist[] = {"depth",  "sample",       "count_total", "native",
+                             "python", "native_stack", NULL};
     int depth = MH_DEFAULT_DEPTH;
     unsigned long long sample = 0;
     int count_total = 0;
     int native = 0;
     int python = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|iKppp:start", kwlist,
+    int native_stack = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|iKpppp:start", kwlist,
                                      &depth, &sample, &count_total, &native,
-                                     &python)) {
+                                     &python, &native_stack)) {
         return NULL;
     }
+    native = native || native_stack;
     if (!python && !native) {
         PyErr_SetString(PyExc_ValueError,
                         "python=False traces nothing without native=True");
@@ -67,6 +70,15 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     /* The last start()'s native setting applies. */
+    if (!native_stack) {
+        mh_nstack_stop();
+    }
+    else if (mh_nstack_start() < 0) {
+        mh_native_stop();
+        mh_hooks_stop();
+        PyErr_NoMemory();
+        return NULL;
+    }
     if (native) {
         mh_native_start();
     }
@@ -83,6 +95,7 @@ core_stop(PyObject *module, PyObject *unused)
     (void)unused;
     /* Wrappers first: nothing native is recorded into tables going away. */
     mh_native_stop();
+    mh_nstack_stop();
     mh_hooks_stop();
     Py_RETURN_NONE;
 }
@@ -245,6 +258,100 @@ core_native_status(PyObject *module, PyObject *unused)
                          (unsigned long long)s.rescans);
 }
 
+/* Whether the block at ptr is still traced (the main table decides which
+ * side-table entries of nativestack.c are live).  GIL held. */
+static int
+block_is_traced(uintptr_t ptr, void *arg)
+{
+    (void)arg;
+    uint32_t tb;
+    uint64_t size;
+    uint16_t gen;
+    uint8_t domain;
+    return mh_hooks_lookup(ptr, &tb, &size, &gen, &domain) &&
+           domain == MH_DOMAIN_NATIVE;
+}
+
+/* One native frame as (library, function or None, offset, pc). */
+static PyObject *
+native_frame_new(uintptr_t pc)
+{
+    const char *library = NULL, *function = NULL;
+    uintptr_t offset = 0;
+    if (!mh_nstack_symbolize(pc, &library, &function, &offset)) {
+        return Py_BuildValue("(OOKK)", Py_None, Py_None,
+                             (unsigned long long)pc, (unsigned long long)pc);
+    }
+    PyObject *lib = PyUnicode_DecodeFSDefault(library);
+    if (lib == NULL) {
+        return NULL;
+    }
+    PyObject *fn = function != NULL
+                       ? PyUnicode_DecodeUTF8(function, strlen(function),
+                                              "surrogateescape")
+                       : Py_NewRef(Py_None);
+    if (fn == NULL) {
+        Py_DECREF(lib);
+        return NULL;
+    }
+    return Py_BuildValue("(NNKK)", lib, fn, (unsigned long long)offset,
+                         (unsigned long long)pc);
+}
+
+/* [(size, count, ((library, function, offset, pc), ...)), ...] of live
+ * native blocks by native stack, largest first, at most `limit`. */
+static PyObject *
+core_native_stacks(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "limit must be >= 0");
+        return NULL;
+    }
+    mh_nstack_group_t *groups = NULL;
+    size_t n = 0;
+    PyObject *result = NULL;
+    if (mh_nstack_groups(&groups, &n, (size_t)limit, block_is_traced, NULL) <
+        0) {
+        return PyErr_NoMemory();
+    }
+    result = PyList_New((Py_ssize_t)n);
+    if (result == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *frames = PyTuple_New(groups[i].depth);
+        if (frames == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        for (int k = 0; k < groups[i].depth; k++) {
+            PyObject *frame = native_frame_new(groups[i].pcs[k]);
+            if (frame == NULL) {
+                Py_DECREF(frames);
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyTuple_SET_ITEM(frames, k, frame);
+        }
+        PyObject *item =
+            Py_BuildValue("(KKN)", (unsigned long long)groups[i].size,
+                          (unsigned long long)groups[i].count, frames);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, item);
+    }
+done:
+    mh_nstack_groups_free(groups, n);
+    return result;
+}
+
 static PyObject *
 core_suspend_thread(PyObject *module, PyObject *unused)
 {
@@ -267,7 +374,7 @@ static PyMethodDef core_methods[] = {
     {"start", (PyCFunction)(void (*)(void))core_start,
      METH_VARARGS | METH_KEYWORDS,
      "start(depth=64, sample=0, count_total=False, native=False, "
-     "python=True)"},
+     "python=True, native_stack=False)"},
     {"stop", core_stop, METH_NOARGS, "Stop tracing and forget all traces."},
     {"is_tracing", core_is_tracing, METH_NOARGS, NULL},
     {"clear_traces", core_clear, METH_NOARGS, NULL},
@@ -295,6 +402,9 @@ static PyMethodDef core_methods[] = {
     {"_suspend_thread", core_suspend_thread, METH_NOARGS,
      "stop tracing the calling thread's own allocations (nests)"},
     {"_resume_thread", core_resume_thread, METH_NOARGS, NULL},
+    {"native_stacks", core_native_stacks, METH_O,
+     "native_stacks(limit) -> [(size, count, frames)]: live native blocks "
+     "by native stack (start(native_stack=True))"},
     {"native_status", core_native_status, METH_NOARGS,
      "native interception: active, patched_slots, failed_slots, rescans"},
     {"_inject_alloc_failures", core_inject_alloc_failures, METH_O,

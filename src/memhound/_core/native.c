@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "nativestack.h"
 #include "rawmem.h"
 
 /* ---- the wrappers ------------------------------------------------------
@@ -38,16 +39,26 @@
  * start, after stop and inside memhound's own work they only pass through.
  */
 
+/* Innermost frames of a captured native stack that are memhound's:
+ * nativestack.c drops every leading frame inside memhound's object, so
+ * this only needs to be at least 0. */
+#define STACK_SKIP 0
+
 static inline void
 record(void *ptr, size_t size)
 {
-    mh_hooks_native_alloc(ptr, size);
+    if (mh_hooks_native_alloc(ptr, size) && mh_nstack_enabled()) {
+        mh_nstack_record((uintptr_t)ptr, size, STACK_SKIP);
+    }
 }
 
 static inline void
 forget(void *ptr)
 {
     mh_hooks_native_free(ptr);
+    if (ptr != NULL && mh_nstack_enabled()) {
+        mh_nstack_forget((uintptr_t)ptr);
+    }
 }
 
 static void *
@@ -77,18 +88,30 @@ realloc_common(void *old, size_t nelem, size_t elsize, int is_array)
         return is_array ? reallocarray(old, nelem, elsize)
                         : realloc(old, elsize);
     }
+    size_t size = is_array ? nelem * elsize : elsize;
     mh_trace_t previous;
     int had =
         old != NULL && mh_hooks_native_forget((uintptr_t)old, 0, &previous);
+    int stacks = mh_nstack_enabled();
     void *ptr =
         is_array ? reallocarray(old, nelem, elsize) : realloc(old, elsize);
+    mh_trace_t recorded = {0};
     if (ptr != NULL) {
-        mh_hooks_native_record(ptr, is_array ? nelem * elsize : elsize, NULL);
+        mh_hooks_native_record(ptr, size, &recorded);
     }
-    else if (had && (is_array ? nelem * elsize : elsize) != 0) {
+    else if (had && size != 0) {
         mh_hooks_native_restore(&previous);
     }
     mh_hooks_native_leave();
+    if (stacks) {
+        /* A failed realloc keeps the old block, and its stack. */
+        if (old != NULL && (ptr != NULL || size == 0)) {
+            mh_nstack_forget((uintptr_t)old);
+        }
+        if (recorded.ptr != 0) {
+            mh_nstack_record(recorded.ptr, recorded.size, STACK_SKIP);
+        }
+    }
     return ptr;
 }
 
@@ -196,6 +219,9 @@ wrap_munmap(void *addr, size_t length)
         mh_trace_t removed;
         mh_hooks_native_forget((uintptr_t)addr, length ? length : 1, &removed);
         mh_hooks_native_leave();
+        if (mh_nstack_enabled()) {
+            mh_nstack_forget((uintptr_t)addr);
+        }
     }
     return munmap(addr, length);
 }
@@ -690,17 +716,20 @@ static void
 before_fork(void)
 {
     pthread_mutex_lock(&patch_lock);
+    mh_nstack_before_fork();
 }
 
 static void
 after_fork_parent(void)
 {
+    mh_nstack_after_fork_parent();
     pthread_mutex_unlock(&patch_lock);
 }
 
 static void
 after_fork_child(void)
 {
+    mh_nstack_after_fork_child();
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&patch_lock, &fresh, sizeof(fresh));
 }
