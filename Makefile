@@ -20,6 +20,7 @@ CORE_SRCS := $(wildcard $(CORE)/*.c) $(wildcard $(CORE)/*.h) setup.py pyproject.
 # Files of the core that do not include Python.h: plain-C tests and the
 # fuzzer link against exactly these.
 PYFREE_SRCS := $(CORE)/rawmem.c $(CORE)/snapdata.c $(CORE)/traces.c \
+	$(CORE)/nativestack.c \
 	$(CORE)/fnmatch.c $(CORE)/stats.c $(CORE)/bytes.c $(CORE)/crc32c.c \
 	$(CORE)/utf8.c $(CORE)/snapfile_encode.c $(CORE)/snapfile_decode.c \
 	$(CORE)/snapfile_io.c $(CORE)/gens.c $(CORE)/leaks.c \
