@@ -43,7 +43,8 @@ main(void)
         site_a(0x1000 + i * 16, 100);
     }
     /* One call site (the whole stack is the key, callers included). */
-    for (int i = 0; i < 2; i++) {
+    volatile int two = 2; /* no unrolling into two call sites */
+    for (int i = 0; i < two; i++) {
         site_b(i == 0 ? 0x5000 : 0x6000, i == 0 ? 7 : 50);
     }
 
