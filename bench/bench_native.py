@@ -9,6 +9,7 @@ repetition, in a rotating order) so machine noise hits them alike:
   native-only     memhound.start(native=True, python=False)
   python          memhound.start()            (Python allocators only)
   python+native   memhound.start(native=True)
+  native-stack    memhound.start(native_stack=True)  (Python + native + C stacks)
   memray-native   memray run --native         (when memray is installed)
 
 Only the workload's own loop is timed, inside the child (start-up, tracer
@@ -49,7 +50,14 @@ sys.path.insert(0, str(ROOT))
 
 import _common  # noqa: E402
 
-MODES = ["untraced", "native-only", "python", "python+native", "memray-native"]
+MODES = [
+    "untraced",
+    "native-only",
+    "python",
+    "python+native",
+    "native-stack",
+    "memray-native",
+]
 WORKLOADS = ["extension", "ctypes", "sqlite", "hashlib", "zlib", "json", "numpy"]
 
 
@@ -152,10 +160,14 @@ def workload(name: str, build_dir: str):
 def child(mode: str, name: str, build_dir: str) -> None:
     run = workload(name, build_dir)
     run()  # warm-up: imports, caches, lazy binding
-    if mode in ("native-only", "python", "python+native"):
+    if mode != "untraced":
         import memhound
 
-        memhound.start(native=mode != "python", python=mode != "native-only")
+        memhound.start(
+            native=mode != "python",
+            python=mode != "native-only",
+            native_stack=mode == "native-stack",
+        )
     t0 = time.perf_counter()
     run()
     elapsed = time.perf_counter() - t0
