@@ -9,7 +9,8 @@ repetition, in a rotating order) so machine noise hits them alike:
   native-only     memhound.start(native=True, python=False)
   python          memhound.start()            (Python allocators only)
   python+native   memhound.start(native=True)
-  native-stack    memhound.start(native_stack=True)  (Python + native + C stacks)
+  native-stack    memhound.start(native_stack=True)  (Python + native + C
+                  stacks; only with --native-stack: unwinding is slow)
   memray-native   memray run --native         (when memray is installed)
 
 Only the workload's own loop is timed, inside the child (start-up, tracer
@@ -206,6 +207,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--native-stack", action="store_true", help="add the native-stack mode"
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "WORKLOAD", "DIR"))
     args = parser.parse_args()
     if args.child:
@@ -218,6 +222,8 @@ def main() -> int:
         build_all(Path(tempfile.gettempdir()) / "memhound-bench-native")[0].parent
     )
     modes = [m for m in MODES if m != "memray-native" or have_memray()]
+    if not args.native_stack:
+        modes.remove("native-stack")
     names = args.workloads.split(",")
     if "numpy" in names:
         try:

@@ -169,8 +169,8 @@ mh_nstack_record(uintptr_t ptr, uint64_t size, int skip)
         return;
     }
     tls_busy = 1;
-    void *raw[MH_NSTACK_DEPTH + 8];
-    int n = backtrace(raw, MH_NSTACK_DEPTH + 8);
+    void *raw[MH_NSTACK_DEPTH + 2];
+    int n = backtrace(raw, MH_NSTACK_DEPTH + 2);
     int first = skip < n ? skip : n;
     while (first < n && (uintptr_t)raw[first] >= own_lo &&
            (uintptr_t)raw[first] < own_hi) {
