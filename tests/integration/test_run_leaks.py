@@ -138,7 +138,8 @@ def test_sigterm_still_reports_the_leak(tmp_path):
     assert report["leaks"][0]["traceback"][0]["lineno"] == 6
 
 
-def test_follow_fork_reports_children_once(tmp_path):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_follow_fork_reports_children_once(tmp_path, method):
     app = write(
         tmp_path,
         "app.py",
@@ -155,7 +156,7 @@ def test_follow_fork_reports_children_once(tmp_path):
                 scratch = [bytes(64) for _ in range(8)]
 
         if __name__ == "__main__":
-            ctx = mp.get_context("fork")
+            ctx = mp.get_context("{method}")
             workers = [ctx.Process(target=work, args=(k,)) for k in range(2)]
             for w in workers:
                 w.start()
@@ -163,6 +164,7 @@ def test_follow_fork_reports_children_once(tmp_path):
                 w.join()
             print([w.exitcode for w in workers])
         """,
+        method=method,
     )
     out = tmp_path / "r.json"
     proc = memhound_run(["--follow-fork", "--json", str(out), str(app)], tmp_path)
