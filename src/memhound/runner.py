@@ -289,9 +289,20 @@ def _start_spawned_child(children_dir: str) -> None:
 
 
 def _site_key(leak: dict) -> tuple:
-    return (leak["kind"],) + tuple(
-        (f["filename"], f["lineno"]) for f in leak["traceback"]
-    )
+    """What makes two children's leaks the same site: the kind, the
+    innermost frame and the frames in the user's own code.  Library frames
+    outside the user's code may differ between children (how each worker
+    was started) and do not count."""
+    from memhound.report import is_library
+
+    frames = leak["traceback"]
+    key = [leak["kind"]]
+    if frames:
+        key.append((frames[0]["filename"], frames[0]["lineno"]))
+    key += [
+        (f["filename"], f["lineno"]) for f in frames if not is_library(f["filename"])
+    ]
+    return tuple(key)
 
 
 def _merge_children(report: dict, directory: str) -> None:
