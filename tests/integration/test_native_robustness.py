@@ -237,3 +237,58 @@ def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
             if leak["kind"] == "native" and leak["traceback"][0]["lineno"] == 9
         ]
         assert len(native) == (0 if fixed else 1), report["leaks"]
+
+
+def test_dlopen_of_a_bare_name_uses_the_callers_rpath(tmp_path):
+    # libcaller.so (RUNPATH $ORIGIN/deps) dlopens "libdep_mh.so", which
+    # only its own search path finds.  Through memhound's dlopen wrapper
+    # the caller's search path must still apply, and the new library gets
+    # patched: its leak is traced.
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        import pytest
+
+        pytest.skip("no C compiler")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    (tmp_path / "dep.c").write_text(
+        "#include <stdlib.h>\nvoid *dep_leak(void) { return malloc(12345); }\n"
+    )
+    (tmp_path / "caller.c").write_text(
+        "#include <dlfcn.h>\n"
+        "void *caller_load(void) {\n"
+        '    void *h = dlopen("libdep_mh.so", RTLD_NOW);\n'
+        "    if (!h) return 0;\n"
+        '    void *(*leak)(void) = (void *(*)(void))dlsym(h, "dep_leak");\n'
+        "    return leak ? leak() : 0;\n"
+        "}\n"
+    )
+    for args in (
+        ["-o", str(deps / "libdep_mh.so"), str(tmp_path / "dep.c")],
+        [
+            "-o",
+            str(tmp_path / "libcaller.so"),
+            str(tmp_path / "caller.c"),
+            "-Wl,-rpath,$ORIGIN/deps",
+            "-ldl",
+        ],
+    ):
+        subprocess.run([cc, "-shared", "-fPIC", *args], check=True)
+    out = check_ok(
+        run_native(
+            f"""
+            memhound.start(native=True)
+            caller = ctypes.CDLL({str(tmp_path / "libcaller.so")!r})
+            caller.caller_load.restype = ctypes.c_void_p
+            pointer = caller.caller_load()
+            snapshot = memhound.take_snapshot()
+            sizes = [t.size for t in snapshot.traces
+                     if t.domain == memhound.DOMAIN_NATIVE]
+            print(bool(pointer), sizes.count(12345))
+            """,
+            "unused",
+        )
+    )
+    assert out.split() == ["True", "1"]

@@ -321,7 +321,11 @@ kinds_for(const struct dl_phdr_info *info, int first)
     const char *name = info->dlpi_name ? info->dlpi_name : "";
     const char *base = strrchr(name, '/');
     base = base ? base + 1 : name;
+    /* libc by name too: under a preloaded allocator (ASan) it is not the
+     * one that provides malloc, but its internal calls are not a
+     * library's allocations either. */
     if (object_contains(info, own_addr) || object_contains(info, alloc_addr) ||
+        strncmp(base, "libc.so", 7) == 0 ||
         strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld64", 4) == 0 ||
         strncmp(base, "linux-vdso", 10) == 0 ||
         strncmp(base, "linux-gate", 10) == 0) {
@@ -573,10 +577,46 @@ caller_handle(const void *addr)
     return map;
 }
 
+/* The library search path ld.so uses for a bare name dlopen'ed by the
+ * object `handle`, malloc'ed (free it), or NULL. */
+static Dl_serinfo *
+serinfo_new(void *handle)
+{
+    Dl_serinfo size_info;
+    if (handle == NULL ||
+        dlinfo(handle, RTLD_DI_SERINFOSIZE, &size_info) != 0) {
+        return NULL;
+    }
+    Dl_serinfo *info = malloc(size_info.dls_size);
+    if (info == NULL) {
+        return NULL;
+    }
+    memcpy(info, &size_info, sizeof(size_info));
+    if (dlinfo(handle, RTLD_DI_SERINFO, info) != 0) {
+        free(info);
+        return NULL;
+    }
+    return info;
+}
+
+static int
+serinfo_has(const Dl_serinfo *info, const char *dir)
+{
+    for (unsigned i = 0; info != NULL && i < info->dls_cnt; i++) {
+        if (strcmp(info->dls_serpath[i].dls_name, dir) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* dlopen searches the *calling* object's RPATH/RUNPATH for a bare name;
- * called from here, it would search memhound's.  So a bare name is looked
- * up in the caller's search path first (RTLD_DI_SERINFO lists it), and
- * only then handed to dlopen as it was. */
+ * called from here, it would search memhound's.  So a bare name not
+ * loaded yet is first looked for in the directories the caller's search
+ * path has and memhound's has not (RTLD_DI_SERINFO lists both), in the
+ * caller's order; then it goes to dlopen as it was, whose search
+ * (LD_LIBRARY_PATH, the cache, the system directories) is the same from
+ * anywhere. */
 static void *
 dlopen_as(const void *caller, const char *file, int mode)
 {
@@ -588,34 +628,25 @@ dlopen_as(const void *caller, const char *file, int mode)
         dlclose(already);
         return dlopen(file, mode);
     }
-    void *handle = caller_handle(caller);
-    Dl_serinfo size_info;
-    if (handle == NULL ||
-        dlinfo(handle, RTLD_DI_SERINFOSIZE, &size_info) != 0 ||
-        size_info.dls_size > 65536) {
-        return dlopen(file, mode);
-    }
-    union {
-        Dl_serinfo info;
-        char bytes[65536];
-    } *buf = malloc(sizeof(*buf));
-    if (buf == NULL) {
-        return dlopen(file, mode);
-    }
-    memcpy(&buf->info, &size_info, sizeof(size_info));
+    Dl_serinfo *theirs = serinfo_new(caller_handle(caller));
+    Dl_serinfo *ours = serinfo_new(caller_handle((void *)dlopen_as));
     void *result = NULL;
-    if (dlinfo(handle, RTLD_DI_SERINFO, &buf->info) == 0) {
-        for (unsigned i = 0; i < buf->info.dls_cnt && result == NULL; i++) {
-            const char *dir = buf->info.dls_serpath[i].dls_name;
-            char path[4096];
-            int len = snprintf(path, sizeof(path), "%s/%s", dir, file);
-            if (len > 0 && (size_t)len < sizeof(path) &&
-                access(path, F_OK) == 0) {
-                result = dlopen(path, mode);
+    for (unsigned i = 0; theirs != NULL && i < theirs->dls_cnt; i++) {
+        const char *dir = theirs->dls_serpath[i].dls_name;
+        if (serinfo_has(ours, dir)) {
+            continue;
+        }
+        char path[4096];
+        int len = snprintf(path, sizeof(path), "%s/%s", dir, file);
+        if (len > 0 && (size_t)len < sizeof(path) && access(path, F_OK) == 0) {
+            result = dlopen(path, mode);
+            if (result != NULL) {
+                break;
             }
         }
     }
-    free(buf);
+    free(theirs);
+    free(ours);
     return result != NULL ? result : dlopen(file, mode);
 }
 

@@ -199,14 +199,18 @@ mh_nstack_record(uintptr_t ptr, uint64_t size, int skip)
 void
 mh_nstack_forget(uintptr_t ptr)
 {
-    if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED)) {
+    /* Busy: a signal handler freeing while this thread holds stack_lock
+     * (the entry stays; groups skip blocks the main table no longer has). */
+    if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED) || tls_busy) {
         return;
     }
+    tls_busy = 1;
     mh_lock_acquire(&stack_lock);
     if (blocks != NULL) {
         mh_traces_remove(blocks, ptr, NULL);
     }
     mh_lock_release(&stack_lock);
+    tls_busy = 0;
 }
 
 typedef struct {
