@@ -13,8 +13,7 @@
  * only by start/stop/dlopen, never on an allocation path; fork handlers
  * below).  The wrappers keep no state: hooks.c's native functions do.
  */
-#define _GNU_SOURCE
-#include "native.h"
+#include "native.h" /* Python.h first: pyconfig.h defines _GNU_SOURCE */
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -284,6 +283,7 @@ typedef struct {
     uintptr_t original; /* its value before patching */
     uintptr_t wrapper;  /* the value written */
     uintptr_t dynamic;  /* PT_DYNAMIC address: the object's identity */
+    int loaded;         /* scratch of prune_unloaded_locked */
 } patch_t;
 
 /* Guarded by patch_lock. */
@@ -430,7 +430,7 @@ patch_relocs(const object_t *obj, const ElfW(Rela) * rela, size_t count,
         if (value == wrapper) {
             continue; /* patched by an earlier scan */
         }
-        patch_t patch = {slot, value, wrapper, obj->dynamic};
+        patch_t patch = {slot, value, wrapper, obj->dynamic, 1};
         if (add_patch(&patch) < 0 ||
             write_slot(slot, wrapper, obj->relro_start, obj->relro_end) < 0) {
             if (npatches > 0 && patches[npatches - 1].slot == slot) {
@@ -498,60 +498,54 @@ patch_object(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* Drop the records of objects no longer loaded (dlclose), so that their
- * unmapped slots are never written.  patch_lock held. */
+enum { MARK_LOADED, RESTORE };
+
+/* For each record of the loaded object `info`: MARK_LOADED notes that it
+ * is still loaded; RESTORE puts its slot back to the original value when
+ * it still holds the wrapper (nothing else wrote it since).  patch_lock
+ * held. */
 static int
-mark_loaded(struct dl_phdr_info *info, size_t size, void *arg)
+visit_records(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    (void)arg;
+    int what = *(const int *)arg;
     object_t obj;
     if (object_open(info, &obj) < 0) {
         return 0;
     }
     for (size_t i = 0; i < npatches; i++) {
-        if (patches[i].dynamic == obj.dynamic) {
-            patches[i].wrapper |= 1; /* wrappers are aligned: a mark bit */
+        patch_t *p = &patches[i];
+        if (p->dynamic != obj.dynamic) {
+            continue;
+        }
+        if (what == MARK_LOADED) {
+            p->loaded = 1;
+        }
+        else if (__atomic_load_n((uintptr_t *)p->slot, __ATOMIC_ACQUIRE) ==
+                 p->wrapper) {
+            write_slot(p->slot, p->original, obj.relro_start, obj.relro_end);
         }
     }
     return 0;
 }
 
+/* Drop the records of objects no longer loaded (dlclose), so that their
+ * unmapped slots are never written.  patch_lock held. */
 static void
 prune_unloaded_locked(void)
 {
-    dl_iterate_phdr(mark_loaded, NULL);
+    for (size_t i = 0; i < npatches; i++) {
+        patches[i].loaded = 0;
+    }
+    int what = MARK_LOADED;
+    dl_iterate_phdr(visit_records, &what);
     size_t kept = 0;
     for (size_t i = 0; i < npatches; i++) {
-        if (patches[i].wrapper & 1) {
-            patches[i].wrapper &= ~(uintptr_t)1;
+        if (patches[i].loaded) {
             patches[kept++] = patches[i];
         }
     }
     npatches = kept;
-}
-
-/* Put every slot of a loaded object that still holds its wrapper back to
- * its original value; drop all records.  patch_lock held. */
-static int
-restore_object(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    (void)arg;
-    object_t obj;
-    if (object_open(info, &obj) < 0) {
-        return 0;
-    }
-    for (size_t i = 0; i < npatches; i++) {
-        const patch_t *p = &patches[i];
-        if (p->dynamic != obj.dynamic ||
-            __atomic_load_n((uintptr_t *)p->slot, __ATOMIC_ACQUIRE) !=
-                p->wrapper) {
-            continue;
-        }
-        write_slot(p->slot, p->original, obj.relro_start, obj.relro_end);
-    }
-    return 0;
 }
 
 static void
@@ -804,7 +798,8 @@ mh_native_stop(void)
     if (active) {
         mh_hooks_native_enable(0);
         __atomic_store_n(&active, 0, __ATOMIC_RELAXED);
-        dl_iterate_phdr(restore_object, NULL);
+        int what = RESTORE;
+        dl_iterate_phdr(visit_records, &what);
         mh_rawmem_free(patches, patches_cap * sizeof(patch_t));
         patches = NULL;
         npatches = patches_cap = 0;
