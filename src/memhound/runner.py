@@ -7,7 +7,8 @@ every `interval` seconds (adaptive by default: 0.1 s at first, then about
 as its whole live heap (at least VOLUME_MIN bytes) since the last one, so
 that bursts of allocation get generations of their own; never so often
 that the scans of the live table cost more than ~5% of the run.  The
-clock thread's own allocations are not traced.  finish() stops the clock and returns the report dict.
+clock thread's own allocations are not traced.  finish() stops the clock
+and returns the report dict.
 
 With follow_fork, a child process created by fork() gets a session of its
 own (the inherited traces become its generation 0); when it exits, through
