@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
+from memhound.heap import Census, census, census_diff, why_alive
 from memhound.snapshot import (
     DomainFilter,
     Filter,
@@ -34,6 +35,7 @@ from memhound.snapshot import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Census",
     "DEFAULT_DEPTH",
     "DOMAIN_MEM",
     "DOMAIN_NATIVE",
@@ -49,6 +51,8 @@ __all__ = [
     "Trace",
     "Traceback",
     "__version__",
+    "census",
+    "census_diff",
     "clear",
     "get_memory_overhead",
     "get_object_traceback",
@@ -60,6 +64,7 @@ __all__ = [
     "start",
     "stop",
     "take_snapshot",
+    "why_alive",
 ]
 
 DEFAULT_DEPTH: int = _core.DEFAULT_DEPTH

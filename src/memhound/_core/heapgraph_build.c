@@ -423,17 +423,30 @@ mh_heapgraph_sizeof(PyObject *obj)
         size = overflow ? sizeof_method(obj)
                         : (uint64_t)tp->tp_basicsize + tp->tp_itemsize;
     }
-    else if (tp == &PyDict_Type || tp == &PySet_Type ||
-             tp == &PyFrozenSet_Type || tp == &PyByteArray_Type) {
-        /* Builtin __sizeof__: runs no user code. */
+    else if (tp == &PyTuple_Type || tp == &PyBytes_Type ||
+             tp == &PyFloat_Type) {
+        size = (uint64_t)tp->tp_basicsize +
+               (uint64_t)Py_SIZE(obj) * (uint64_t)tp->tp_itemsize;
+    }
+    else if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+             (tp->tp_itemsize > 0 || tp == &PyDict_Type || tp == &PySet_Type ||
+              tp == &PyFrozenSet_Type || tp == &PyByteArray_Type)) {
+        /* Builtin types whose size is not basicsize, or whose ob_size is
+         * not an item count (generators, code objects, ...): their own
+         * __sizeof__, which is C code, not a user's. */
         size = sizeof_method(obj);
     }
     else {
         size = (uint64_t)tp->tp_basicsize;
         if (tp->tp_itemsize > 0) {
+            /* A class derived from a variable-size builtin (int, tuple,
+             * bytes): ob_size counts items, bounded for safety. */
             Py_ssize_t items = Py_SIZE(obj);
             if (items < 0) {
                 items = -items;
+            }
+            if (items > (Py_ssize_t)1 << 32) {
+                items = 0;
             }
             size += (uint64_t)items * (uint64_t)tp->tp_itemsize;
         }

@@ -221,15 +221,10 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
             roots[nr++] = id;
         }
     }
-    /* Garbage last: the search from the roots above reaches everything
-     * else first, and mh_dominators skips what is numbered already. */
-    for (uint32_t id = 0; id < n; id++) {
-        if (!(g->flags[id] & MH_HG_EXTERNAL)) {
-            roots[nr++] = id;
-        }
-    }
+    /* Garbage, which no root reaches, hangs from the virtual root too
+     * (cover_all). */
     mh_dom_graph_t dg = {g->nnodes, g->off, g->edges, g->roff, g->redges};
-    if (mh_dominators(&dg, roots, nr, g->size, idom, retained) < 0) {
+    if (mh_dominators(&dg, roots, nr, 1, g->size, idom, retained) < 0) {
         goto done;
     }
     g->idom = idom;
