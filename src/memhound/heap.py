@@ -13,8 +13,6 @@ import gc
 import sys
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from memhound import _core
 
@@ -38,24 +36,41 @@ _OUTSIDE = (
 _GARBAGE = "unreachable: garbage in a reference cycle (gc would free it)"
 
 
-@contextmanager
-def _graph(*skip):
-    """A heap graph for one query session, released on exit.
+class _graph:
+    """A heap graph for one query session, released on exit (`with
+    _graph(*skip) as graph`; the objects of skip are left out).
 
     The collector is paused meanwhile: the graph holds a reference to every
-    object, so a collection could free nothing and would only cost time.
+    object, so a collection could free nothing and would only cost time,
+    and builtin __sizeof__ calls made while sizing nodes must not run
+    finalizers.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    graph = None
-    try:
-        graph = _core.heap_graph(tuple(skip))
-        yield graph
-    finally:
-        if graph is not None:
+
+    __slots__ = ("_skip", "_graph", "_was_enabled")
+
+    def __init__(self, *skip):
+        self._skip = skip
+        self._graph = None
+        self._was_enabled = False
+
+    def __enter__(self):
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._graph = _core.heap_graph(self._skip)
+        except BaseException:
+            if self._was_enabled:
+                gc.enable()
+            raise
+        return self._graph
+
+    def __exit__(self, *exc):
+        graph, self._graph = self._graph, None
+        try:
             _core.heap_graph_release(graph)
-        if was_enabled:
-            gc.enable()
+        finally:
+            if self._was_enabled:
+                gc.enable()
 
 
 def unreachable_by_site() -> dict[int, tuple[int, int]]:
@@ -227,16 +242,27 @@ def _type_name(obj) -> str:
 # ---- census ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Census:
     """Objects and bytes per type at one moment: every object the collector
     tracks, plus the untracked objects (ints, floats, strings...) they
     reference directly, each counted once.  Bytes are sys.getsizeof()'s
     view (no user __sizeof__ is called).  Take one with census() or
-    Census.take(); compare two with census_diff()."""
+    Census.take(); compare two with census_diff().
 
-    types: dict[str, tuple[int, int]] = field(repr=False)
-    time: float = 0.0
+    types: {type name: (count, bytes)}; time: when it was taken (epoch s).
+    """
+
+    __slots__ = ("types", "time")
+
+    def __init__(self, types: dict[str, tuple[int, int]], time: float = 0.0):
+        self.types = types
+        self.time = time
+
+    def __repr__(self) -> str:
+        return (
+            f"<Census {len(self.types)} types, {self.count} objects, "
+            f"{self.bytes} bytes>"
+        )
 
     @classmethod
     def take(cls) -> Census:

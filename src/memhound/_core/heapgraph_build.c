@@ -108,9 +108,9 @@ node_reserve(mh_heapgraph_t *g, size_t need)
         return -1; /* objs is larger than nodecap says: freed by size below */
     }
     g->flags = flags;
-    uint32_t *off =
-        mh_rawmem_realloc(g->off, (g->nodecap + 1) * sizeof(uint32_t),
-                          (cap + 1) * sizeof(uint32_t));
+    uint32_t *off = mh_rawmem_realloc(
+        g->off, g->off == NULL ? 0 : (g->nodecap + 1) * sizeof(uint32_t),
+        (cap + 1) * sizeof(uint32_t));
     if (off == NULL) {
         return -1;
     }
