@@ -392,9 +392,10 @@ def annotate_report(
     """Fill the heap-graph fields of a leak report (docs/report-schema.md)
     in place, in one heap-graph session:
 
-    * each entry of report["leaks"] with an in-process "site" key gets
-      "types", "retention_path", "paths", "retained_bytes",
-      "unreachable_bytes" and "unreachable_blocks";
+    * each entry of report["leaks"] with an in-process "site" key (as
+      memhound.leaks sets it: traceback index << 1 | native; native sites
+      are left alone) gets "types", "retention_path", "paths",
+      "retained_bytes", "unreachable_bytes" and "unreachable_blocks";
     * report["types_grew"]: census_diff(baseline, now), the 20 types that
       grew most (only when a baseline Census is given);
     * report["largest_retainers"]: the `retainers` largest retainers;
@@ -405,7 +406,13 @@ def annotate_report(
 
     Skipping it (the CLI's --no-graph) costs nothing: nothing here runs
     unless called."""
-    leaks = [leak for leak in report.get("leaks", []) if "site" in leak]
+    # The report's in-process "site" is traceback << 1 | native
+    # (memhound.leaks); native blocks are not Python objects.
+    leaks = [
+        leak
+        for leak in report.get("leaks", [])
+        if "site" in leak and not int(leak["site"]) & 1
+    ]
     if baseline is not None:
         report["types_grew"] = [
             row for row in census_diff(baseline, census()) if row["bytes_diff"] > 0
@@ -413,7 +420,9 @@ def annotate_report(
     objects, labels = _roots()
     with _graph(objects) as graph:
         _core.heap_prepare_paths(graph, objects)
-        infos = _core.heap_sites(graph, [int(leak["site"]) for leak in leaks], True)
+        infos = _core.heap_sites(
+            graph, [int(leak["site"]) >> 1 for leak in leaks], True
+        )
         for leak, info in zip(leaks, infos, strict=True):
             leak.update(_site_entry(info, labels))
         report["largest_retainers"] = _retainers(graph, labels, retainers)

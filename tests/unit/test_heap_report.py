@@ -120,8 +120,10 @@ def test_annotate_report_fills_schema_fields():
     site = site_of(CACHE._store["req-0"])
     report = {
         "leaks": [
-            {"kind": "python", "site": site, "live_bytes": 1},
+            # The report's site: traceback index << 1 | native.
+            {"kind": "python", "site": site << 1, "live_bytes": 1},
             {"kind": "native"},  # no site: left alone
+            {"kind": "native", "site": site << 1 | 1},  # native: left alone
         ]
     }
     heap.annotate_report(report, baseline=baseline)
@@ -132,6 +134,7 @@ def test_annotate_report_fills_schema_fields():
     assert leak["retained_bytes"] > 0
     assert leak["unreachable_blocks"] == 0
     assert "types" not in report["leaks"][1]
+    assert "types" not in report["leaks"][2]
     grew = {row["type"]: row for row in report["types_grew"]}
     assert grew[f"{__name__}.Request"]["count_diff"] == 500
     assert isinstance(report["largest_retainers"], list)
@@ -196,7 +199,7 @@ def test_queries_do_not_leak():
         heap.unreachable_by_site()
         memhound.census()
         heap.retained_size(target)
-        heap.annotate_report({"leaks": [{"site": site}]})
+        heap.annotate_report({"leaks": [{"site": site << 1}]})
 
     run_all()
     gc.collect()
@@ -240,3 +243,27 @@ def test_out_of_memory_raises_and_recovers():
         finally:
             _core._inject_alloc_failures(-1)
     assert memhound.why_alive(CACHE)[-1]["object"] == f"{__name__}.CACHE"
+
+
+def test_annotates_a_real_leak_report():
+    """End to end: LeakCheck finds the site, annotate_report says who
+    holds it."""
+    baseline = heap.census()
+    with memhound.LeakCheck(min_generations=3) as check:
+        for i in range(30):
+            CACHE._store[f"req-{i}"] = Request()
+            check.checkpoint(force=True)
+        report = check.report()
+        leaks = [leak for leak in report["leaks"] if leak["kind"] == "python"]
+        assert leaks, report["leaks"]
+        heap.annotate_report(report, baseline=baseline)
+    ours = [
+        leak
+        for leak in leaks
+        if leak["types"] and leak["types"][0]["type"] == f"{__name__}.Request"
+    ]
+    assert len(ours) == 1
+    leak = ours[0]
+    assert leak["types"][0]["count"] == 30
+    assert leak["retention_path"][-2]["object"] == f"{__name__}.CACHE._store"
+    assert leak["retained_bytes"] >= leak["types"][0]["bytes"]
