@@ -50,7 +50,9 @@ typedef struct {
     uint64_t *size;     /* block size per node */
     uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
     uint64_t *retained; /* retained bytes per node */
-    size_t nodecap;     /* capacity of objs, flags (off: nodecap + 1) */
+    size_t nodecap;     /* capacity of off (nodecap + 1 entries) */
+    size_t objcap;      /* capacity of objs */
+    size_t flagcap;     /* capacity of flags */
     size_t edgecap;     /* capacity of edges */
 } mh_heapgraph_t;
 
