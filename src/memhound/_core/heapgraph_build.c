@@ -198,7 +198,10 @@ mh_heapgraph_memory(const mh_heapgraph_t *g)
     if (g->roff != NULL) {
         m += ((size_t)g->nnodes + 1 + g->nedges) * sizeof(uint32_t);
     }
-    return m;
+    /* Query arrays, one entry per node each. */
+    size_t per = (g->parent ? 4 : 0) + (g->tb ? 4 : 0) + (g->size ? 8 : 0) +
+                 (g->idom ? 4 : 0) + (g->retained ? 8 : 0);
+    return m + per * (size_t)g->nnodes + g->nroots * sizeof(uint32_t);
 }
 
 /* Give back the unused end of the edge array (a shrinking realloc; when
@@ -421,8 +424,9 @@ sizeof_method(PyObject *obj)
     return v;
 }
 
-uint64_t
-mh_heapgraph_sizeof(PyObject *obj)
+/* The size of obj; 0 when that needs a __sizeof__ call and calls is 0. */
+static uint64_t
+sizeof_impl(PyObject *obj, int calls)
 {
     PyTypeObject *tp = Py_TYPE(obj);
     uint64_t pre =
@@ -439,7 +443,7 @@ mh_heapgraph_sizeof(PyObject *obj)
                        PyUnicode_KIND(obj);
         }
         else {
-            size = sizeof_method(obj);
+            size = (calls ? sizeof_method(obj) : 0);
         }
     }
     else if (tp == &PyList_Type) {
@@ -449,7 +453,7 @@ mh_heapgraph_sizeof(PyObject *obj)
     else if (tp == &PyLong_Type) {
         int overflow = 0;
         (void)PyLong_AsLongAndOverflow(obj, &overflow);
-        size = overflow ? sizeof_method(obj)
+        size = overflow ? (calls ? sizeof_method(obj) : 0)
                         : (uint64_t)tp->tp_basicsize + tp->tp_itemsize;
     }
     else if (tp == &PyTuple_Type || tp == &PyBytes_Type ||
@@ -463,7 +467,7 @@ mh_heapgraph_sizeof(PyObject *obj)
         /* Builtin types whose size is not basicsize, or whose ob_size is
          * not an item count (generators, code objects, ...): their own
          * __sizeof__, which is C code, not a user's. */
-        size = sizeof_method(obj);
+        size = (calls ? sizeof_method(obj) : 0);
     }
     else {
         size = (uint64_t)tp->tp_basicsize;
@@ -480,7 +484,19 @@ mh_heapgraph_sizeof(PyObject *obj)
             size += (uint64_t)items * (uint64_t)tp->tp_itemsize;
         }
     }
-    return size + pre;
+    return size == 0 ? 0 : size + pre;
+}
+
+uint64_t
+mh_heapgraph_sizeof(PyObject *obj)
+{
+    return sizeof_impl(obj, 1);
+}
+
+uint64_t
+mh_heapgraph_sizeof_nocall(PyObject *obj)
+{
+    return sizeof_impl(obj, 0);
 }
 
 int
