@@ -58,10 +58,22 @@ def build_chain(depth):
     return node, target
 
 
-def timed(func):
+def timed(func, *args):
     t0 = time.perf_counter()
-    result = func()
+    result = func(*args)
     return time.perf_counter() - t0, result
+
+
+def counter_census():
+    return Counter(type(o) for o in gc.get_objects())
+
+
+def pympler_census(muppy, summary):
+    return summary.summarize(muppy.get_objects())
+
+
+def guppy_domisize(hp, obj):
+    return hp.iso(obj).domisize
 
 
 def rss_kib(field):
@@ -155,7 +167,7 @@ def main():
         record("census: memhound.census()", timed(memhound.census)[0])
         record(
             "census: Counter(type(o) for o in gc.get_objects())",
-            timed(lambda: Counter(type(o) for o in gc.get_objects()))[0],
+            timed(counter_census)[0],
         )
         if "objgraph" in found:
             record(
@@ -165,7 +177,7 @@ def main():
             muppy, summary = found["pympler"]
             record(
                 "census: pympler summarize(muppy.get_objects())",
-                timed(lambda: summary.summarize(muppy.get_objects()))[0],
+                timed(pympler_census, muppy, summary)[0],
             )
         if "guppy3" in found and slow:
             hp = found["guppy3"]()
@@ -173,20 +185,20 @@ def main():
             del hp
 
         # memhound phases, one session
-        t, graph = timed(lambda: _core.heap_graph(()))
+        t, graph = timed(_core.heap_graph, ())
         record("graph build (heap_graph)", t)
         objects, _labels = heap._roots()
         record(
             "paths: BFS from roots (heap_prepare_paths)",
-            timed(lambda: _core.heap_prepare_paths(graph, objects, target))[0],
+            timed(_core.heap_prepare_paths, graph, objects, target)[0],
         )
         record(
             "path query (heap_path, graph built)",
-            timed(lambda: _core.heap_path(graph, target))[0],
+            timed(_core.heap_path, graph, target)[0],
         )
         record(
             "dominator tree + retained sizes (heap_retained, first)",
-            timed(lambda: _core.heap_retained(graph, CHAIN))[0],
+            timed(_core.heap_retained, graph, CHAIN)[0],
         )
         info = _core.heap_graph_info(graph)
         _core.heap_graph_release(graph)
@@ -194,22 +206,22 @@ def main():
 
         record(
             "first why_alive(target), depth-30 chain, build included",
-            timed(lambda: memhound.why_alive(target))[0],
+            timed(memhound.why_alive, target)[0],
         )
         if "objgraph" in found:
             og = found["objgraph"]
-            t, chain = timed(lambda: og.find_backref_chain(target, og.is_proper_module))
+            t, chain = timed(og.find_backref_chain, target, og.is_proper_module)
             record("objgraph.find_backref_chain(target), depth-30 chain", t)
             del chain
         record(
             "retained size of the chain head: memhound retained_size()",
-            timed(lambda: heap.retained_size(CHAIN))[0],
+            timed(heap.retained_size, CHAIN)[0],
         )
         if "guppy3" in found and slow:
             hp = found["guppy3"]()
             record(
                 "retained size of the chain head: guppy3 iso(obj).domisize",
-                timed(lambda: hp.iso(CHAIN).domisize)[0],
+                timed(guppy_domisize, hp, CHAIN)[0],
             )
             del hp
         gc.collect()
