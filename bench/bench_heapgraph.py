@@ -27,6 +27,9 @@ from collections import Counter
 import memhound
 from memhound import _core, heap
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import fmt_load, loadavg, machine_info, machine_line  # noqa: E402
+
 CHAIN = None  # the head of the depth-30 chain (a module global)
 HEAP = None
 
@@ -94,23 +97,10 @@ def reset_peak_rss():
 
 
 def header(args):
-    load = os.getloadavg()
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     print(f"- command: `{' '.join(sys.argv)}`")
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} (UTC)")
-    print(
-        f"- machine: {os.cpu_count()} CPUs ({cpu}), Linux "
-        f"{platform.release()}, CPython {platform.python_version()}"
-    )
-    print(f"- load average at start: {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
+    print(f"- machine: {machine_line(machine_info(platform.python_version()))}")
+    print(f"- load average at start: {fmt_load(loadavg())}")
 
 
 def tools():
@@ -275,8 +265,7 @@ def main():
         f"- bookkeeping bytes before / after the analysis: "
         f"{bookkeeping_before} / {bookkeeping_after}"
     )
-    load = os.getloadavg()
-    print(f"- load average at end: {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
+    print(f"- load average at end: {fmt_load(loadavg())}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 import ctypes
 import functools
-import sys
 import threading
 
 import pytest
@@ -315,7 +314,6 @@ def test_largest_retainers():
     assert mine[0]["type"] == "list"
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="materializes dicts")
 def test_no_user_code_runs():
     calls = []
 

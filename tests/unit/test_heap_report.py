@@ -95,22 +95,30 @@ def test_chains_of_one_site_group_under_their_holder():
     assert info["retained_bytes"] >= 200 * _core.heap_object_site(OTHER[0])[1]
 
 
-def test_cycles_with_gc_disabled_are_unreachable():
+@pytest.fixture
+def gc_off():
     gc.collect()
     gc.disable()
-    try:
-        memhound.start()
-        for _ in range(50):
-            a = Request()
-            a.me = a
-        site = site_of(a)
-        del a
-        info = heap.sites_info([site])[site]
-        assert info["unreachable_blocks"] == 50
-        assert info["paths"][0]["unreachable"] is True
-        assert "unreachable" in info["retention_path"][0]["via"]
-    finally:
-        gc.enable()
+    yield
+    gc.collect()
+    gc.enable()
+
+
+def self_cycles(cls, n):
+    """n objects of cls that reference themselves; their site."""
+    for _ in range(n):
+        obj = cls()
+        obj.me = obj
+    return site_of(obj)
+
+
+def test_cycles_with_gc_disabled_are_unreachable(gc_off):
+    memhound.start()
+    site = self_cycles(Request, 50)
+    info = heap.sites_info([site])[site]
+    assert info["unreachable_blocks"] == 50
+    assert info["paths"][0]["unreachable"] is True
+    assert "unreachable" in info["retention_path"][0]["via"]
 
 
 def test_annotate_report_fills_schema_fields():
@@ -145,31 +153,21 @@ def test_annotate_report_fills_schema_fields():
     json.dumps(report)  # plain data only
 
 
-def test_cycle_sites_and_finalizer_types():
+def test_cycle_sites_and_finalizer_types(gc_off):
     class WithDel:
         def __del__(self):
             pass
 
-    gc.collect()
-    gc.disable()
-    try:
-        memhound.start()
-        for _ in range(40):
-            w = WithDel()
-            w.me = w
-        site = site_of(w)
-        del w
-        report = {"leaks": []}
-        heap.annotate_report(report)
-        unreachable = {r["site"]: r for r in report["cycle_sites"]["unreachable"]}
-        assert unreachable[site]["blocks"] == 40
-        types = {r["type"]: r for r in report["cycle_sites"]["types"]}
-        name = f"{__name__}.test_cycle_sites_and_finalizer_types.<locals>.WithDel"
-        assert types[name]["count"] == 40
-        assert types[name]["finalizer"] is True
-    finally:
-        gc.collect()
-        gc.enable()
+    memhound.start()
+    site = self_cycles(WithDel, 40)
+    report = {"leaks": []}
+    heap.annotate_report(report)
+    unreachable = {r["site"]: r for r in report["cycle_sites"]["unreachable"]}
+    assert unreachable[site]["blocks"] == 40
+    types = {r["type"]: r for r in report["cycle_sites"]["types"]}
+    name = f"{__name__}.test_cycle_sites_and_finalizer_types.<locals>.WithDel"
+    assert types[name]["count"] == 40
+    assert types[name]["finalizer"] is True
 
 
 def test_gc_garbage_listed_with_sites():

@@ -8,6 +8,8 @@
  */
 #include "heapgraph_query.h"
 
+#include <frameobject.h> /* PyFrame_Check on 3.10 */
+
 #include <structmember.h> /* PyMemberDef before 3.12 */
 
 #include <stdio.h>
@@ -186,6 +188,13 @@ label_members(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
         }
         for (PyMemberDef *m = tp->tp_members; m != NULL && m->name != NULL;
              m++) {
+#ifdef Py_RELATIVE_OFFSET
+            /* 3.12+: CPython makes offsets absolute when it creates the
+             * type; one still relative is not an offset into holder. */
+            if (m->flags & Py_RELATIVE_OFFSET) {
+                continue;
+            }
+#endif
             if ((m->type != MEMBER_T_OBJECT &&
                  m->type != MEMBER_T_OBJECT_EX) ||
                 m->offset <= 0 || m->offset > tp->tp_basicsize - 8) {
