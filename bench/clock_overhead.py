@@ -87,7 +87,9 @@ def main():
                 times[mode].append(result["t"])
                 if mode == "run":
                     scans.append((result["scans"], result["scan_s"]))
-        ratio = statistics.median(a / b for a, b in zip(times["run"], times["alone"]))
+        ratio = statistics.median(
+            a / b for a, b in zip(times["run"], times["alone"], strict=True)
+        )
         counts = [n for n, _ in scans]
         seconds = [s for _, s in scans]
         print(
