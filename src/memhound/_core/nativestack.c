@@ -154,7 +154,9 @@ intern_locked(const uintptr_t *frames, int n)
     if (mh_table_put(&stack_index, key | 1, id) < 0) {
         return 0;
     }
-    memcpy(&pcs[npcs], frames, (size_t)n * sizeof(*frames));
+    if (n > 0) {
+        memcpy(&pcs[npcs], frames, (size_t)n * sizeof(*frames));
+    }
     stacks[nstacks].first = (uint32_t)npcs;
     stacks[nstacks].depth = (uint32_t)n;
     nstacks++;
@@ -171,7 +173,15 @@ mh_nstack_record(uintptr_t ptr, uint64_t size, int skip)
     tls_busy = 1;
     void *raw[MH_NSTACK_DEPTH + 2];
     int n = backtrace(raw, MH_NSTACK_DEPTH + 2);
+    /* memhound's own frames are dropped from the top; an interceptor of
+     * backtrace() itself (ASan's) may come before them. */
     int first = skip < n ? skip : n;
+    for (int i = first; i < n && i < first + 3; i++) {
+        if ((uintptr_t)raw[i] >= own_lo && (uintptr_t)raw[i] < own_hi) {
+            first = i;
+            break;
+        }
+    }
     while (first < n && (uintptr_t)raw[first] >= own_lo &&
            (uintptr_t)raw[first] < own_hi) {
         first++;
@@ -288,6 +298,13 @@ void
 mh_nstack_groups_free(mh_nstack_group_t *groups, size_t n)
 {
     mh_rawmem_free(groups, (n ? n : 1) * sizeof(*groups));
+}
+
+void
+mh_nstack_set_own_range(uintptr_t lo, uintptr_t hi)
+{
+    own_lo = lo;
+    own_hi = hi;
 }
 
 uint64_t

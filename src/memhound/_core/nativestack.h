@@ -67,6 +67,12 @@ void mh_nstack_groups_free(mh_nstack_group_t *groups, size_t n);
 int mh_nstack_symbolize(uintptr_t pc, const char **library,
                         const char **function, uintptr_t *offset);
 
+/* Test support: the code range whose frames are dropped from the top of
+ * stacks (mh_nstack_start sets memhound's own object).  Plain-C tests,
+ * whose callers share an object with this file, set an empty range after
+ * start.  Can't fail. */
+void mh_nstack_set_own_range(uintptr_t lo, uintptr_t hi);
+
 /* Stacks dropped for lack of memory.  Can't fail. */
 uint64_t mh_nstack_dropped(void);
 
