@@ -216,9 +216,9 @@ def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
         "lib.leak.argtypes = [ctypes.c_size_t]\n"
         "lib.fixed.argtypes = [ctypes.c_size_t]\n"
         "fixed = len(sys.argv) > 2\n"
-        "for _ in memhound.iterations(range(40)):\n"
+        "for _ in memhound.iterations(range(60)):\n"
         "    (lib.fixed if fixed else lib.leak)(20000)\n"
-        "    time.sleep(0.01)\n"
+        "    time.sleep(0.02)\n"
     )
     for fixed in (False, True):
         out = tmp_path / f"report-{fixed}.json"
