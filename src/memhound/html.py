@@ -1,0 +1,274 @@
+"""The HTML report: one self-contained file, no network.
+
+    render_html(report, peak_snapshot, exit_snapshot, "report.html")
+    render_diff_html(old, new, "diff.html", key_type="traceback")
+
+The page is templates/report.html with its CSS and JavaScript inlined and
+the data as one JSON document (docs/report.md says what it shows).  Python
+prepares aggregated data only: statistics and diffs come from the C
+grouping (Snapshot.statistics / compare_to), the icicle graph from the tree
+of aggregated sites (memhound.calltree); nothing here loops over blocks.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import linecache
+import os
+from importlib import resources
+
+from memhound import calltree
+
+__all__ = ["render_diff_html", "render_html"]
+
+# Icicle graphs fold subtrees smaller than this share of the total into
+# their parent: a 100,000-site snapshot stays a few thousand nodes.
+FLAME_MIN_SHARE = 1 / 20000
+# Source lines embedded, at most (tracebacks of leaks and largest sites).
+MAX_SOURCE_LINES = 5000
+
+
+class _Frames:
+    """Interns (filename, lineno, function) triples into one table."""
+
+    def __init__(self) -> None:
+        self.index: dict = {}
+        self.table: list = []
+
+    def id(self, frame) -> int:
+        key = (str(frame[0]), int(frame[1]), str(frame[2]) if len(frame) > 2 else "")
+        fid = self.index.get(key)
+        if fid is None:
+            fid = self.index[key] = len(self.table)
+            self.table.append(list(key))
+        return fid
+
+
+def _template(name: str) -> str:
+    return resources.files("memhound").joinpath("templates", name).read_text("utf-8")
+
+
+def _page(data: dict, title: str) -> str:
+    # "<" escaped inside the JSON: no "</script>" or "<!--" can end it.
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    payload = payload.replace("<", "\\u003c")
+    page = _template("report.html")
+    # Substitute the data last: it may contain the other markers.
+    page = page.replace("__TITLE__", _html.escape(title))
+    page = page.replace("__CSS__", _template("report.css"))
+    page = page.replace("__JS__", _template("report.js"))
+    return page.replace("__DATA__", payload)
+
+
+def _write(text: str, out_path) -> None:
+    with open(out_path, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _sources(frames: list) -> dict:
+    """{"file:line": source line} for frames whose file exists now."""
+    sources: dict = {}
+    for frame in frames:
+        if len(sources) >= MAX_SOURCE_LINES:
+            break
+        filename, lineno = frame.get("filename"), frame.get("lineno")
+        if not isinstance(filename, str) or not isinstance(lineno, int):
+            continue
+        key = f"{filename}:{lineno}"
+        if key in sources or filename.startswith("<") or lineno <= 0:
+            continue
+        line = linecache.getline(filename, lineno).strip()
+        if line:
+            sources[key] = line[:300]
+    return sources
+
+
+def _flame(name: str, label: str, rows, frames: _Frames) -> dict | None:
+    """One icicle graph from (size, count, frames) rows."""
+    root = calltree.build_tree(rows)
+    if root.size <= 0:
+        return None
+    parents, frame_ids, sizes, counts, table = calltree.flatten(
+        root, min_size=int(root.size * FLAME_MIN_SHARE)
+    )
+    remap = [frames.id(frame) for frame in table]
+    return {
+        "name": name,
+        "label": label,
+        "parent": parents,
+        "frame": [remap[f] for f in frame_ids],
+        "size": sizes,
+        "count": counts,
+    }
+
+
+def _sites_table(snapshot, frames: _Frames, title: str) -> dict:
+    stats = snapshot._core.statistics("lineno", False)
+    return {
+        "id": "sites",
+        "title": title,
+        "note": "Live memory grouped by the line that allocated it. "
+        "Click a column to sort; only the visible rows are drawn.",
+        "columns": [
+            {"key": "size", "label": "live", "kind": "bytes", "width": "110px"},
+            {"key": "count", "label": "blocks", "kind": "num", "width": "100px"},
+            {"key": "avg", "label": "average", "kind": "bytes", "width": "100px"},
+            {"key": "frame", "label": "line", "kind": "frame", "width": "1fr"},
+        ],
+        "data": {
+            "size": [s for s, _c, _f in stats],
+            "count": [c for _s, c, _f in stats],
+            "avg": [s // c if c else 0 for s, c, _f in stats],
+            "frame": [
+                frames.id(f[0] if f else ("<unknown>", 0, "")) for _s, _c, f in stats
+            ],
+        },
+    }
+
+
+def _types_table(report: dict) -> dict | None:
+    totals: dict = {}
+    for leak in report.get("leaks") or []:
+        for row in leak.get("types") or []:
+            entry = totals.setdefault(str(row.get("type")), [0, 0, 0])
+            entry[0] += row.get("count") or 0
+            entry[1] += row.get("bytes") or 0
+            entry[2] += 1
+    if not totals:
+        return None
+    names = sorted(totals, key=lambda name: -totals[name][1])
+    return {
+        "id": "types",
+        "title": "Types in leaks",
+        "note": "Objects found in the leaking sites by the heap-graph analysis.",
+        "sortBy": 2,
+        "columns": [
+            {"key": "type", "label": "type", "kind": "text", "width": "1fr"},
+            {"key": "count", "label": "objects", "kind": "num", "width": "110px"},
+            {"key": "bytes", "label": "bytes", "kind": "bytes", "width": "110px"},
+            {"key": "leaks", "label": "leaks", "kind": "num", "width": "80px"},
+        ],
+        "data": {
+            "type": names,
+            "count": [totals[n][0] for n in names],
+            "bytes": [totals[n][1] for n in names],
+            "leaks": [totals[n][2] for n in names],
+        },
+    }
+
+
+def _title(report: dict) -> tuple[str, str]:
+    argv = report.get("argv") or []
+    what = " ".join(str(a) for a in argv) if argv else "a snapshot"
+    parts = []
+    for key, fmt in (("python", "Python {}"), ("pid", "pid {}")):
+        if report.get(key) is not None:
+            parts.append(fmt.format(report[key]))
+    if report.get("memhound"):
+        parts.append(f"memhound {report['memhound']}")
+    return f"memhound: {what}", " \u00b7 ".join(parts)
+
+
+def render_html(
+    report: dict, peak_snapshot=None, exit_snapshot=None, out_path=None
+) -> str:
+    """The HTML page for report (docs/report-schema.md) and the snapshots
+    taken at the peak and at exit (either may be None); written to
+    out_path when given.  Returns the page."""
+    frames = _Frames()
+    data: dict = {"mode": "report", "report": report}
+    data["title"], data["subtitle"] = _title(report)
+    shown = []
+    for key in ("leaks", "largest"):
+        for site in report.get(key) or []:
+            shown.extend(site.get("traceback") or [])
+    data["sources"] = _sources(shown)
+    flames = []
+    for name, label, snapshot in (
+        ("peak", "at peak", peak_snapshot),
+        ("exit", "at exit", exit_snapshot),
+    ):
+        if snapshot is not None:
+            graph = _flame(name, label, calltree.site_rows(snapshot), frames)
+            if graph is not None:
+                flames.append(graph)
+    data["flames"] = flames
+    tables = []
+    table_snapshot = exit_snapshot if exit_snapshot is not None else peak_snapshot
+    if table_snapshot is not None:
+        which = "at exit" if exit_snapshot is not None else "at peak"
+        tables.append(_sites_table(table_snapshot, frames, f"Allocation sites {which}"))
+    types = _types_table(report)
+    if types is not None:
+        tables.append(types)
+    data["tables"] = tables
+    data["frames"] = frames.table
+    page = _page(data, data["title"])
+    if out_path is not None:
+        _write(page, out_path)
+    return page
+
+
+def diff_rows(old, new, key_type: str):
+    """compare_to rows from C: (size, size_diff, count, count_diff, frames)."""
+    from memhound.snapshot import _check_key_type
+
+    _check_key_type(key_type, False)
+    return new._core.compare_to(old._core, key_type, False)
+
+
+def render_diff_html(
+    old, new, out_path=None, key_type: str = "lineno", names=("old", "new")
+) -> str:
+    """The HTML page comparing two snapshots: a sortable table of the
+    differences by key_type and, by traceback, an icicle graph of what
+    grew.  Written to out_path when given; returns the page."""
+    rows = diff_rows(old, new, key_type)
+    frames = _Frames()
+    unknown = ("<unknown>", 0, "")
+    data: dict = {
+        "mode": "diff",
+        "title": f"memhound diff: {names[0]} \u2192 {names[1]}",
+        "subtitle": f"compared by {key_type}; {len(rows)} keys",
+        "diff": {
+            "size": sum(r[0] for r in rows),
+            "size_diff": sum(r[1] for r in rows),
+            "rows": len(rows),
+        },
+        "report": {},
+        "sources": {},
+    }
+    table = {
+        "id": "diff",
+        "title": f"Differences by {key_type}",
+        "note": "Sorted by the size of the change; click a column to sort.",
+        "sortBy": 1,
+        "columns": [
+            {"key": "size", "label": "now", "kind": "bytes", "width": "100px"},
+            {"key": "size_diff", "label": "change", "kind": "sbytes", "width": "100px"},
+            {"key": "count", "label": "blocks", "kind": "num", "width": "90px"},
+            {"key": "count_diff", "label": "change", "kind": "snum", "width": "90px"},
+            {"key": "frame", "label": key_type, "kind": "frame", "width": "1fr"},
+        ],
+        "data": {
+            "size": [r[0] for r in rows],
+            "size_diff": [r[1] for r in rows],
+            "count": [r[2] for r in rows],
+            "count_diff": [r[3] for r in rows],
+            "frame": [frames.id(r[4][0] if r[4] else unknown) for r in rows],
+        },
+    }
+    data["tables"] = [table]
+    flames = []
+    if key_type == "traceback":
+        grown = [(r[1], max(r[3], 0), r[4]) for r in rows if r[1] > 0]
+        graph = _flame("growth", "growth", grown, frames)
+        if graph is not None:
+            flames.append(graph)
+    data["flames"] = flames
+    data["frames"] = frames.table
+    page = _page(data, data["title"])
+    if out_path is not None:
+        _write(page, os.fspath(out_path))
+    return page
