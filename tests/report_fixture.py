@@ -151,3 +151,32 @@ def make_report(ngen: int = 30, nleaks: int = 2) -> dict:
         "children": [],
         "warnings": [],
     }
+
+
+def synthetic_snapshot(nsites: int, seed: int = 1, blocks_per_site: int = 1):
+    """A snapshot with nsites distinct tracebacks shaped like a program's
+    call tree (ten-way branching, eight frames deep), built in C from
+    trace tuples; for tests and benchmarks of big reports."""
+    import random
+
+    from memhound import _core
+    from memhound.snapshot import Snapshot
+
+    rnd = random.Random(seed)
+    traces = []
+    for i in range(nsites):
+        frames = [(f"/srv/app/leaf{i % 97}.py", 10 + i, f"alloc_{i % 13}")]
+        for level in range(6):
+            digit = (i // 10**level) % 10
+            frames.append(
+                (
+                    f"/srv/app/layer{level}.py",
+                    100 * digit + level,
+                    f"step{level}_{digit}",
+                )
+            )
+        frames.append(("/srv/app/main.py", 1, "<module>"))
+        size = rnd.choice((32, 64, 100, 256, 1000, 4096)) * rnd.randint(1, 8)
+        for _ in range(blocks_per_site):
+            traces.append((2, size, tuple(frames)))
+    return Snapshot(_core.Snapshot._from_traces(traces, 64))

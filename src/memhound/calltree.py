@@ -8,72 +8,93 @@ Both the HTML report's icicle graph and `memhound report --tree` use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+__all__ = ["ROOT", "Tree", "build_tree", "site_rows"]
 
-__all__ = ["Node", "build_tree", "flatten", "site_rows"]
-
-
-@dataclass
-class Node:
-    """One frame in the tree: bytes and blocks allocated in it or below."""
-
-    frame: tuple  # (filename, lineno, function); ("", 0, "<root>") at the top
-    size: int = 0
-    count: int = 0
-    self_size: int = 0  # allocated by this very line
-    children: dict = field(default_factory=dict)  # frame -> Node
+ROOT = ("", 0, "<root>")
+UNKNOWN = (("<unknown>", 0, "<no Python frame>"),)
 
 
-def site_rows(snapshot) -> list[tuple[int, int, tuple]]:
+def site_rows(snapshot) -> list:
     """(size, count, frames innermost first) per traceback, largest first,
     straight from the C grouping."""
-    return [
-        (size, count, frames)
-        for size, count, frames in snapshot._core.statistics("traceback", False)
-    ]
+    return snapshot._core.statistics("traceback", False)
 
 
-def build_tree(rows) -> Node:
-    """The call tree of rows as site_rows() returns them."""
-    root = Node(("", 0, "<root>"))
-    for size, count, frames in rows:
-        root.size += size
-        root.count += count
-        node = root
-        if not frames:
-            frames = (("<unknown>", 0, "<no Python frame>"),)
-        for frame in reversed(frames):
-            child = node.children.get(frame)
-            if child is None:
-                child = node.children[frame] = Node(frame)
-            child.size += size
-            child.count += count
-            node = child
-        node.self_size += size
-    return root
+class Tree:
+    """Nodes as parallel lists; node 0 is the root, every node's parent has
+    a smaller index.  size/count: bytes and blocks allocated in the node's
+    frame or below it."""
+
+    __slots__ = ("parent", "frame", "size", "count")
+
+    def __init__(self) -> None:
+        self.parent = [-1]
+        self.frame = [ROOT]
+        self.size = [0]
+        self.count = [0]
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    def children(self) -> list[list[int]]:
+        """Children of every node, largest first."""
+        kids: list[list[int]] = [[] for _ in self.parent]
+        for node in range(1, len(self.parent)):
+            kids[self.parent[node]].append(node)
+        size = self.size
+        for group in kids:
+            if len(group) > 1:
+                group.sort(key=size.__getitem__, reverse=True)
+        return kids
+
+    def pruned(self, min_size: int) -> Tree:
+        """A copy without the nodes smaller than min_size (their bytes stay
+        counted in their ancestors)."""
+        out = Tree()
+        out.size[0], out.count[0] = self.size[0], self.count[0]
+        new_id = [0] * len(self.parent)
+        for node in range(1, len(self.parent)):
+            if self.size[node] < min_size:
+                new_id[node] = -1
+                continue
+            parent = new_id[self.parent[node]]
+            if parent < 0:
+                new_id[node] = -1
+                continue
+            new_id[node] = len(out.parent)
+            out.parent.append(parent)
+            out.frame.append(self.frame[node])
+            out.size.append(self.size[node])
+            out.count.append(self.count[node])
+        return out
 
 
-def flatten(root: Node, min_size: int = 0):
-    """The tree as parallel lists for the HTML report, children after their
-    parent and largest first: (parents, frame_ids, sizes, counts, frames).
-    Subtrees smaller than min_size are folded into their parent's self size
-    (the report says how much was folded)."""
-    frames_index: dict = {}
-    frames: list = []
-    parents, frame_ids, sizes, counts = [], [], [], []
-    stack = [(root, -1)]
-    while stack:
-        node, parent = stack.pop()
-        fid = frames_index.get(node.frame)
-        if fid is None:
-            fid = frames_index[node.frame] = len(frames)
-            frames.append(node.frame)
-        me = len(sizes)
-        parents.append(parent)
-        frame_ids.append(fid)
-        sizes.append(node.size)
-        counts.append(node.count)
-        kept = [c for c in node.children.values() if c.size >= min_size]
-        kept.sort(key=lambda c: c.size)
-        stack.extend((child, me) for child in kept)
-    return parents, frame_ids, sizes, counts, frames
+def build_tree(rows) -> Tree:
+    """The call tree of (size, count, frames) rows as site_rows() returns
+    them.  Rows are sorted by their path from the root, so each row shares
+    a prefix with the one before and only its new frames become nodes."""
+    tree = Tree()
+    parent, frame, size, count = tree.parent, tree.frame, tree.size, tree.count
+    paths = sorted(
+        ((tuple(reversed(frames or UNKNOWN)), sz, n) for sz, n, frames in rows),
+        key=lambda item: item[0],
+    )
+    path = [0]  # node ids along the previous row's path, root first
+    previous: tuple = ()
+    for frames, sz, n in paths:
+        common = 0
+        limit = min(len(frames), len(previous))
+        while common < limit and frames[common] == previous[common]:
+            common += 1
+        del path[common + 1 :]
+        for f in frames[common:]:
+            parent.append(path[-1])
+            frame.append(f)
+            size.append(0)
+            count.append(0)
+            path.append(len(parent) - 1)
+        for node in path:
+            size[node] += sz
+            count[node] += n
+        previous = frames
+    return tree

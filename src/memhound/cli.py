@@ -26,6 +26,9 @@ examples:
   memhound run app.py --port 8080
   memhound run --depth 128 -m mypackage.worker
   memhound run --sample 65536 --dump exit.mhs service.py
+  memhound run --output run.mhc --html report.html app.py
+  memhound report run.mhc --tree
+  memhound diff before.mhs after.mhs --by traceback
 """
 
 
@@ -88,6 +91,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dump", metavar="FILE", help="also write the exit snapshot to FILE"
     )
     run.add_argument("--quiet", action="store_true", help="print no report")
+    run.add_argument(
+        "--output", metavar="FILE", help="write a capture file (.mhc) at exit"
+    )
+    run.add_argument("--html", metavar="FILE", help="write the HTML report at exit")
     # The target and its arguments are split off by _split_run_argv before
     # argparse sees them (everything after the target is the program's, as
     # with python); these entries are for --help.
@@ -95,11 +102,22 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", dest="code", metavar="CODE", help="run code")
     run.add_argument("script", nargs="?", help="the script to run")
     run.add_argument("args", nargs="*", help="the program's arguments")
+    # memhound report / memhound diff (cli_report.py).
+    from memhound.cli_report import add_parsers
+
+    add_parsers(commands)
     return parser
 
 
 # memhound run's own options that take a value (as the separate next word).
-_RUN_OPTIONS_WITH_VALUE = {"--depth", "--sample", "--top", "--dump"}
+_RUN_OPTIONS_WITH_VALUE = {
+    "--depth",
+    "--sample",
+    "--top",
+    "--dump",
+    "--output",
+    "--html",
+}
 
 
 def _split_run_argv(words):
@@ -212,8 +230,10 @@ def _on_sigterm(signum, frame):
 
 def cmd_run(options) -> int:
     import memhound
+    from memhound.cli_report import RunOutputs  # --output / --html
     from memhound.report import print_exit_report
 
+    outputs = RunOutputs.from_options(options)
     start_args = {}
     if options.depth is not None:
         start_args["depth"] = options.depth
@@ -226,9 +246,13 @@ def cmd_run(options) -> int:
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    if outputs is not None:
+        outputs.start()
     status, main_module = _run_target(options)
     snapshot = memhound.take_snapshot()
     stats = memhound.get_stats()
+    if outputs is not None and outputs.finish(snapshot, stats) and status == 0:
+        status = 1
     memhound.stop()
     del main_module
     if options.dump:
@@ -258,5 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         options.args = program_args
         return cmd_run(options)
     options = parser.parse_args(argv)
+    if options.command in ("report", "diff"):
+        from memhound import cli_report
+
+        return getattr(cli_report, f"cmd_{options.command}")(options)
     parser.print_help()
     return 2

@@ -86,20 +86,17 @@ def _sources(frames: list) -> dict:
 
 def _flame(name: str, label: str, rows, frames: _Frames) -> dict | None:
     """One icicle graph from (size, count, frames) rows."""
-    root = calltree.build_tree(rows)
-    if root.size <= 0:
+    tree = calltree.build_tree(rows)
+    if tree.size[0] <= 0:
         return None
-    parents, frame_ids, sizes, counts, table = calltree.flatten(
-        root, min_size=int(root.size * FLAME_MIN_SHARE)
-    )
-    remap = [frames.id(frame) for frame in table]
+    tree = tree.pruned(int(tree.size[0] * FLAME_MIN_SHARE))
     return {
         "name": name,
         "label": label,
-        "parent": parents,
-        "frame": [remap[f] for f in frame_ids],
-        "size": sizes,
-        "count": counts,
+        "parent": tree.parent,
+        "frame": [frames.id(frame) for frame in tree.frame],
+        "size": tree.size,
+        "count": tree.count,
     }
 
 

@@ -141,7 +141,8 @@
     tl.forEach(function (p) { if (!peak || (p.traced_bytes || 0) > peak.traced_bytes) { peak = p; } });
     if (peak) {
       marks.push({x: peak.t, cls: "peak", text: "peak " + bytes(peak.traced_bytes),
-                  label: "peak: " + bytes(peak.traced_bytes) + " traced at " + Number(peak.t).toFixed(2) + "s"});
+                  label: "highest sample: " + bytes(peak.traced_bytes) + " traced at " + Number(peak.t).toFixed(2) + "s" +
+                    ((rep.summary || {}).peak_bytes ? "\ntrue peak (tracer): " + bytes(rep.summary.peak_bytes) : "")});
     }
     if (!tl.length) { host.appendChild(el("p", {"class": "muted"}, "No timeline in this report (a lone snapshot has none).")); return; }
     var series = [{name: "traced memory", color: "var(--traced)", pts: traced}];
@@ -191,6 +192,7 @@
     this.host = host; this.g = g; this.n = g.parent.length;
     var kids = []; for (var i = 0; i < this.n; i++) { kids.push([]); }
     for (var j = 1; j < this.n; j++) { kids[g.parent[j]].push(j); }
+    kids.forEach(function (k) { k.sort(function (a, b) { return g.size[b] - g.size[a]; }); });
     this.kids = kids; this.root = 0; this.query = "";
   }
   Icicle.prototype.label = function (id) { return id === 0 ? "all live memory" : frameLabel(FR[this.g.frame[id]]); };

@@ -1,0 +1,105 @@
+"""What `memhound run --output/--html` records while the program runs: a
+timeline of traced memory and RSS, and a snapshot near the peak.
+
+A daemon thread wakes every `interval` seconds, reads the traced memory
+(one C call) and the RSS (/proc/self/statm), and takes a snapshot when
+traced memory has grown past `peak_margin` times the size of the last peak
+snapshot, so the snapshot kept is within that margin of the true peak
+(docs/report.md).  take_peak() lets a runner that has its own checkpoints
+(generations) offer one instead.  Snapshots are taken in C; the thread
+never walks the heap in Python.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import memhound
+
+__all__ = ["Recorder", "rss_bytes"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    """Resident set size of this process, or None where /proc is absent."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Recorder:
+    """Samples memory in the background while tracing is on."""
+
+    def __init__(self, interval: float = 0.1, peak_margin: float = 1.1) -> None:
+        self.interval = interval
+        self.peak_margin = peak_margin
+        self.timeline: list[dict] = []
+        self.peak_snapshot = None
+        self.peak_snapshot_bytes = 0
+        self.peak_snapshot_t = None
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Recorder:
+        self._t0 = time.monotonic()
+        self.sample()
+        self._thread = threading.Thread(
+            target=self._run, name="memhound-recorder", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if not memhound.is_tracing():
+                return
+            self.sample()
+
+    def sample(self) -> None:
+        """Add a timeline point now; take a peak snapshot if memory grew
+        past the margin."""
+        traced, _peak = memhound.get_traced_memory()
+        point = {
+            "t": round(time.monotonic() - self._t0, 4),
+            "traced_bytes": traced,
+            "rss_bytes": rss_bytes(),
+        }
+        with self._lock:
+            self.timeline.append(point)
+            grew = traced > self.peak_snapshot_bytes * self.peak_margin
+        if grew:
+            self.take_peak(traced)
+
+    def take_peak(self, traced: int | None = None) -> None:
+        """Take a snapshot as the peak one if traced memory (now, or the
+        given value) is above the last peak snapshot's."""
+        if traced is None:
+            traced = memhound.get_traced_memory()[0]
+        if traced <= self.peak_snapshot_bytes or not memhound.is_tracing():
+            return
+        try:
+            snapshot = memhound.take_snapshot()
+        except RuntimeError:  # tracing stopped meanwhile
+            return
+        with self._lock:
+            if traced > self.peak_snapshot_bytes:
+                self.peak_snapshot = snapshot
+                self.peak_snapshot_bytes = traced
+                self.peak_snapshot_t = round(time.monotonic() - self._t0, 4)
+
+    def stop(self) -> None:
+        """Take a last sample and stop the thread (tracing must still be
+        on for the last sample to count)."""
+        if memhound.is_tracing():
+            self.sample()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
