@@ -234,11 +234,9 @@ def _format_report_text(report: dict, width: int) -> str:
     if format_text is not None:
         return format_text(report, color=False, width=width)
     summary = report.get("summary") or {}
+    command = " ".join(map(str, report.get("argv") or [])) or "(snapshot)"
     lines = [
-        _fit(
-            f"memhound report: {' '.join(map(str, report.get('argv') or [])) or '(snapshot)'}",
-            width,
-        ),
+        _fit(f"memhound report: {command}", width),
         _fit(
             f"{_format_size(summary.get('traced_bytes') or 0, False)} live in "
             f"{summary.get('traced_blocks') or 0:,} blocks, "
@@ -407,7 +405,7 @@ def format_diff(rows, by: str, top: int, width: int = 80) -> list[str]:
             width,
         )
     ]
-    for size, size_diff, count, count_diff, frames in rows[:top]:
+    for size, size_diff, _count, count_diff, frames in rows[:top]:
         head = (
             f"{_format_size(size_diff, True):>11} {count_diff:+9,} blocks  "
             f"now {_format_size(size, False)}"
