@@ -29,7 +29,10 @@ DRIVER = shutil.which("chromedriver")
 
 def _missing() -> str | None:
     if CHROMIUM is None or DRIVER is None:
-        return "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        return (
+            "chromium and chromium-driver are not installed "
+            "(apt-get install chromium chromium-driver)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
