@@ -413,6 +413,9 @@ def format_diff(rows, by: str, top: int, width: int = 80) -> list[str]:
         if by != "traceback":
             frame = frames[0] if frames else ("<unknown>", 0, "")
             where = frame[0] if by == "filename" else f"{frame[0]}:{frame[1]}"
+            room = max(10, width - len(head) - 2)
+            if len(where) > room:  # keep the end: file name and line
+                where = "\u2026" + where[-(room - 1) :]
             lines.append(_fit(f"{head}  {where}", width))
             continue
         lines.append(_fit(head, width))
@@ -468,7 +471,8 @@ class RunOutputs:
         from memhound.html import render_html
 
         self.recorder.stop()
-        peak = self.recorder.peak_snapshot
+        peak = self.recorder.without_recorder(self.recorder.peak_snapshot)
+        exit_snapshot = self.recorder.without_recorder(exit_snapshot)
         if report is None:
             report = report_from_snapshot(exit_snapshot)
             report["warnings"] = [

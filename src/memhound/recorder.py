@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from array import array
 
 import memhound
 
@@ -38,7 +39,11 @@ class Recorder:
     def __init__(self, interval: float = 0.1, peak_margin: float = 1.1) -> None:
         self.interval = interval
         self.peak_margin = peak_margin
-        self.timeline: list[dict] = []
+        # Three arrays rather than a dict per point: the recorder's own
+        # allocations are traced too, and these stay a few blocks.
+        self._t = array("d")
+        self._traced = array("q")
+        self._rss = array("q")  # -1: unknown
         self.peak_snapshot = None
         self.peak_snapshot_bytes = 0
         self.peak_snapshot_t = None
@@ -66,13 +71,11 @@ class Recorder:
         """Add a timeline point now; take a peak snapshot if memory grew
         past the margin."""
         traced, _peak = memhound.get_traced_memory()
-        point = {
-            "t": round(time.monotonic() - self._t0, 4),
-            "traced_bytes": traced,
-            "rss_bytes": rss_bytes(),
-        }
+        rss = rss_bytes()
         with self._lock:
-            self.timeline.append(point)
+            self._t.append(time.monotonic() - self._t0)
+            self._traced.append(traced)
+            self._rss.append(-1 if rss is None else rss)
             grew = traced > self.peak_snapshot_bytes * self.peak_margin
         if grew:
             self.take_peak(traced)
@@ -93,6 +96,28 @@ class Recorder:
                 self.peak_snapshot = snapshot
                 self.peak_snapshot_bytes = traced
                 self.peak_snapshot_t = round(time.monotonic() - self._t0, 4)
+
+    @property
+    def timeline(self) -> list[dict]:
+        """The samples as the report's "timeline" entries."""
+        with self._lock:
+            return [
+                {
+                    "t": round(t, 4),
+                    "traced_bytes": traced,
+                    "rss_bytes": None if rss < 0 else rss,
+                }
+                for t, traced, rss in zip(self._t, self._traced, self._rss, strict=True)
+            ]
+
+    def without_recorder(self, snapshot):
+        """snapshot without the blocks the recorder itself allocated (its
+        thread and samples), filtered in C."""
+        if snapshot is None:
+            return None
+        from memhound.snapshot import Filter
+
+        return snapshot.filter_traces([Filter(False, __file__, all_frames=True)])
 
     def stop(self) -> None:
         """Take a last sample and stop the thread (tracing must still be
