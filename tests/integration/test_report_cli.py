@@ -124,7 +124,8 @@ def test_diff(tmp_path):
     data = json.loads(proc.stdout)
     assert data["format"] == "memhound-diff" and data["by"] == "traceback"
     top = data["diffs"][0]
-    assert top["count_diff"] == 3000 and top["size_diff"] >= 3000 * 500
+    # bytearray(500): the object and its buffer, two blocks each.
+    assert top["count_diff"] == 6000 and top["size_diff"] >= 3000 * 500
     assert top["traceback"][0]["lineno"] == 5
     html = tmp_path / "diff.html"
     proc = run_cli(["diff", str(a), str(b), "--html", str(html)], tmp_path)
