@@ -73,8 +73,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uint8_t *e1, *e2;
     size_t n1, n2;
-    if (mh_capfile_encode(a->report, a->report_len, a->peak, a->exit, &e1,
-                          &n1, err, sizeof(err)) < 0) {
+    if (mh_capfile_encode(a->report, a->report_len, a->peak, a->exit, &e1, &n1,
+                          err, sizeof(err)) < 0) {
         fprintf(stderr, "re-encode failed: %s\n", err);
         abort();
     }
@@ -89,8 +89,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "round trip changed the capture\n");
         abort();
     }
-    if (mh_capfile_encode(b->report, b->report_len, b->peak, b->exit, &e2,
-                          &n2, err, sizeof(err)) < 0 ||
+    if (mh_capfile_encode(b->report, b->report_len, b->peak, b->exit, &e2, &n2,
+                          err, sizeof(err)) < 0 ||
         n1 != n2 || memcmp(e1, e2, n1) != 0) {
         fprintf(stderr, "encoding is not stable\n");
         abort();
