@@ -44,6 +44,9 @@ sources = [
     "snapfile_decode.c",
     "snapfile_io.c",
     "capfile.c",
+    "gens.c",
+    "leaks.c",
+    "leaks_binding.c",
     FRAME_READERS[version],
 ]
 

@@ -441,6 +441,7 @@ class RunOutputs:
         # not show memhound's own imports.
         import memhound.capture  # noqa: F401
         import memhound.html  # noqa: F401
+        import memhound.report  # noqa: F401
         from memhound.recorder import Recorder
 
         self.output = output
@@ -456,24 +457,32 @@ class RunOutputs:
     def start(self) -> RunOutputs:
         import time
 
-        self.started = time.monotonic()
-        self.recorder.start()
+        from memhound import _core
+
+        _core._suspend_thread()  # memhound's own objects are not traced
+        try:
+            self.started = time.monotonic()
+            self.recorder.start()
+        finally:
+            _core._resume_thread()
         return self
 
-    def finish(self, exit_snapshot, stats: dict, report: dict | None = None) -> int:
-        """Stop recording, then write the files; report is the run's report
-        dict when the runner made one (else one is built from the exit
-        snapshot).  Returns 0, or 1 after printing why a file could not be
-        written."""
+    def finish(self, exit_snapshot, report: dict | None = None) -> int:
+        """Stop recording, then write the files.  report is the run's
+        report dict (memhound.runner's); without one, a report is built
+        from the exit snapshot.  Call with tracing still on.  Returns 0, or
+        1 after printing why a file could not be written."""
         import time
 
+        import memhound
         from memhound.capture import report_from_snapshot, write_capture
         from memhound.html import render_html
+        from memhound.report import to_json_data
 
         self.recorder.stop()
-        peak = self.recorder.without_recorder(self.recorder.peak_snapshot)
-        exit_snapshot = self.recorder.without_recorder(exit_snapshot)
+        peak = self.recorder.peak_snapshot
         if report is None:
+            stats = memhound.get_stats()
             report = report_from_snapshot(exit_snapshot)
             report["warnings"] = [
                 w for w in report["warnings"] if not w.startswith("a lone snapshot")
@@ -485,6 +494,7 @@ class RunOutputs:
             report["summary"]["peak_bytes"] = stats.get("peak_bytes")
             report["summary"]["dropped_blocks"] = stats.get("dropped_blocks", 0)
             report["summary"]["lost_tracebacks"] = stats.get("lost_tracebacks", 0)
+        report = to_json_data(report)  # a copy without in-process keys
         if not report.get("timeline"):
             report["timeline"] = self.recorder.timeline
         status = 0

@@ -7,7 +7,8 @@ traced memory has grown past `peak_margin` times the size of the last peak
 snapshot, so the snapshot kept is within that margin of the true peak
 (docs/report.md).  take_peak() lets a runner that has its own checkpoints
 (generations) offer one instead.  Snapshots are taken in C; the thread
-never walks the heap in Python.
+never walks the heap in Python, and what it allocates is not traced
+(_core._suspend_thread).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from array import array
 
 import memhound
+from memhound import _core
 
 __all__ = ["Recorder", "rss_bytes"]
 
@@ -53,15 +55,20 @@ class Recorder:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Recorder:
-        self._t0 = time.monotonic()
-        self.sample()
-        self._thread = threading.Thread(
-            target=self._run, name="memhound-recorder", daemon=True
-        )
-        self._thread.start()
+        _core._suspend_thread()  # the recorder's objects are memhound's own
+        try:
+            self._t0 = time.monotonic()
+            self.sample()
+            self._thread = threading.Thread(
+                target=self._run, name="memhound-recorder", daemon=True
+            )
+            self._thread.start()
+        finally:
+            _core._resume_thread()
         return self
 
     def _run(self) -> None:
+        _core._suspend_thread()  # nothing this thread allocates is traced
         while not self._stop.wait(self.interval):
             if not memhound.is_tracing():
                 return
@@ -110,20 +117,15 @@ class Recorder:
                 for t, traced, rss in zip(self._t, self._traced, self._rss, strict=True)
             ]
 
-    def without_recorder(self, snapshot):
-        """snapshot without the blocks the recorder itself allocated (its
-        thread and samples), filtered in C."""
-        if snapshot is None:
-            return None
-        from memhound.snapshot import Filter
-
-        return snapshot.filter_traces([Filter(False, __file__, all_frames=True)])
-
     def stop(self) -> None:
         """Take a last sample and stop the thread (tracing must still be
         on for the last sample to count)."""
         if memhound.is_tracing():
-            self.sample()
+            _core._suspend_thread()
+            try:
+                self.sample()
+            finally:
+                _core._resume_thread()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
