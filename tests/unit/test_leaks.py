@@ -54,7 +54,7 @@ def test_leakcheck_finds_a_growing_list():
 
 def test_leakcheck_clean_loop_reports_nothing():
     with memhound.LeakCheck() as check:
-        for i in range(12):
+        for _ in range(12):
             temp = [str(j) * 3 for j in range(500)]  # churn only
             del temp
             check.checkpoint(force=True)

@@ -127,24 +127,42 @@ column_at_or_before(const mh_gens_t *gens, uint16_t g)
     return found;
 }
 
+/* Where a generation record lies on the growth axis: its iteration count
+ * when iterations are counted (growth per iteration is what a loop leaks,
+ * however long each iteration takes), else its time. */
+static double
+axis_of(const mh_gen_record_t *r, int by_iteration)
+{
+    return by_iteration ? (double)r->iteration : r->t;
+}
+
 /* Least-squares growth of the site's live size from column c to now, in
  * bytes over that span.  The last point is the live size now. */
 static double
 series_growth(const mh_gens_t *gens, uint32_t site, size_t c, double t_now,
-              uint64_t live_now)
+              int64_t iteration_now, uint64_t live_now)
 {
     size_t n = mh_gens_columns(gens);
-    double t0 = mh_gens_get(gens, mh_gens_column_generation(gens, c))->t;
+    const mh_gen_record_t *first =
+        mh_gens_get(gens, mh_gens_column_generation(gens, c));
+    int by_iteration = first->iteration >= 0 && iteration_now >= 0;
+    double x0 = axis_of(first, by_iteration);
+    double x_now = by_iteration ? (double)iteration_now : t_now;
     double sx = 0, sy = 0, sxx = 0, sxy = 0;
     size_t k = 0;
     for (size_t j = c; j <= n; j++) {
         double x, y;
         if (j == n) {
-            x = t_now - t0;
+            x = x_now - x0;
             y = (double)live_now;
         }
         else {
-            x = mh_gens_get(gens, mh_gens_column_generation(gens, j))->t - t0;
+            const mh_gen_record_t *r =
+                mh_gens_get(gens, mh_gens_column_generation(gens, j));
+            if (by_iteration && r->iteration < 0) {
+                continue;
+            }
+            x = axis_of(r, by_iteration) - x0;
             y = (double)mh_gens_series_bytes_at(gens, site, j);
         }
         sx += x;
@@ -158,7 +176,7 @@ series_growth(const mh_gens_t *gens, uint32_t site, size_t c, double t_now,
         return 0;
     }
     double slope = ((double)k * sxy - sx * sy) / denom;
-    return slope * (t_now - t0);
+    return slope * (x_now - x0);
 }
 
 /* The verdict on the site whose survivors are e[0..n), sorted by
@@ -233,8 +251,8 @@ judge_site(const mh_gens_t *gens, const mh_survivor_t *e, size_t n,
         if (survived == 0) {
             survived = survived_all;
         }
-        double grown =
-            series_growth(gens, v->site, (size_t)c, t_now, v->live_bytes);
+        double grown = series_growth(gens, v->site, (size_t)c, t_now,
+                                     iteration_now, v->live_bytes);
         double ratio = survived ? grown / (double)survived : 0;
         match = clamp01((ratio - GROWTH_LOW) / GROWTH_WIDTH);
     }
