@@ -69,14 +69,38 @@ class Tree:
         return out
 
 
-def build_tree(rows) -> Tree:
+def _trimmer():
+    """A function dropping the frames of `memhound run`'s runner (cli.py
+    under runpy) from the outer end of a traceback, as the report does."""
+    from memhound.leaks import _is_runner_frame
+
+    cache: dict = {}
+
+    def trim(frames: tuple) -> tuple:
+        end = len(frames)
+        while end > 1:
+            outer = frames[end - 1]
+            runner = cache.get(outer)
+            if runner is None:
+                runner = cache[outer] = _is_runner_frame({"filename": outer[0]})
+            if not runner:
+                break
+            end -= 1
+        return frames[:end]
+
+    return trim
+
+
+def build_tree(rows, trim_runner: bool = True) -> Tree:
     """The call tree of (size, count, frames) rows as site_rows() returns
-    them.  Rows are sorted by their path from the root, so each row shares
-    a prefix with the one before and only its new frames become nodes."""
+    them, without memhound's runner frames unless trim_runner is false.
+    Rows are sorted by their path from the root, so each row shares a
+    prefix with the one before and only its new frames become nodes."""
     tree = Tree()
     parent, frame, size, count = tree.parent, tree.frame, tree.size, tree.count
+    trim = _trimmer() if trim_runner else tuple
     paths = sorted(
-        ((tuple(reversed(frames or UNKNOWN)), sz, n) for sz, n, frames in rows),
+        ((tuple(reversed(trim(frames or UNKNOWN))), sz, n) for sz, n, frames in rows),
         key=lambda item: item[0],
     )
     path = [0]  # node ids along the previous row's path, root first
