@@ -56,8 +56,10 @@ def encode_capture(
     """The bytes of a capture file (see write_capture)."""
     if not isinstance(report, dict):
         raise TypeError(f"report must be a dict, not {type(report).__name__}")
+    from memhound.report import to_json_data
+
     # ASCII JSON: file names with undecodable bytes (surrogates) survive.
-    text = json.dumps(report, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(to_json_data(report), separators=(",", ":"), allow_nan=False)
     return _core.capture_encode(
         text,
         _core_of(peak_snapshot, "peak_snapshot"),
@@ -163,7 +165,10 @@ def report_from_snapshot(snapshot: Snapshot, top: int = 50) -> dict:
     blocks = sum(s.count for s in stats)
     from memhound import __version__
 
-    warnings = ["a lone snapshot: no generations were recorded, so no leak verdict"]
+    warnings = [
+        "a lone snapshot: no generations were recorded, so no leak verdict; "
+        "the peak is unknown (shown as what was live)"
+    ]
     if snapshot.sample_mean:
         warnings.append(
             f"sampled snapshot (mean {snapshot.sample_mean} bytes): sizes are estimates"
@@ -175,7 +180,7 @@ def report_from_snapshot(snapshot: Snapshot, top: int = 50) -> dict:
         "python": None,
         "argv": [],
         "pid": None,
-        "duration_s": None,
+        "duration_s": 0.0,
         "settings": {
             "depth": snapshot.traceback_limit,
             "sample": snapshot.sample_mean,
@@ -197,7 +202,7 @@ def report_from_snapshot(snapshot: Snapshot, top: int = 50) -> dict:
         "summary": {
             "traced_bytes": total,
             "traced_blocks": blocks,
-            "peak_bytes": None,
+            "peak_bytes": total,  # unknown; the warning says so
             "dropped_blocks": 0,
             "lost_tracebacks": 0,
             "sites": len(stats),
@@ -227,13 +232,17 @@ class _Checker:
             f"not {type(value).__name__}"
         )
 
-    def field(self, obj: dict, key: str, types, where: str, optional=True) -> None:
+    def field(
+        self, obj: dict, key: str, types, where: str, required=False, nullable=False
+    ) -> None:
+        """obj[key] has one of types; a missing key is an error only when
+        required, None only when nullable (the schema's "null" fields)."""
         if key not in obj:
-            if not optional:
+            if required:
                 raise ValueError(f"{self.name}: bad report: {where}.{key} is missing")
             return
         value = obj[key]
-        if value is None and optional:
+        if value is None and nullable:
             return
         if isinstance(value, bool) and bool not in types:
             self.fail(f"{where}.{key}", _describe(types), value)
@@ -241,9 +250,9 @@ class _Checker:
             self.fail(f"{where}.{key}", _describe(types), value)
 
     def dicts(self, obj: dict, key: str, where: str) -> list:
-        value = obj.get(key)
-        if value is None:
+        if key not in obj:
             return []
+        value = obj[key]
         if not isinstance(value, list):
             self.fail(f"{where}.{key}", "a list", value)
         for i, item in enumerate(value):
@@ -252,34 +261,41 @@ class _Checker:
         return value
 
     def traceback(self, site: dict, where: str) -> None:
+        if not isinstance(site.get("traceback"), list):
+            self.fail(f"{where}.traceback", "a list", site.get("traceback"))
         for i, frame in enumerate(self.dicts(site, "traceback", where)):
             at = f"{where}.traceback[{i}]"
-            self.field(frame, "filename", (str,), at)
-            self.field(frame, "lineno", (int,), at)
-            self.field(frame, "function", (str,), at)
+            self.field(frame, "filename", (str,), at, required=True)
+            self.field(frame, "lineno", (int,), at, required=True)
+            self.field(frame, "function", (str,), at, nullable=True)
 
-    def site(self, site: dict, where: str) -> None:
-        self.field(site, "kind", (str,), where)
-        for key in ("live_bytes", "live_blocks", "growth_bytes", "retained_bytes"):
-            self.field(site, key, _NUMBER, where)
-        for key in ("confidence", "growth_bytes_per_s", "growth_bytes_per_iteration"):
-            self.field(site, key, _NUMBER, where)
-        for key in ("first_generation", "generations_with_survivors"):
-            self.field(site, key, (int,), where)
+    def site(self, site: dict, where: str, leak: bool) -> None:
+        self.field(site, "kind", (str,), where, required=True)
+        for key in ("live_bytes", "live_blocks"):
+            self.field(site, key, (int,), where, required=True)
+        # What a leak must have is what the text report prints of it.
+        self.field(site, "growth_bytes", _NUMBER, where, required=leak)
+        self.field(site, "retained_bytes", _NUMBER, where, nullable=True)
+        self.field(site, "confidence", _NUMBER, where, required=leak)
+        self.field(site, "growth_bytes_per_s", _NUMBER, where, nullable=True)
+        self.field(site, "growth_bytes_per_iteration", _NUMBER, where, nullable=True)
+        self.field(site, "first_generation", (int,), where, required=leak)
+        self.field(site, "generations_with_survivors", (int,), where)
         self.traceback(site, where)
         for i, point in enumerate(self.dicts(site, "series", where)):
             at = f"{where}.series[{i}]"
             for key in ("generation", "live_bytes", "live_blocks"):
                 self.field(point, key, (int,), at)
-            self.field(point, "t", _NUMBER, at)
+            self.field(point, "t", _NUMBER, at, required=True)
+            self.field(point, "live_bytes", (int,), at, required=True)
         for i, row in enumerate(self.dicts(site, "survivors", where)):
             for key in ("generation", "bytes", "blocks"):
                 self.field(row, key, (int,), f"{where}.survivors[{i}]")
         for i, row in enumerate(self.dicts(site, "types", where)):
             at = f"{where}.types[{i}]"
-            self.field(row, "type", (str,), at)
-            self.field(row, "count", (int,), at)
-            self.field(row, "bytes", (int,), at)
+            self.field(row, "type", (str,), at, required=True)
+            self.field(row, "count", (int,), at, required=True)
+            self.field(row, "bytes", (int,), at, required=True)
         for i, step in enumerate(self.dicts(site, "retention_path", where)):
             at = f"{where}.retention_path[{i}]"
             self.field(step, "via", (str,), at)
@@ -294,30 +310,37 @@ class _Checker:
             )
         self.field(report, "version", (int,), where)
         for key in ("memhound", "python"):
-            self.field(report, key, (str,), where)
+            self.field(report, key, (str,), where, nullable=True)
+        self.field(report, "pid", (int,), where, nullable=True)
         self.field(report, "argv", (list,), where)
         for key in ("settings", "summary"):
             self.field(report, key, (dict,), where)
-        for key in ("duration_s",):
-            self.field(report, key, _NUMBER, where)
+        self.field(report, "duration_s", _NUMBER, where)
+        nullable = ("iterations",)
         for key, value in (report.get("summary") or {}).items():
-            if value is not None and not isinstance(value, _NUMBER):
+            if value is None and key in nullable:
+                continue
+            if not isinstance(value, _NUMBER) or isinstance(value, bool):
                 self.fail(f"{where}.summary.{key}", "a number", value)
+        for key, value in (report.get("settings") or {}).items():
+            if value is not None and not isinstance(value, (int, float)):
+                self.fail(f"{where}.settings.{key}", "a number", value)
         for i, gen in enumerate(self.dicts(report, "generations", where)):
             at = f"{where}.generations[{i}]"
-            self.field(gen, "generation", (int,), at)
-            self.field(gen, "t", _NUMBER, at)
+            self.field(gen, "generation", (int,), at, required=True)
+            self.field(gen, "t", _NUMBER, at, required=True)
+            self.field(gen, "iteration", (int,), at, nullable=True)
         for i, point in enumerate(self.dicts(report, "timeline", where)):
             at = f"{where}.timeline[{i}]"
-            for key in ("t", "traced_bytes", "rss_bytes"):
-                self.field(point, key, _NUMBER, at)
+            for key in ("t", "traced_bytes"):
+                self.field(point, key, _NUMBER, at, required=True)
+            self.field(point, "rss_bytes", _NUMBER, at, nullable=True)
         for key in ("leaks", "largest"):
             for i, site in enumerate(self.dicts(report, key, where)):
-                self.site(site, f"{where}.{key}[{i}]")
-        warnings = report.get("warnings")
-        if warnings is not None and (
-            not isinstance(warnings, list)
-            or not all(isinstance(w, str) for w in warnings)
+                self.site(site, f"{where}.{key}[{i}]", key == "leaks")
+        warnings = report.get("warnings", [])
+        if not isinstance(warnings, list) or not all(
+            isinstance(w, str) for w in warnings
         ):
             self.fail(f"{where}.warnings", "a list of strings", warnings)
         for i, child in enumerate(self.dicts(report, "children", where)):

@@ -84,7 +84,9 @@ def _sources(frames: list) -> dict:
     return sources
 
 
-def _flame(name: str, label: str, rows, frames: _Frames) -> dict | None:
+def _flame(
+    name: str, label: str, rows, frames: _Frames, root: str = "all live memory"
+) -> dict | None:
     """One icicle graph from (size, count, frames) rows."""
     tree = calltree.build_tree(rows)
     if tree.size[0] <= 0:
@@ -93,6 +95,7 @@ def _flame(name: str, label: str, rows, frames: _Frames) -> dict | None:
     return {
         "name": name,
         "label": label,
+        "root": root,
         "parent": tree.parent,
         "frame": [frames.id(frame) for frame in tree.frame],
         "size": tree.size,
@@ -173,6 +176,9 @@ def render_html(
     """The HTML page for report (docs/report-schema.md) and the snapshots
     taken at the peak and at exit (either may be None); written to
     out_path when given.  Returns the page."""
+    from memhound.report import to_json_data
+
+    report = to_json_data(report)  # a LeakCheck report may hold live objects
     frames = _Frames()
     data: dict = {"mode": "report", "report": report}
     data["title"], data["subtitle"] = _title(report)
@@ -260,7 +266,7 @@ def render_diff_html(
     flames = []
     if key_type == "traceback":
         grown = [(r[1], max(r[3], 0), r[4]) for r in rows if r[1] > 0]
-        graph = _flame("growth", "growth", grown, frames)
+        graph = _flame("growth", "growth", grown, frames, "all growth")
         if graph is not None:
             flames.append(graph)
     data["flames"] = flames

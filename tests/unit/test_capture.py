@@ -129,7 +129,21 @@ def _sections(*sections) -> bytes:
         ([(1, b"[1]"), (0, b"")], "should be an object"),
         ([(1, b'{"format": "other"}'), (0, b"")], "not a memhound report"),
         (
-            [(1, b'{"leaks": [{"traceback": [{"lineno": "x"}]}]}'), (0, b"")],
+            [(1, b'{"leaks": [{"traceback": []}]}'), (0, b"")],
+            r"leaks\[0\].kind is missing",
+        ),
+        ([(1, b'{"duration_s": null}'), (0, b"")], "duration_s should be"),
+        ([(1, b'{"generations": [{"t": 1}]}'), (0, b"")], "generation is missing"),
+        (
+            [
+                (
+                    1,
+                    b'{"leaks": [{"kind": "python", "live_bytes": 1, "live_blocks": 1,'
+                    b' "first_generation": 1, "traceback": [{"filename": "a",'
+                    b' "lineno": "x"}]}]}',
+                ),
+                (0, b""),
+            ],
             r"leaks\[0\].traceback\[0\].lineno should be an integer",
         ),
         ([(1, b'{"timeline": [{"t": true}]}'), (0, b"")], "timeline"),
@@ -196,3 +210,54 @@ def test_check_report_accepts_fixture_and_lone_snapshot(snapshots):
     check_report(make_report())
     check_report(json.loads(json.dumps(report_from_snapshot(snapshots[1]))))
     assert isinstance(snapshots[1], Snapshot)
+
+
+def _paths(value, path=()):
+    """Every (path, value) inside a JSON value."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+def test_mutated_reports_are_rejected_or_rendered(tmp_path, snapshots):
+    """A report that passes check_report renders as text and HTML; one
+    that does not is a ValueError.  Nothing else may happen."""
+    import copy
+    import random
+
+    from memhound.html import render_html
+    from memhound.report import format_text
+
+    base = make_report(ngen=4, nleaks=2)
+    places = [p for p, _ in _paths(base) if p]
+    odd_values = [None, "x", "", [], {}, -1, 0, 2**70, 1.5, True, [1], {"a": 1}]
+    rnd = random.Random(int(os.environ.get("MH_MUTATION_SEED", "7")))
+    accepted = rejected = 0
+    for _ in range(300):
+        report = copy.deepcopy(base)
+        for _ in range(rnd.randint(1, 3)):
+            path = rnd.choice(places)
+            target = report
+            try:
+                for key in path[:-1]:
+                    target = target[key]
+                if rnd.random() < 0.2 and isinstance(target, dict):
+                    target.pop(path[-1], None)
+                else:
+                    target[path[-1]] = copy.deepcopy(rnd.choice(odd_values))
+            except (KeyError, IndexError, TypeError):
+                continue
+        data = json.loads(json.dumps(report))
+        try:
+            check_report(data)
+        except ValueError:
+            rejected += 1
+            continue
+        accepted += 1
+        format_text(data, width=80)
+        render_html(data, snapshots[0], None, tmp_path / "r.html")
+    assert accepted > 20 and rejected > 20

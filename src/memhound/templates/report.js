@@ -195,7 +195,7 @@
     kids.forEach(function (k) { k.sort(function (a, b) { return g.size[b] - g.size[a]; }); });
     this.kids = kids; this.root = 0; this.query = "";
   }
-  Icicle.prototype.label = function (id) { return id === 0 ? "all live memory" : frameLabel(FR[this.g.frame[id]]); };
+  Icicle.prototype.label = function (id) { return id === 0 ? (this.g.root || "all") : frameLabel(FR[this.g.frame[id]]); };
   Icicle.prototype.zoom = function (id) { this.root = id; this.render(); };
   Icicle.prototype.search = function (q) { this.query = q.toLowerCase(); this.render(); };
   Icicle.prototype.matches = function (id) {
