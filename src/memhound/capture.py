@@ -249,8 +249,8 @@ class _Checker:
         if not isinstance(value, types):
             self.fail(f"{where}.{key}", _describe(types), value)
 
-    def dicts(self, obj: dict, key: str, where: str) -> list:
-        if key not in obj:
+    def dicts(self, obj: dict, key: str, where: str, nullable=False) -> list:
+        if key not in obj or (nullable and obj[key] is None):
             return []
         value = obj[key]
         if not isinstance(value, list):
@@ -291,12 +291,15 @@ class _Checker:
         for i, row in enumerate(self.dicts(site, "survivors", where)):
             for key in ("generation", "bytes", "blocks"):
                 self.field(row, key, (int,), f"{where}.survivors[{i}]")
-        for i, row in enumerate(self.dicts(site, "types", where)):
+        # Filled by the heap-graph analysis when it ran, null otherwise.
+        for i, row in enumerate(self.dicts(site, "types", where, nullable=True)):
             at = f"{where}.types[{i}]"
             self.field(row, "type", (str,), at, required=True)
             self.field(row, "count", (int,), at, required=True)
             self.field(row, "bytes", (int,), at, required=True)
-        for i, step in enumerate(self.dicts(site, "retention_path", where)):
+        for i, step in enumerate(
+            self.dicts(site, "retention_path", where, nullable=True)
+        ):
             at = f"{where}.retention_path[{i}]"
             self.field(step, "via", (str,), at)
             self.field(step, "object", (str,), at)

@@ -139,7 +139,8 @@ def _sections(*sections) -> bytes:
                 (
                     1,
                     b'{"leaks": [{"kind": "python", "live_bytes": 1, "live_blocks": 1,'
-                    b' "first_generation": 1, "traceback": [{"filename": "a",'
+                    b' "first_generation": 1, "growth_bytes": 1, "confidence": 1,'
+                    b' "traceback": [{"filename": "a",'
                     b' "lineno": "x"}]}]}',
                 ),
                 (0, b""),
