@@ -79,6 +79,7 @@ def main() -> None:
         "seconds": args.seconds,
         "machine": machine_info(sys.version.split()[0]),
     }
+    results["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
 
     mhc = os.path.join(work, "run.mhc")
     wall, proc = timed(
@@ -118,7 +119,13 @@ def main() -> None:
         if times:
             results[tool]["report_s_runs"] = [round(t, 3) for t in times]
             results[tool]["report_s_median"] = round(statistics.median(times), 3)
+    results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(machine_line(results["machine"]))
+    print(
+        f"load average at start {results['loadavg_start']}, "
+        f"at end {results['loadavg_end']}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
     print(f"files in {work}")
 
