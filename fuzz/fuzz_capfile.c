@@ -14,23 +14,11 @@
 #include <string.h>
 
 #include "capfile.h"
-#include "crc32c.h"
+#include "fuzz_input.h"
 #include "snapdata.h"
 
 /* Offsets from docs/capture-format.md. */
 enum { FILE_SIZE_OFFSET = 16, MIN_SEALABLE = 28 };
-
-static void
-reseal(uint8_t *b, size_t n)
-{
-    for (int i = 0; i < 8; i++) {
-        b[FILE_SIZE_OFFSET + i] = (uint8_t)((uint64_t)n >> (8 * i));
-    }
-    uint32_t c = mh_crc32c_compute(b, n - 4);
-    for (int i = 0; i < 4; i++) {
-        b[n - 4 + i] = (uint8_t)(c >> (8 * i));
-    }
-}
 
 static int
 same_snap(const mh_snapdata_t *a, const mh_snapdata_t *b)
@@ -49,16 +37,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
-    uint8_t *input = malloc(size ? size : 1);
-    if (input == NULL) {
-        abort();
-    }
-    if (size) {
-        memcpy(input, data, size);
-    }
-    if ((size & 1) && size >= MIN_SEALABLE) {
-        reseal(input, size);
-    }
+    uint8_t *input =
+        fuzz_input_copy(data, size, FILE_SIZE_OFFSET, MIN_SEALABLE);
     err[0] = '\0';
     mh_capture_t *a = mh_capfile_decode(input, size, err, sizeof(err));
     free(input);
