@@ -63,7 +63,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--renders", type=int, default=3)
     parser.add_argument("--keep", help="directory to keep the files in")
+    parser.add_argument(
+        "--sites",
+        type=int,
+        help="instead: time render_html of a synthetic snapshot with this "
+        "many sites (tests/report_fixture.synthetic_snapshot)",
+    )
     args = parser.parse_args()
+    if args.sites:
+        return bench_sites(args.sites, args.renders)
     work = args.keep or tempfile.mkdtemp(prefix="bench-capture-")
     os.makedirs(work, exist_ok=True)
     program = os.path.join(work, "service.py")
@@ -128,6 +136,31 @@ def main() -> None:
     )
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
     print(f"files in {work}")
+
+
+def bench_sites(nsites: int, renders: int) -> None:
+    """render_html of a report with nsites allocation sites (peak and exit
+    the same synthetic snapshot), in-process, renders times."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    from memhound.html import render_html
+    from tests.report_fixture import make_report, synthetic_snapshot
+
+    snapshot = synthetic_snapshot(nsites)
+    report = make_report()
+    times = []
+    with tempfile.TemporaryDirectory() as work:
+        out = os.path.join(work, "big.html")
+        for _ in range(renders):
+            t0 = time.perf_counter()
+            render_html(report, snapshot, snapshot, out)
+            times.append(time.perf_counter() - t0)
+        size = os.path.getsize(out)
+    print(machine_line(machine_info(sys.version.split()[0])))
+    print(f"load average {[round(x, 2) for x in os.getloadavg()]}")
+    print(
+        f"{nsites} sites: render_html {[round(t, 3) for t in times]} s, "
+        f"median {statistics.median(times):.3f} s, page {size:,} bytes"
+    )
 
 
 def _importable(name: str) -> bool:
