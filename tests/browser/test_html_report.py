@@ -61,7 +61,15 @@ def browser():
         "--no-first-run",
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    # The browser is not the code under test: under `make sanitize` it must
+    # not inherit the ASan runtime preloaded into python.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")
+    }
+    service = Service(executable_path=DRIVER, env=env)
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
