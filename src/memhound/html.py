@@ -67,7 +67,8 @@ def _write(text: str, out_path) -> None:
 
 
 def _sources(frames: list) -> dict:
-    """{"file:line": source line} for frames whose file exists now."""
+    """{"file:line": source line} for frames whose Python file exists
+    now."""
     sources: dict = {}
     for frame in frames:
         if len(sources) >= MAX_SOURCE_LINES:
@@ -76,7 +77,9 @@ def _sources(frames: list) -> dict:
         if not isinstance(filename, str) or not isinstance(lineno, int):
             continue
         key = f"{filename}:{lineno}"
-        if key in sources or filename.startswith("<") or lineno <= 0:
+        # Only Python sources: a report read from a file is untrusted, and
+        # must not make the page quote whatever local file it names.
+        if key in sources or lineno <= 0 or not filename.endswith((".py", ".pyw")):
             continue
         line = linecache.getline(filename, lineno).strip()
         if line:

@@ -262,3 +262,25 @@ def test_mutated_reports_are_rejected_or_rendered(tmp_path, snapshots):
         format_text(data, width=80)
         render_html(data, snapshots[0], None, tmp_path / "r.html")
     assert accepted > 20 and rejected > 20
+
+
+def test_html_quotes_python_sources_only(tmp_path):
+    from memhound.html import render_html
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2\n")
+    code = tmp_path / "app.py"
+    code.write_text("x = 1\ncache.append(bytearray(10))  # here\n")
+    report = make_report(ngen=2, nleaks=1)
+    report["leaks"][0]["traceback"] = [
+        {"filename": str(secret), "lineno": 1, "function": "f"},
+        {"filename": str(code), "lineno": 2, "function": "g"},
+    ]
+    page = render_html(report, None, None)
+    assert "hunter2" not in page
+    assert "cache.append(bytearray(10))  # here" in page
+    # Text from the report cannot close the data block or inject markup.
+    report["leaks"][0]["traceback"][0]["function"] = "</script><script>alert(1)"
+    page = render_html(report, None, None)
+    assert "</script><script>alert(1)" not in page
+    assert page.count("</script>") == 2  # the data block and the code
