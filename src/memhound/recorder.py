@@ -4,9 +4,10 @@ timeline of traced memory and RSS, and a snapshot near the peak.
 A daemon thread wakes every `interval` seconds, reads the traced memory
 (one C call) and the RSS (/proc/self/statm), and takes a snapshot when
 traced memory has grown past `peak_margin` times the size of the last peak
-snapshot, so the snapshot kept is within that margin of the true peak
-(docs/report.md).  take_peak() lets a runner that has its own checkpoints
-(generations) offer one instead.  Snapshots are taken in C; the thread
+snapshot, so the snapshot kept is within that margin of the highest sample
+(docs/capture-format.md), unless snapshots come so fast that they would
+cost more than ~5% of the run (SNAPSHOT_BUDGET).  take_peak() lets a
+runner that has its own checkpoints (generations) offer one instead.  Snapshots are taken in C; the thread
 never walks the heap in Python, and what it allocates is not traced
 (_core._suspend_thread).
 """
@@ -22,6 +23,9 @@ import memhound
 from memhound import _core
 
 __all__ = ["Recorder", "rss_bytes"]
+
+# Wait this many times the cost of the last peak snapshot before the next.
+SNAPSHOT_BUDGET = 20.0
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -50,6 +54,7 @@ class Recorder:
         self.peak_snapshot_bytes = 0
         self.peak_snapshot_t = None
         self._t0 = time.monotonic()
+        self._next_snapshot = 0.0  # time.monotonic() of the next allowed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,12 +84,16 @@ class Recorder:
         past the margin."""
         traced, _peak = memhound.get_traced_memory()
         rss = rss_bytes()
+        now = time.monotonic()
         with self._lock:
-            self._t.append(time.monotonic() - self._t0)
+            self._t.append(now - self._t0)
             self._traced.append(traced)
             self._rss.append(-1 if rss is None else rss)
             grew = traced > self.peak_snapshot_bytes * self.peak_margin
-        if grew:
+        # Snapshots of a big heap take a while: wait at least SNAPSHOT_BUDGET
+        # times the last one's cost between two, so they cost the program
+        # at most ~5% of its time however fast it grows.
+        if grew and now >= self._next_snapshot:
             self.take_peak(traced)
 
     def take_peak(self, traced: int | None = None) -> None:
@@ -94,10 +103,13 @@ class Recorder:
             traced = memhound.get_traced_memory()[0]
         if traced <= self.peak_snapshot_bytes or not memhound.is_tracing():
             return
+        started = time.monotonic()
         try:
             snapshot = memhound.take_snapshot()
         except RuntimeError:  # tracing stopped meanwhile
             return
+        done = time.monotonic()
+        self._next_snapshot = done + SNAPSHOT_BUDGET * (done - started)
         with self._lock:
             if traced > self.peak_snapshot_bytes:
                 self.peak_snapshot = snapshot
