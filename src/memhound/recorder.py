@@ -7,9 +7,9 @@ traced memory has grown past `peak_margin` times the size of the last peak
 snapshot, so the snapshot kept is within that margin of the highest sample
 (docs/capture-format.md), unless snapshots come so fast that they would
 cost more than ~5% of the run (SNAPSHOT_BUDGET).  take_peak() lets a
-runner that has its own checkpoints (generations) offer one instead.  Snapshots are taken in C; the thread
-never walks the heap in Python, and what it allocates is not traced
-(_core._suspend_thread).
+runner that has its own checkpoints (generations) offer one instead.
+Snapshots are taken in C; the thread never walks the heap in Python, and
+what it allocates is not traced (_core._suspend_thread).
 """
 
 from __future__ import annotations
