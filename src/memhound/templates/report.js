@@ -242,6 +242,7 @@
         this.kids[e[0]].forEach(function (c) { st.push([c, e[1] || on]); });
       }
     }
+    host.classList.toggle("searching", !!this.query);
     host.style.height = (maxDepth + 1) * RH + 2 + "px";
     host.appendChild(frag);
     var info = $(host.id + "-info");
