@@ -148,7 +148,8 @@ def _classify_cycles(leaks: list) -> None:
         return
     unreachable = heap.unreachable_by_site()
     for leak in leaks:
-        garbage_bytes = unreachable.get(leak["site"], (0, 0))[0]
+        traceback_index = leak["site"] >> 1  # site = traceback << 1 | native
+        garbage_bytes = unreachable.get(traceback_index, (0, 0))[0]
         if leak["kind"] == "python" and garbage_bytes * 2 >= leak["live_bytes"]:
             leak["kind"] = "cycle"
 

@@ -153,8 +153,10 @@ class Session:
         memhound.start(**args)
         _core.gens_restart()
         if self.follow_fork:
-            self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
+            if self.children_dir is None:
+                self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
             os.register_at_fork(after_in_child=self._after_fork_in_child)
+            _follow_spawned_children(self.children_dir)
         self.started = time.monotonic()
         _core._suspend_thread()  # the clock's objects are memhound's own
         try:
@@ -235,10 +237,72 @@ class Session:
             pass
 
 
+def _follow_spawned_children(children_dir: str) -> None:
+    """Make multiprocessing's spawn (and forkserver) children start a child
+    session first: their command line runs `python -c "from
+    multiprocessing.spawn import spawn_main; ..."`, which gets a prefix."""
+    _core._suspend_thread()
+    try:
+        import multiprocessing.spawn as spawn
+    finally:
+        _core._resume_thread()
+    original = getattr(spawn.get_command_line, "__wrapped__", spawn.get_command_line)
+
+    def get_command_line(**kwds):
+        command = original(**kwds)
+        if "-c" in command:
+            at = command.index("-c") + 1
+            command[at] = (
+                "import memhound.runner as _memhound_runner; "
+                f"_memhound_runner._start_spawned_child({children_dir!r}); "
+                + command[at]
+            )
+        return command
+
+    get_command_line.__wrapped__ = original
+    spawn.get_command_line = get_command_line
+
+
+def _start_spawned_child(children_dir: str) -> None:
+    """In a child process started by multiprocessing's spawn: trace it and
+    write its report where the parent collects it when it exits."""
+    import atexit
+
+    if not os.path.isdir(children_dir):
+        return
+    session = Session(follow_fork=True)
+    session.children_dir = children_dir
+    session.is_child = True
+    try:
+        session.start()
+    except (ValueError, TypeError, MemoryError):
+        return
+
+    def finish_child():
+        try:
+            session.finish()
+        except Exception:  # never keep a worker from exiting
+            pass
+        _core.stop()
+
+    atexit.register(finish_child)
+
+
 def _site_key(leak: dict) -> tuple:
-    return (leak["kind"],) + tuple(
-        (f["filename"], f["lineno"]) for f in leak["traceback"]
-    )
+    """What makes two children's leaks the same site: the kind, the
+    innermost frame and the frames in the user's own code.  Library frames
+    outside the user's code may differ between children (how each worker
+    was started) and do not count."""
+    from memhound.report import is_library
+
+    frames = leak["traceback"]
+    key = [leak["kind"]]
+    if frames:
+        key.append((frames[0]["filename"], frames[0]["lineno"]))
+    key += [
+        (f["filename"], f["lineno"]) for f in frames if not is_library(f["filename"])
+    ]
+    return tuple(key)
 
 
 def _merge_children(report: dict, directory: str) -> None:

@@ -15,6 +15,7 @@
 
 #include "capfile.h"
 #include "frames.h"
+#include "heap_binding.h"
 #include "hooks.h"
 #include "leaks_binding.h"
 #include "rawmem.h"
@@ -391,6 +392,10 @@ core_exec(PyObject *module)
         return -1;
     }
     if (mh_hooks_init_process() < 0) {
+        return -1;
+    }
+    /* The heap-graph functions live in heap_binding.c (issue #4). */
+    if (PyModule_AddFunctions(module, mh_heap_methods) < 0) {
         return -1;
     }
     state->snapshot_type = (PyTypeObject *)PyType_FromModuleAndSpec(
