@@ -410,6 +410,7 @@ class RunOutputs:
         self.html = html
         self.recorder = Recorder()
         self.started = 0.0
+        self.pid = os.getpid()  # only this process writes the files
 
     @classmethod
     def from_options(cls, options) -> RunOutputs | None:
@@ -436,6 +437,8 @@ class RunOutputs:
         1 after printing why a file could not be written."""
         import time
 
+        if os.getpid() != self.pid:  # a forked child (--follow-fork)
+            return 0
         import memhound
         from memhound.capture import report_from_snapshot, write_capture
         from memhound.html import render_html

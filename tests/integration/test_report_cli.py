@@ -144,3 +144,29 @@ def test_bad_files_are_errors_not_crashes(tmp_path):
         assert proc.stderr.startswith("memhound: ") and "Traceback" not in proc.stderr
     proc = run_cli(["report", str(tmp_path / "missing.mhc")], tmp_path)
     assert proc.returncode == 1 and "No such file" in proc.stderr
+
+
+def test_run_output_with_forked_children(tmp_path):
+    script = write(
+        tmp_path / "forks.py",
+        """
+        import os
+        kept = [bytearray(1000) for _ in range(500)]
+        pid = os.fork()
+        if pid == 0:
+            junk = [bytearray(10) for _ in range(100)]
+            raise SystemExit(0)
+        os.waitpid(pid, 0)
+        """,
+    )
+    out = tmp_path / "run.mhc"
+    proc = run_cli(
+        ["run", "--quiet", "--follow-fork", "--output", str(out), str(script)],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count(f"wrote {out}") == 1, proc.stderr
+    capture = read_capture(out)
+    assert capture.report["pid"] != 0
+    top = capture.exit_snapshot.statistics("lineno")[0]
+    assert top.traceback[0].lineno == 3 and top.count >= 500
