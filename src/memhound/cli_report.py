@@ -48,12 +48,7 @@ def add_parsers(commands) -> None:
     view.add_argument(
         "--top", type=int, metavar="N", help="the N largest allocation sites"
     )
-    report.add_argument(
-        "--at",
-        choices=("exit", "peak"),
-        default="exit",
-        help="which snapshot --tree and --top show (default: exit)",
-    )
+    _at_option(report, "which snapshot --tree and --top show")
     report.add_argument(
         "--min-percent",
         type=float,
@@ -80,14 +75,15 @@ def add_parsers(commands) -> None:
     diff.add_argument(
         "--top", type=int, default=10, metavar="N", help="rows shown (default 10)"
     )
-    diff.add_argument(
-        "--at",
-        choices=("exit", "peak"),
-        default="exit",
-        help="which snapshot of a capture to compare (default: exit)",
-    )
+    _at_option(diff, "which snapshot of a capture to compare")
     _output_options(diff)
     diff.add_argument("--width", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _at_option(parser, what: str) -> None:
+    parser.add_argument(
+        "--at", choices=("exit", "peak"), default="exit", help=f"{what} (default: exit)"
+    )
 
 
 def _output_options(parser) -> None:

@@ -106,6 +106,15 @@ def _flame(
     }
 
 
+def _columns(*specs) -> list[dict]:
+    """Table columns from (key, label, kind, width) tuples; kinds are the
+    cell formats of report.js (bytes, sbytes, num, snum, frame, text)."""
+    return [
+        {"key": key, "label": label, "kind": kind, "width": width}
+        for key, label, kind, width in specs
+    ]
+
+
 def _sites_table(snapshot, frames: _Frames, title: str) -> dict:
     stats = snapshot._core.statistics("lineno", False)
     return {
@@ -113,12 +122,12 @@ def _sites_table(snapshot, frames: _Frames, title: str) -> dict:
         "title": title,
         "note": "Live memory grouped by the line that allocated it. "
         "Click a column to sort; only the visible rows are drawn.",
-        "columns": [
-            {"key": "size", "label": "live", "kind": "bytes", "width": "110px"},
-            {"key": "count", "label": "blocks", "kind": "num", "width": "100px"},
-            {"key": "avg", "label": "average", "kind": "bytes", "width": "100px"},
-            {"key": "frame", "label": "line", "kind": "frame", "width": "1fr"},
-        ],
+        "columns": _columns(
+            ("size", "live", "bytes", "110px"),
+            ("count", "blocks", "num", "100px"),
+            ("avg", "average", "bytes", "100px"),
+            ("frame", "line", "frame", "1fr"),
+        ),
         "data": {
             "size": [s for s, _c, _f in stats],
             "count": [c for _s, c, _f in stats],
@@ -146,12 +155,12 @@ def _types_table(report: dict) -> dict | None:
         "title": "Types in leaks",
         "note": "Objects found in the leaking sites by the heap-graph analysis.",
         "sortBy": 2,
-        "columns": [
-            {"key": "type", "label": "type", "kind": "text", "width": "1fr"},
-            {"key": "count", "label": "objects", "kind": "num", "width": "110px"},
-            {"key": "bytes", "label": "bytes", "kind": "bytes", "width": "110px"},
-            {"key": "leaks", "label": "leaks", "kind": "num", "width": "80px"},
-        ],
+        "columns": _columns(
+            ("type", "type", "text", "1fr"),
+            ("count", "objects", "num", "110px"),
+            ("bytes", "bytes", "bytes", "110px"),
+            ("leaks", "leaks", "num", "80px"),
+        ),
         "data": {
             "type": names,
             "count": [totals[n][0] for n in names],
@@ -250,13 +259,13 @@ def render_diff_html(
         "title": f"Differences by {key_type}",
         "note": "Sorted by the size of the change; click a column to sort.",
         "sortBy": 1,
-        "columns": [
-            {"key": "size", "label": "now", "kind": "bytes", "width": "100px"},
-            {"key": "size_diff", "label": "change", "kind": "sbytes", "width": "100px"},
-            {"key": "count", "label": "blocks", "kind": "num", "width": "90px"},
-            {"key": "count_diff", "label": "change", "kind": "snum", "width": "90px"},
-            {"key": "frame", "label": key_type, "kind": "frame", "width": "1fr"},
-        ],
+        "columns": _columns(
+            ("size", "now", "bytes", "100px"),
+            ("size_diff", "change", "sbytes", "100px"),
+            ("count", "blocks", "num", "90px"),
+            ("count_diff", "change", "snum", "90px"),
+            ("frame", key_type, "frame", "1fr"),
+        ),
         "data": {
             "size": [r[0] for r in rows],
             "size_diff": [r[1] for r in rows],
