@@ -18,8 +18,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = ["json_roundtrip", "small_objects", "strings_regex", "request_handler",
-           "deep_recursion", "large_buffers"]
+DEFAULT = [
+    "json_roundtrip",
+    "small_objects",
+    "strings_regex",
+    "request_handler",
+    "deep_recursion",
+    "large_buffers",
+]
 CHILD = r"""
 import importlib.util, json, sys, time
 name, mode, path = sys.argv[1:4]
@@ -55,7 +61,9 @@ def sample(workload, mode):
     path = HERE / "workloads" / f"{workload}.py"
     out = subprocess.run(
         [sys.executable, "-c", CHILD, workload, mode, str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -65,8 +73,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("workloads", nargs="*", default=DEFAULT)
     options = parser.parse_args()
-    print("| workload | untraced s | alone s | run s | run / alone (paired median) "
-          "| scans per run | seconds in scans per run |")
+    print(
+        "| workload | untraced s | alone s | run s | run / alone (paired median) "
+        "| scans per run | seconds in scans per run |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for workload in options.workloads:
         times = {"none": [], "alone": [], "run": []}
@@ -77,14 +87,18 @@ def main():
                 times[mode].append(result["t"])
                 if mode == "run":
                     scans.append((result["scans"], result["scan_s"]))
-        ratio = statistics.median(a / b for a, b in zip(times["run"], times["alone"]))
+        ratio = statistics.median(
+            a / b for a, b in zip(times["run"], times["alone"], strict=True)
+        )
         counts = [n for n, _ in scans]
         seconds = [s for _, s in scans]
-        print(f"| {workload} | {statistics.median(times['none']):.3f} | "
-              f"{statistics.median(times['alone']):.3f} | "
-              f"{statistics.median(times['run']):.3f} | {ratio:.2f} | "
-              f"{min(counts)}-{max(counts)} | {min(seconds):.4f}-{max(seconds):.4f} |",
-              flush=True)
+        print(
+            f"| {workload} | {statistics.median(times['none']):.3f} | "
+            f"{statistics.median(times['alone']):.3f} | "
+            f"{statistics.median(times['run']):.3f} | {ratio:.2f} | "
+            f"{min(counts)}-{max(counts)} | {min(seconds):.4f}-{max(seconds):.4f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ status line, worker processes, and the report at the end.
 
 A Session starts tracing and a background clock that begins a generation
 every `interval` seconds (adaptive by default: 0.1 s at first, then about
-1/40 of the elapsed time, and never so often that the scans of the live
-table cost more than ~5% of the run).  The clock thread's own allocations
-are not traced.  finish() stops the clock and returns the report dict.
+1/40 of the elapsed time), or sooner when the program has allocated as much
+as its whole live heap (at least VOLUME_MIN bytes) since the last one, so
+that bursts of allocation get generations of their own; never so often
+that the scans of the live table cost more than ~5% of the run.  The
+clock thread's own allocations are not traced.  finish() stops the clock
+and returns the report dict.
 
 With follow_fork, a child process created by fork() gets a session of its
 own (the inherited traces become its generation 0); when it exits, through
@@ -34,6 +37,12 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 10.0
 TARGET_GENERATIONS = 40
 SCAN_BUDGET = 20.0  # wait at least this many times the last scan's cost
+# The volume trigger: checked every VOLUME_POLL seconds; fires when the
+# bytes allocated since the last generation reach max(VOLUME_MIN, the live
+# heap), at most once per VOLUME_MIN_INTERVAL.
+VOLUME_POLL = 0.05
+VOLUME_MIN = 16 << 20
+VOLUME_MIN_INTERVAL = 0.05
 STATUS_AFTER = 2.0  # seconds before the live status line appears
 STATUS_EVERY = 0.5
 
@@ -65,20 +74,35 @@ class _Clock(threading.Thread):
         _core._suspend_thread()  # the clock's own work is not the program's
         started = self.session.started
         next_status = started + STATUS_AFTER
+        last_tick = started
         next_tick = started + self.next_interval(0.0)
+        volume_mark = 0
+        volume_due = VOLUME_MIN
         while not self.stopping.is_set():
             now = time.monotonic()
-            wait = min(next_tick, next_status if self.session.status else next_tick)
-            if self.stopping.wait(max(0.0, wait - now)):
+            wake = min(next_tick, now + VOLUME_POLL)
+            if self.session.status:
+                wake = min(wake, next_status)
+            if self.stopping.wait(max(0.0, wake - now)):
                 break
             now = time.monotonic()
-            if now >= next_tick:
+            tick = now >= next_tick
+            if not tick and now - last_tick >= max(
+                VOLUME_MIN_INTERVAL, self.last_cost * SCAN_BUDGET
+            ):
+                stats = _core.get_stats()
+                tick = stats["allocated_bytes"] - volume_mark >= volume_due
+            if tick:
                 try:
                     _gen, self.last_cost = _core.gens_checkpoint(
                         iteration=self.session.iteration_or_unknown()
                     )
+                    stats = _core.get_stats()
                 except RuntimeError:  # tracing was stopped under us
                     break
+                volume_mark = stats["allocated_bytes"]
+                volume_due = max(VOLUME_MIN, stats["traced_bytes"])
+                last_tick = now
                 next_tick = now + self.next_interval(now - started)
             if self.session.status and now >= next_status:
                 self.draw_status(now - started)

@@ -82,6 +82,8 @@ static uint16_t generation;
 typedef struct {
     mh_traces_t *traces;
     uint64_t bytes;
+    uint64_t allocated; /* bytes ever recorded (the generation clock's
+                           volume trigger); relaxed atomics for readers */
 } part_t;
 
 static mh_lock_t table_lock = MH_LOCK_INIT;
@@ -291,7 +293,10 @@ insert_guarded(part_t *part, const mh_trace_t *trace)
         __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
         return;
     }
-    uint64_t bytes = part->bytes + charge_of(trace->size);
+    uint64_t charge = charge_of(trace->size);
+    uint64_t bytes = part->bytes + charge;
+    __atomic_store_n(&part->allocated, part->allocated + charge,
+                     __ATOMIC_RELAXED);
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
@@ -636,6 +641,8 @@ reset_counters(void)
 {
     gil_part.bytes = 0;
     raw_part.bytes = 0;
+    gil_part.allocated = 0;
+    raw_part.allocated = 0;
     peak_bytes = 0;
     dropped_blocks = 0;
     if (cfg_sample_mean) {
@@ -761,6 +768,7 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
                               mh_traces_memory(raw_part.traces);
     }
     out->traced_bytes = gil_part.bytes + raw_part.bytes;
+    out->allocated_bytes = gil_part.allocated + raw_part.allocated;
     out->peak_bytes = peak_bytes;
     out->dropped_blocks = dropped_blocks;
     mh_lock_release(&table_lock);
