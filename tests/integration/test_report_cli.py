@@ -127,8 +127,9 @@ def test_diff(tmp_path):
     data = json.loads(proc.stdout)
     assert data["format"] == "memhound-diff" and data["by"] == "traceback"
     top = data["diffs"][0]
-    # bytearray(500): the object and its buffer, two blocks each.
-    assert top["count_diff"] == 6000 and top["size_diff"] >= 3000 * 500
+    # bytearray(500): the object and its buffer, two blocks each (3.12: one
+    # more, the list's growth charged to the same line).
+    assert 6000 <= top["count_diff"] <= 6001 and top["size_diff"] >= 3000 * 500
     assert top["traceback"][0]["lineno"] == 5
     html = tmp_path / "diff.html"
     proc = run_cli(["diff", str(a), str(b), "--html", str(html)], tmp_path)
