@@ -150,6 +150,37 @@ def make_report(ngen: int = 30, nleaks: int = 2) -> dict:
         },
         "children": [],
         "warnings": [],
+        "types_grew": [
+            {
+                "type": "bytearray",
+                "count": 1200,
+                "bytes": 360000,
+                "count_diff": 1100,
+                "bytes_diff": 330000,
+            },
+            {
+                "type": "dict",
+                "count": 30,
+                "bytes": 9000,
+                "count_diff": -2,
+                "bytes_diff": -600,
+            },
+        ],
+        "largest_retainers": [
+            {
+                "type": "list",
+                "bytes": 10000,
+                "retained_bytes": 370000,
+                "retention_path": [
+                    {"via": "module", "object": "app.cache", "type": "dict"},
+                    {
+                        "via": "module global",
+                        "object": "app.cache._store",
+                        "type": "list",
+                    },
+                ],
+            },
+        ],
     }
 
 

@@ -327,11 +327,13 @@ def cmd_run(options) -> int:
         outputs.start()
     status, main_module = _run_target(options)
     argv = list(sys.argv)
+    # The exit snapshot comes before the report is built, so that it holds
+    # the program's memory, not the report's.
+    want_snapshot = options.dump or outputs is not None
+    snapshot = _core_snapshot() if want_snapshot else None
     report = session.finish(argv=argv)
     if report is None:  # a forked child that is not followed
         return status
-    want_snapshot = options.dump or outputs is not None
-    snapshot = _core_snapshot() if want_snapshot else None
     if outputs is not None and outputs.finish(snapshot, report) and status == 0:
         status = 1
     import memhound

@@ -170,6 +170,73 @@ def _types_table(report: dict) -> dict | None:
     }
 
 
+def _num(value) -> float:
+    """A number from an untrusted report field (0 for anything else)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if ok else 0
+
+
+def _types_grew_table(report: dict) -> dict | None:
+    rows = [r for r in report.get("types_grew") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    return {
+        "id": "types-grew",
+        "title": "Types that grew",
+        "note": "Objects by type at the end, and how many more there were "
+        "than at the start of leaking (heap census).",
+        "sortBy": 4,
+        "columns": _columns(
+            ("type", "type", "text", "1fr"),
+            ("count", "objects", "num", "100px"),
+            ("bytes", "bytes", "bytes", "100px"),
+            ("count_diff", "more", "snum", "100px"),
+            ("bytes_diff", "grew", "sbytes", "100px"),
+        ),
+        "data": {
+            "type": [str(r.get("type")) for r in rows],
+            **{
+                key: [_num(r.get(key)) for r in rows]
+                for key in ("count", "bytes", "count_diff", "bytes_diff")
+            },
+        },
+    }
+
+
+def _retainers_table(report: dict) -> dict | None:
+    rows = [r for r in report.get("largest_retainers") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+
+    def path(row) -> str:
+        steps = row.get("retention_path") or []
+        if not isinstance(steps, list):
+            return ""
+        return " \u2192 ".join(
+            str(step.get("object")) for step in steps if isinstance(step, dict)
+        )
+
+    return {
+        "id": "retainers",
+        "title": "Largest retainers",
+        "note": "Objects that keep the most memory alive (retained size: "
+        "what would be freed with them), and the path that reaches them.",
+        "sortBy": 2,
+        "columns": _columns(
+            ("type", "type", "text", "140px"),
+            ("bytes", "own", "bytes", "90px"),
+            ("retained", "retained", "bytes", "100px"),
+            ("path", "reached by", "text", "1fr"),
+        ),
+        "data": {
+            "type": [str(r.get("type")) for r in rows],
+            "bytes": [_num(r.get("bytes")) for r in rows],
+            "retained": [_num(r.get("retained_bytes")) for r in rows],
+            "path": [path(r) for r in rows],
+        },
+    }
+
+
 def _title(report: dict) -> tuple[str, str]:
     argv = report.get("argv") or []
     what = " ".join(str(a) for a in argv) if argv else "a snapshot"
@@ -214,9 +281,13 @@ def render_html(
     if table_snapshot is not None:
         which = "at exit" if exit_snapshot is not None else "at peak"
         tables.append(_sites_table(table_snapshot, frames, f"Allocation sites {which}"))
-    types = _types_table(report)
-    if types is not None:
-        tables.append(types)
+    for table in (
+        _types_table(report),
+        _types_grew_table(report),
+        _retainers_table(report),
+    ):
+        if table is not None:
+            tables.append(table)
     data["tables"] = tables
     data["frames"] = frames.table
     page = _page(data, data["title"])

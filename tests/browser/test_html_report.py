@@ -224,6 +224,10 @@ def test_tables_sort_and_filter(browser, report_page):
     assert column(3) == []
     types = _css(browser, "#types .row")
     assert any("bytearray" in t.text for t in types)
+    grew = [r.text for r in _css(browser, "#types-grew .row")]
+    assert any("bytearray" in t and "+1,100" in t for t in grew), grew
+    retainers = [r.text for r in _css(browser, "#retainers .row")]
+    assert any("app.cache \u2192 app.cache._store" in t for t in retainers), retainers
 
 
 def test_hundred_thousand_sites(browser, tmp_path):

@@ -171,3 +171,14 @@ def test_run_output_with_forked_children(tmp_path):
     assert capture.report["pid"] != 0
     top = capture.exit_snapshot.statistics("lineno")[0]
     assert top.traceback[0].lineno == 3 and top.count >= 500
+
+
+def test_exit_snapshot_holds_the_program_not_the_report(tmp_path):
+    _script, out, _ = _capture(tmp_path)
+    capture = read_capture(out)
+    files = {
+        frame.filename
+        for stat in capture.exit_snapshot.statistics("traceback")
+        for frame in stat.traceback
+    }
+    assert not any(name.endswith(("leaks.py", "heap.py")) for name in files), files
