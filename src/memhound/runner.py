@@ -3,9 +3,12 @@ status line, worker processes, and the report at the end.
 
 A Session starts tracing and a background clock that begins a generation
 every `interval` seconds (adaptive by default: 0.1 s at first, then about
-1/40 of the elapsed time, and never so often that the scans of the live
-table cost more than ~5% of the run).  The clock thread's own allocations
-are not traced.  finish() stops the clock and returns the report dict.
+1/40 of the elapsed time), or sooner when the program has allocated as much
+as its whole live heap (at least VOLUME_MIN bytes) since the last one, so
+that bursts of allocation get generations of their own; never so often
+that the scans of the live table cost more than ~5% of the run.  The
+clock thread's own allocations are not traced.  finish() stops the clock
+and returns the report dict.
 
 With follow_fork, a child process created by fork() gets a session of its
 own (the inherited traces become its generation 0); when it exits, through
@@ -34,6 +37,12 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 10.0
 TARGET_GENERATIONS = 40
 SCAN_BUDGET = 20.0  # wait at least this many times the last scan's cost
+# The volume trigger: checked every VOLUME_POLL seconds; fires when the
+# bytes allocated since the last generation reach max(VOLUME_MIN, the live
+# heap), at most once per VOLUME_MIN_INTERVAL.
+VOLUME_POLL = 0.05
+VOLUME_MIN = 16 << 20
+VOLUME_MIN_INTERVAL = 0.05
 STATUS_AFTER = 2.0  # seconds before the live status line appears
 STATUS_EVERY = 0.5
 
@@ -65,20 +74,35 @@ class _Clock(threading.Thread):
         _core._suspend_thread()  # the clock's own work is not the program's
         started = self.session.started
         next_status = started + STATUS_AFTER
+        last_tick = started
         next_tick = started + self.next_interval(0.0)
+        volume_mark = 0
+        volume_due = VOLUME_MIN
         while not self.stopping.is_set():
             now = time.monotonic()
-            wait = min(next_tick, next_status if self.session.status else next_tick)
-            if self.stopping.wait(max(0.0, wait - now)):
+            wake = min(next_tick, now + VOLUME_POLL)
+            if self.session.status:
+                wake = min(wake, next_status)
+            if self.stopping.wait(max(0.0, wake - now)):
                 break
             now = time.monotonic()
-            if now >= next_tick:
+            tick = now >= next_tick
+            if not tick and now - last_tick >= max(
+                VOLUME_MIN_INTERVAL, self.last_cost * SCAN_BUDGET
+            ):
+                stats = _core.get_stats()
+                tick = stats["allocated_bytes"] - volume_mark >= volume_due
+            if tick:
                 try:
                     _gen, self.last_cost = _core.gens_checkpoint(
                         iteration=self.session.iteration_or_unknown()
                     )
+                    stats = _core.get_stats()
                 except RuntimeError:  # tracing was stopped under us
                     break
+                volume_mark = stats["allocated_bytes"]
+                volume_due = max(VOLUME_MIN, stats["traced_bytes"])
+                last_tick = now
                 next_tick = now + self.next_interval(now - started)
             if self.session.status and now >= next_status:
                 self.draw_status(now - started)
@@ -124,6 +148,7 @@ class Session:
         status: bool = False,
         follow_fork: bool = False,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        graph: bool = True,
     ) -> None:
         self.depth = depth
         self.sample = sample
@@ -131,6 +156,8 @@ class Session:
         self.status = status
         self.follow_fork = follow_fork
         self.min_confidence = min_confidence
+        self.graph = graph
+        self.baseline = None  # memhound.heap.Census at the start
         self.iterations = 0
         self.pid = os.getpid()
         self.started = time.monotonic()
@@ -151,6 +178,14 @@ class Session:
         if self.sample is not None:
             args["sample"] = self.sample
         memhound.start(**args)
+        if self.graph:
+            from memhound import heap
+
+            _core._suspend_thread()
+            try:
+                self.baseline = heap.census()
+            finally:
+                _core._resume_thread()
         _core.gens_restart()
         if self.follow_fork:
             if self.children_dir is None:
@@ -183,11 +218,17 @@ class Session:
             return None
         if not _core.is_tracing():
             return None
+        if self.status and self.graph:
+            _status_note("memhound: analysing the heap...")
         report = build_report(
             iteration=self.iteration_or_unknown(),
             min_confidence=self.min_confidence,
             argv=argv,
+            graph=self.graph,
+            baseline=self.baseline,
         )
+        if self.status and self.graph:
+            _status_note("")
         report["settings"]["interval_s"] = self.interval
         if self.is_child:
             self._write_child_report(report)
@@ -288,10 +329,30 @@ def _start_spawned_child(children_dir: str) -> None:
     atexit.register(finish_child)
 
 
+def _status_note(text: str) -> None:
+    """A transient line on the terminal (cleared by an empty text)."""
+    try:
+        sys.stderr.write("\r" + text[:79] + "\x1b[K")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _site_key(leak: dict) -> tuple:
-    return (leak["kind"],) + tuple(
-        (f["filename"], f["lineno"]) for f in leak["traceback"]
-    )
+    """What makes two children's leaks the same site: the kind, the
+    innermost frame and the frames in the user's own code.  Library frames
+    outside the user's code may differ between children (how each worker
+    was started) and do not count."""
+    from memhound.report import is_library
+
+    frames = leak["traceback"]
+    key = [leak["kind"]]
+    if frames:
+        key.append((frames[0]["filename"], frames[0]["lineno"]))
+    key += [
+        (f["filename"], f["lineno"]) for f in frames if not is_library(f["filename"])
+    ]
+    return tuple(key)
 
 
 def _merge_children(report: dict, directory: str) -> None:

@@ -50,16 +50,23 @@ sim_add(sim_t *sim, uint32_t site, uint16_t born, uint16_t dies,
 /* Run the history over generations 1..G (the open one is G), scanning at
  * every boundary; then judge.  Time = generation * 0.1 s, iterations =
  * generation * 10. */
+/* Bytes the program allocated in each generation (NULL: unknown). */
+static const uint64_t *volume_per_generation;
+
 static int
 judge(sim_t *sim, uint16_t G, mh_leak_result_t *result)
 {
-    mh_gen_record_t start = {0, 0, 0, 0};
+    mh_gen_record_t start = {0, 0, 0, 0, 0};
+    uint64_t allocated = 0;
     mh_gens_t *gens = mh_gens_new(&start);
     if (!CHECK(gens != NULL)) {
         return -1;
     }
     for (uint16_t g = 1; g <= G; g++) {
-        mh_gen_record_t r = {g * 0.1, (int64_t)g * 10, 0, 0};
+        if (volume_per_generation != NULL) {
+            allocated += volume_per_generation[g - 1];
+        }
+        mh_gen_record_t r = {g * 0.1, (int64_t)g * 10, 0, 0, allocated};
         CHECK(mh_gens_record(gens, g, &r) == 0);
         CHECK(mh_gens_scan_begin(gens) == 0);
         for (size_t i = 0; i < sim->n; i++) {
@@ -220,9 +227,48 @@ test_too_few_generations(void)
 }
 
 static void
+test_bursty_leak_with_idle_generations(void)
+{
+    /* A leak that happens only in busy bursts (every 5th generation, the
+     * program sleeps in between): idle generations are no evidence. */
+    sim_t sim = {0};
+    const uint16_t G = 40;
+    uint64_t volume[40];
+    for (uint16_t g = 0; g < G; g++) {
+        int busy = g % 5 == 0;
+        volume[g] = busy ? 50000000 : 1000;
+        if (busy) {
+            for (int k = 0; k < 20; k++) {
+                sim_add(&sim, LEAK_SITE, g, NEVER, 1000);
+            }
+            for (int k = 0; k < 500; k++) {
+                sim_add(&sim, CHURN_SITE, g, g + 1, 10000);
+            }
+        }
+    }
+    mh_leak_result_t result;
+    volume_per_generation = volume;
+    int rc = judge(&sim, G, &result);
+    volume_per_generation = NULL;
+    if (CHECK(rc == 0)) {
+        const mh_site_verdict_t *leak = verdict_of(&result, LEAK_SITE);
+        CHECK(leak != NULL && leak->is_leak);
+        CHECK(leak != NULL && leak->generations_observed == 7);
+        CHECK(result.nleaks == 1);
+        mh_leaks_result_free(&result);
+    }
+    /* The same survivors with every generation busy: too sparse. */
+    if (CHECK(judge(&sim, G, &result) == 0)) {
+        CHECK(result.nleaks == 0);
+        mh_leaks_result_free(&result);
+    }
+    free(sim.blocks);
+}
+
+static void
 test_series_compaction(void)
 {
-    mh_gen_record_t start = {0, -1, 0, 0};
+    mh_gen_record_t start = {0, -1, 0, 0, 0};
     mh_gens_t *gens = mh_gens_new(&start);
     if (!CHECK(gens != NULL)) {
         return;
@@ -231,7 +277,7 @@ test_series_compaction(void)
     const uint32_t late = mh_gens_site_key(8, 0);
     size_t total = MH_GENS_MAX_COLUMNS * 2 + 10;
     for (size_t g = 1; g <= total; g++) {
-        mh_gen_record_t r = {(double)g, -1, 0, 0};
+        mh_gen_record_t r = {(double)g, -1, 0, 0, 0};
         CHECK(mh_gens_record(gens, (uint16_t)g, &r) == 0);
         CHECK(mh_gens_scan_begin(gens) == 0);
         CHECK(mh_gens_scan_add(gens, site, 1000 * g) == 0);
@@ -266,7 +312,7 @@ test_series_compaction(void)
     CHECK(mh_gens_series(gens, mh_gens_site_key(9, 0), &first, &points) == 0);
     CHECK(mh_gens_memory(gens) > 0);
     /* Generation numbers must follow each other. */
-    mh_gen_record_t r = {0, -1, 0, 0};
+    mh_gen_record_t r = {0, -1, 0, 0, 0};
     CHECK(mh_gens_record(gens, (uint16_t)(total + 5), &r) == -1);
     mh_gens_free(gens);
 }
@@ -279,12 +325,12 @@ test_out_of_memory(void)
     for (long after = 0; after < 60; after++) {
         size_t in_use = mh_rawmem_in_use;
         mh_rawmem_fail_after = after;
-        mh_gen_record_t start = {0, -1, 0, 0};
+        mh_gen_record_t start = {0, -1, 0, 0, 0};
         mh_gens_t *gens = mh_gens_new(&start);
         mh_survivors_t *surv = mh_survivors_new();
         int failed = gens == NULL || surv == NULL;
         for (uint16_t g = 1; !failed && g <= 6; g++) {
-            mh_gen_record_t r = {g, -1, 0, 0};
+            mh_gen_record_t r = {g, -1, 0, 0, 0};
             failed |= mh_gens_record(gens, g, &r) < 0;
             failed |= mh_gens_scan_begin(gens) < 0;
             for (uint32_t s = 0; !failed && s < 40; s++) {
@@ -351,6 +397,7 @@ main(void)
 {
     test_patterns();
     test_too_few_generations();
+    test_bursty_leak_with_idle_generations();
     test_series_compaction();
     test_out_of_memory();
     test_restamp();

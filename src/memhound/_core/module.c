@@ -132,7 +132,7 @@ core_get_stats(PyObject *module, PyObject *unused)
     mh_hooks_stats(&s);
     mh_config_t config = mh_hooks_config();
     return Py_BuildValue(
-        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "tracing",
+        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K}", "tracing",
         mh_hooks_is_tracing() ? Py_True : Py_False, "depth", config.depth,
         "sample_mean", (unsigned long long)config.sample_mean, "traced_blocks",
         (unsigned long long)s.traced_blocks, "traced_bytes",
@@ -144,7 +144,8 @@ core_get_stats(PyObject *module, PyObject *unused)
         (unsigned long long)s.overhead_bytes, "bookkeeping_bytes",
         (unsigned long long)__atomic_load_n(&mh_rawmem_in_use,
                                             __ATOMIC_RELAXED),
-        "generation", (unsigned int)s.generation);
+        "generation", (unsigned int)s.generation, "allocated_bytes",
+        (unsigned long long)s.allocated_bytes);
 }
 
 static PyObject *
