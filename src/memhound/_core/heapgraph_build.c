@@ -319,11 +319,15 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
             g->off[id] = g->nedges + (uint32_t)ctx->npending;
             PyObject *obj = g->objs[id];
             traverseproc traverse = Py_TYPE(obj)->tp_traverse;
-            if (traverse == NULL || !PyObject_IS_GC(obj) ||
-                !PyObject_GC_IsTracked(obj)) {
+            if (traverse == NULL || !PyObject_IS_GC(obj)) {
                 continue;
             }
-            g->flags[id] |= MH_HG_TRACKED;
+            /* Untracked containers are walked too: the collector untracks
+             * dicts and tuples that hold only atoms (ints, strs, ...), and
+             * the program's leaked strings sit in exactly those. */
+            if (PyObject_GC_IsTracked(obj)) {
+                g->flags[id] |= MH_HG_TRACKED;
+            }
             traverse(obj, visit_edge, ctx);
             if (ctx->failed) {
                 break;
