@@ -31,6 +31,9 @@ examples:
   memhound run --json leaks.json --fail-on-leak -m mypackage.worker
   memhound run --sample 64KiB --interval 5 service.py
   memhound run --follow-fork server.py
+  memhound run --output run.mhc --html report.html app.py
+  memhound report run.mhc --tree
+  memhound diff before.mhs after.mhs --by traceback
 """
 
 # Exit status of `memhound run --fail-on-leak` when a leak was reported.
@@ -139,6 +142,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "multiprocessing) or multiprocessing's spawn, and report their leaks",
     )
     run.add_argument(
+        "--no-graph",
+        action="store_true",
+        help="skip the heap-graph analysis (types, retention paths, retained "
+        "sizes) at exit: for huge heaps",
+    )
+    run.add_argument(
         "--top", type=int, default=10, metavar="N", help="sites to show (default 10)"
     )
     run.add_argument(
@@ -147,6 +156,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="print no report and no status line"
     )
+    run.add_argument(
+        "--output", metavar="FILE", help="write a capture file (.mhc) at exit"
+    )
+    run.add_argument("--html", metavar="FILE", help="write the HTML report at exit")
     _native_cli.add_run_arguments(run)
     # The target and its arguments are split off by _split_run_argv before
     # argparse sees them (everything after the target is the program's, as
@@ -155,6 +168,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", dest="code", metavar="CODE", help="run code")
     run.add_argument("script", nargs="?", help="the script to run")
     run.add_argument("args", nargs="*", help="the program's arguments")
+    # memhound report / memhound diff (cli_report.py).
+    from memhound.cli_report import add_parsers
+
+    add_parsers(commands)
     return parser
 
 
@@ -164,6 +181,8 @@ _RUN_OPTIONS_WITH_VALUE = {
     "--sample",
     "--top",
     "--dump",
+    "--output",
+    "--html",
     "--interval",
     "--json",
     "--min-confidence",
@@ -284,6 +303,7 @@ def _on_sigterm(signum, frame):
 
 
 def cmd_run(options) -> int:
+    from memhound.cli_report import RunOutputs  # --output / --html
     from memhound.report import format_text, write_json
     from memhound.runner import Session
 
@@ -292,12 +312,14 @@ def cmd_run(options) -> int:
         "sample": options.sample,
         "interval": options.interval,
         "follow_fork": options.follow_fork,
+        "graph": not options.no_graph,
         "status": not options.quiet and _stderr_is_tty(),
     }
     if options.min_confidence is not None:
         settings["min_confidence"] = options.min_confidence
     settings["start_options"] = _native_cli.start_arguments(options)
     session = Session(**settings)
+    outputs = RunOutputs.from_options(options)
     try:
         session.start()
     except (ValueError, TypeError) as error:
@@ -305,18 +327,25 @@ def cmd_run(options) -> int:
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    if outputs is not None:
+        outputs.start()
     status, main_module = _run_target(options)
     argv = list(sys.argv)
+    # The exit snapshot comes before the report is built, so that it holds
+    # the program's memory, not the report's.
+    want_snapshot = options.dump or outputs is not None
+    snapshot = _core_snapshot() if want_snapshot else None
     report = session.finish(argv=argv)
     if report is None:  # a forked child that is not followed
         return status
     _native_cli.extend_report(report, options)
-    snapshot = _core_snapshot() if options.dump else None
+    if outputs is not None and outputs.finish(snapshot, report) and status == 0:
+        status = 1
     import memhound
 
     memhound.stop()
     del main_module
-    if snapshot is not None:
+    if options.dump:
         snapshot.dump(options.dump)
     if options.json:
         try:
@@ -369,5 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         options.args = program_args
         return cmd_run(options)
     options = parser.parse_args(argv)
+    if options.command in ("report", "diff"):
+        from memhound import cli_report
+
+        return getattr(cli_report, f"cmd_{options.command}")(options)
     parser.print_help()
     return 2
