@@ -1,0 +1,596 @@
+"""memhound's pytest plugin: does this test leak?  (docs/pytest.md)
+
+    pytest --memhound                       check every test
+    @pytest.mark.no_leaks                   check this test, even without the flag
+    @pytest.mark.memhound_limit("24 MB")    fail above this peak of traced memory
+    @pytest.mark.memhound_skip              never leak-check this test
+
+A checked test runs W warm-up rounds then N measured rounds (default 2:3),
+each its own setup/call/teardown with fresh function-scoped fixtures;
+higher-scoped fixtures stay up.  Between rounds interpreter caches are
+cleared, gc runs and memhound.LeakCheck starts a new generation.  The C
+analysis (LeakCheck.report()) judges the sites; this module only
+orchestrates the rounds and reads the verdict: a site leaks when blocks it
+allocated in every measured round are still alive.  Nothing here is
+imported or traced unless a test is checked or limited.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import warnings
+from contextlib import nullcontext
+
+import pytest
+
+# The report keys that only make sense inside the traced process.
+_IN_PROCESS_KEYS = frozenset({"site"})
+# Allocations whose innermost frame lies in these packages are the test
+# runner's or memhound's own (pytest appends a finalizer to every
+# higher-scoped fixture a function fixture uses, per round), not the test's.
+_RUNNER_PACKAGES = ("_pytest", "pluggy", "memhound", "xdist", "execnet")
+_DEFAULT_ROUNDS = "2:3"
+_MARKERS = (
+    "no_leaks: fail this test if it leaks memory (memhound), with or without "
+    "--memhound",
+    "memhound_limit(size): fail this test if its peak of traced memory "
+    'exceeds size (bytes or a string such as "24 MB")',
+    "memhound_skip: never leak-check this test under --memhound",
+)
+
+
+# ---- options -------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("memhound", "memory-leak checks (memhound)")
+    group.addoption(
+        "--memhound",
+        action="store_true",
+        default=False,
+        help="leak-check every test: warm-up rounds, then measured rounds",
+    )
+    group.addoption(
+        "--memhound-rounds",
+        default=_DEFAULT_ROUNDS,
+        metavar="W:N",
+        help=f"warm-up and measured rounds per checked test (default "
+        f"{_DEFAULT_ROUNDS})",
+    )
+    group.addoption(
+        "--memhound-mode",
+        choices=("fail", "warn"),
+        default="fail",
+        help="fail leaking tests (default) or only list them in the summary; "
+        "@pytest.mark.no_leaks always fails",
+    )
+    group.addoption(
+        "--memhound-min-growth",
+        default="1",
+        metavar="BYTES",
+        help="a site leaks only when it keeps at least this many bytes per "
+        "measured round (default 1: any block that survives every round)",
+    )
+    group.addoption(
+        "--memhound-depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="frames kept per traceback while checking (default: memhound's)",
+    )
+    group.addoption(
+        "--memhound-json",
+        default=None,
+        metavar="FILE",
+        help="write every checked test's verdict to FILE as JSON",
+    )
+
+
+def parse_size(text) -> int:
+    """Bytes from an int or a string such as "24 MB", "64KiB", "1.5G".
+    KB/MB/GB are decimal, KiB/MiB/GiB (and k/M/G) binary, as pytest-memray
+    reads them.  ValueError for anything else."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"a size can't be negative: {text}")
+        return text
+    units = {"": 1, "b": 1, "k": 1024, "m": 1 << 20, "g": 1 << 30}
+    units.update({"kib": 1024, "mib": 1 << 20, "gib": 1 << 30})
+    units.update({"kb": 1000, "mb": 1000**2, "gb": 1000**3})
+    raw = str(text).strip().lower().replace(" ", "")
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    try:
+        value = float(number) * units[raw[len(number) :]]
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"not a size: {text!r} (try 1048576, '24 MB' or '64 KiB')"
+        ) from None
+    if value < 0:
+        raise ValueError(f"a size can't be negative: {text!r}")
+    return int(value)
+
+
+def parse_rounds(text: str) -> tuple[int, int]:
+    """(warm-up, measured) from "W:N"; ValueError unless W >= 0, N >= 1."""
+    try:
+        warmup, measured = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--memhound-rounds wants W:N such as 2:3, not {text!r}")
+    if warmup < 0 or measured < 1:
+        raise ValueError(
+            f"--memhound-rounds: W >= 0 warm-up and N >= 1 measured rounds, "
+            f"not {text!r}"
+        )
+    return warmup, measured
+
+
+def pytest_configure(config):
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        rounds = parse_rounds(config.getoption("memhound_rounds"))
+        min_growth = parse_size(config.getoption("memhound_min_growth"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    depth = config.getoption("memhound_depth")
+    if depth is not None and not 1 <= depth <= 1024:
+        raise pytest.UsageError(f"--memhound-depth must be in [1; 1024], not {depth}")
+    config.pluginmanager.register(
+        MemhoundPlugin(config, rounds, min_growth, depth), "memhound-checker"
+    )
+
+
+# ---- the verdict -----------------------------------------------------------
+
+
+def _strip_in_process(leak: dict) -> dict:
+    return {key: value for key, value in leak.items() if key not in _IN_PROCESS_KEYS}
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        os.path.join(paths[key], "") for key in ("stdlib", "platstdlib") if key in paths
+    )
+
+
+def _runner_site(traceback: list) -> bool:
+    """True when the first frame outside the standard library (and outside
+    generated code such as dataclass methods) is pytest's, pluggy's or
+    memhound's own: the runner allocated it, not the test."""
+    stdlib = _stdlib_dirs()
+    for frame in traceback:
+        filename = frame.get("filename", "")
+        if filename.startswith("<") or (
+            filename.startswith(stdlib) and "site-packages" not in filename
+        ):
+            continue
+        parts = filename.replace("\\", "/").split("/")
+        return any(package in parts for package in _RUNNER_PACKAGES)
+    return False
+
+
+def _verdict(report: dict, measured_rounds: int, min_growth: int = 1) -> dict:
+    """Read LeakCheck's report of a checked test (docs/report-schema.md).
+
+    The last measured_rounds generations before the final checkpoint are
+    the measured rounds.  A leak entry is a leaking site when its survivors
+    hold at least min_growth bytes in each of those generations and its
+    innermost frame is not the test runner's.  Returns {"leaked",
+    "growth_bytes_per_round", "per_round", "sites"}; per_round is the bytes
+    kept in each measured round, summed over the leaking sites.
+    """
+    generations = [entry["generation"] for entry in report.get("generations", [])]
+    # The last generation starts at the final checkpoint: no round ran in it.
+    measured = generations[-measured_rounds - 1 : -1]
+    if len(measured) < measured_rounds:
+        raise ValueError(
+            f"the report has {len(generations)} generations, fewer than "
+            f"{measured_rounds} measured rounds and the final checkpoint"
+        )
+    sites = []
+    per_round = [0] * measured_rounds
+    for leak in report.get("leaks", []):
+        if _runner_site(leak.get("traceback") or []):
+            continue
+        kept = {entry["generation"]: entry["bytes"] for entry in leak["survivors"]}
+        site_rounds = [kept.get(generation, 0) for generation in measured]
+        if min(site_rounds) < max(min_growth, 1):
+            continue
+        entry = _strip_in_process(leak)
+        entry["growth_bytes_per_round"] = sum(site_rounds) / measured_rounds
+        entry["per_round"] = site_rounds
+        sites.append(entry)
+        per_round = [a + b for a, b in zip(per_round, site_rounds)]
+    sites.sort(key=lambda site: -site["growth_bytes_per_round"])
+    return {
+        "leaked": bool(sites),
+        "growth_bytes_per_round": sum(per_round) / measured_rounds,
+        "per_round": per_round,
+        "sites": sites,
+    }
+
+
+def _format_size(size: float) -> str:
+    from memhound.report import format_size
+
+    return format_size(size)
+
+
+def format_verdict(nodeid: str, verdict: dict, warmup: int, frames: int = 4) -> str:
+    """The failure message of a leaking test: each site with its growth per
+    round, innermost frames and, when known, what retains it."""
+    sites = verdict["sites"]
+    per_round = ", ".join(_format_size(size) for size in verdict["per_round"])
+    lines = [
+        f"memhound: {nodeid} leaks {_format_size(verdict['growth_bytes_per_round'])}"
+        f" per round ({per_round} in {len(verdict['per_round'])} measured rounds "
+        f"after {warmup} warm-up) at {len(sites)} site{'s' if len(sites) > 1 else ''}:"
+    ]
+    for rank, site in enumerate(sites, 1):
+        rounds = ", ".join(_format_size(size) for size in site["per_round"])
+        lines.append(
+            f"#{rank}: +{_format_size(site['growth_bytes_per_round'])} per round "
+            f"({rounds}), {site.get('kind', 'python')}"
+        )
+        traceback = site.get("traceback") or []
+        for frame in traceback[:frames]:
+            lines.append(
+                f"    {frame.get('filename')}:{frame.get('lineno')} in "
+                f"{frame.get('function', '?')}"
+            )
+        if len(traceback) > frames:
+            lines.append(f"    ... {len(traceback) - frames} outer frames")
+        path = site.get("retention_path") or []
+        if path:
+            held = " <- ".join(f"{step['object']} ({step['via']})" for step in path)
+            lines.append(f"    retained by: {held}")
+    return "\n".join(lines)
+
+
+# ---- between rounds ----------------------------------------------------------
+
+# Interpreter and standard-library caches that fill up once per new key; the
+# same list as CPython's regrtest -R (Lib/test/libregrtest/utils.py
+# clear_caches), only the cheap calls.  (module, attribute path) pairs.
+_CACHES = (
+    ("sys", "_clear_internal_caches"),  # 3.13+
+    ("sys", "_clear_type_cache"),  # before 3.13
+    ("re", "purge"),
+    ("linecache", "clearcache"),
+    ("fnmatch", "_compile_pattern.cache_clear"),
+    ("struct", "_clearcache"),
+    ("urllib.parse", "clear_cache"),
+    ("_strptime", "_regex_cache.clear"),
+    ("filecmp", "_cache.clear"),
+    ("inspect", "_filesbymodname.clear"),
+    ("inspect", "modulesbyfile.clear"),
+    ("inspect", "_shadowed_dict_from_weakref_mro_tuple.cache_clear"),
+    ("fractions", "_hash_algorithm.cache_clear"),
+    ("importlib.metadata", "FastPath.__new__.cache_clear"),
+    ("ctypes", "_reset_cache"),
+)
+
+
+def clear_caches() -> None:
+    """Empty the interpreter's caches that tests fill as a side effect."""
+    cleared_type_cache = False
+    for module_name, path in _CACHES:
+        target = sys.modules.get(module_name)
+        for name in path.split("."):
+            target = getattr(target, name, None)
+        if target is None or (path == "_clear_type_cache" and cleared_type_cache):
+            continue
+        try:
+            target()
+        except Exception:  # a cache that changed shape: not worth failing over
+            continue
+        cleared_type_cache |= path.startswith("_clear_")
+    typing = sys.modules.get("typing")
+    for cleanup in getattr(typing, "_cleanups", ()):
+        cleanup()
+
+
+def _settle() -> None:
+    clear_caches()
+    gc.collect()
+
+
+# ---- running a test several times ------------------------------------------
+
+
+def _passed(reports) -> bool:
+    # setup and call passed (a test that xpasses passes too)
+    return all(report.passed for report in reports if report.when != "teardown")
+
+
+def _run_round(item, quiet: bool):
+    """One setup/call/teardown of item with fresh function-scoped fixtures,
+    unlogged.  The teardown goes up to item's parent only, so class, module
+    and session fixtures stay up for the next round.  quiet: the round's
+    warnings are dropped (pytest records them once, from the final round)."""
+    from _pytest.runner import runtestprotocol
+
+    item._report_sections = []  # captured output: this round's only
+    item.user_properties = []
+    # Every round must reach the test through the same lines: a site is its
+    # whole traceback.
+    context = warnings.catch_warnings(record=True) if quiet else nullcontext()
+    with context:
+        return runtestprotocol(item, log=False, nextitem=item.parent)
+
+
+def _teardown_rest(item, nextitem, teardown_report):
+    """Tear down the higher-scoped nodes nextitem does not need (what the
+    final teardown would have done); their errors replace a passing
+    teardown report."""
+    from _pytest.runner import CallInfo
+
+    if item.session.shouldfail or item.session.shouldstop:
+        nextitem = None
+    call = CallInfo.from_call(
+        lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown"
+    )
+    if call.excinfo is None or not teardown_report.passed:
+        return teardown_report
+    return item.ihook.pytest_runtest_makereport(item=item, call=call)
+
+
+def _failed_call_report(item, call_report, message: str):
+    from _pytest.runner import CallInfo
+
+    call = CallInfo.from_call(lambda: pytest.fail(message, pytrace=False), when="call")
+    report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    report.duration = call_report.duration
+    report.start, report.stop = call_report.start, call_report.stop
+    return report
+
+
+class _InterimLeakCheck:
+    """Stands in for memhound.LeakCheck until the C analysis lands (the
+    lead's issue): a snapshot per round, diffed by traceback in C.  Its
+    report has the documented shape, with each round's growth of a site as
+    that round's "survivors".  Removed once memhound.LeakCheck exists."""
+
+    def __enter__(self):
+        import memhound
+
+        self._snapshots = [memhound.take_snapshot()]
+        return self
+
+    def __exit__(self, *exc_info):
+        self._snapshots = []
+
+    def checkpoint(self) -> None:
+        import memhound
+
+        self._snapshots.append(memhound.take_snapshot())
+
+    def report(self) -> dict:
+        rounds = len(self._snapshots) - 1
+        grown = [
+            {
+                stat.traceback: stat
+                for stat in new.compare_to(old, "traceback")
+                if stat.size_diff > 0
+            }
+            for old, new in zip(self._snapshots, self._snapshots[1:])
+        ]
+        leaks = []
+        for traceback, last in (grown[-1] if grown else {}).items():
+            survivors = [
+                {
+                    "generation": number,
+                    "bytes": diffs[traceback].size_diff,
+                    "blocks": diffs[traceback].count_diff,
+                }
+                for number, diffs in enumerate(grown, 1)
+                if traceback in diffs
+            ]
+            leaks.append(
+                {
+                    "kind": "python",
+                    "confidence": None,
+                    "live_bytes": last.size,
+                    "live_blocks": last.count,
+                    "growth_bytes": sum(entry["bytes"] for entry in survivors),
+                    "generations_with_survivors": len(survivors),
+                    "generations_observed": rounds,
+                    "traceback": [
+                        {
+                            "filename": frame.filename,
+                            "lineno": frame.lineno,
+                            "function": frame.function,
+                        }
+                        for frame in traceback
+                    ],
+                    "survivors": survivors,
+                }
+            )
+        return {
+            "generations": [{"generation": n} for n in range(1, rounds + 2)],
+            "leaks": leaks,
+            "warnings": [],
+        }
+
+
+def _leak_check():
+    import memhound
+
+    leak_check = getattr(memhound, "LeakCheck", None)
+    return leak_check() if leak_check is not None else _InterimLeakCheck()
+
+
+class MemhoundPlugin:
+    """Per-session state: options, the checked tests' results (on the
+    controller under xdist: they arrive with the teardown reports)."""
+
+    def __init__(self, config, rounds, min_growth, depth):
+        self.config = config
+        self.enabled = config.getoption("memhound")
+        self.warmup, self.measured = rounds
+        self.min_growth = min_growth
+        self.depth = depth
+        self.fail = config.getoption("memhound_mode") == "fail"
+        self.json_path = config.getoption("memhound_json")
+        self.results = []
+
+    # -- which tests
+
+    def _checked(self, item) -> bool:
+        if item.get_closest_marker("memhound_skip") is not None:
+            return False
+        return self.enabled or item.get_closest_marker("no_leaks") is not None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        if not self._checked(item):
+            return None
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reports, result = self._check(item, nextitem)
+        for report in reports:
+            ihook.pytest_runtest_logreport(report=report)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _check(self, item, nextitem):
+        """Run item's rounds; return (reports to log, result or None)."""
+        import memhound
+
+        total = self.warmup + self.measured
+        started = not memhound.is_tracing()
+        if started:
+            memhound.start(**({"depth": self.depth} if self.depth else {}))
+        report = None
+        try:
+            with _leak_check() as check:
+                for number in range(1, total + 1):
+                    reports = _run_round(item, quiet=number < total)
+                    if not _passed(reports):
+                        break
+                    _settle()
+                    check.checkpoint()
+                else:
+                    report = check.report()
+        finally:
+            if started:
+                memhound.stop()
+        reports[-1] = _teardown_rest(item, nextitem, reports[-1])
+        if report is None:
+            return reports, None  # failed or skipped: not checked
+        verdict = _verdict(report, self.measured, self.min_growth)
+        result = {
+            "nodeid": item.nodeid,
+            "leaked": verdict["leaked"],
+            "growth_bytes_per_round": verdict["growth_bytes_per_round"],
+            "per_round": verdict["per_round"],
+            "warmup_rounds": self.warmup,
+            "measured_rounds": self.measured,
+            "sites": verdict["sites"],
+            "warnings": list(report.get("warnings", [])),
+        }
+        enforce = self.fail or item.get_closest_marker("no_leaks") is not None
+        if verdict["leaked"] and enforce:
+            message = format_verdict(item.nodeid, verdict, self.warmup)
+            calls = [i for i, r in enumerate(reports) if r.when == "call"]
+            if calls:
+                reports[calls[0]] = _failed_call_report(
+                    item, reports[calls[0]], message
+                )
+        reports[-1].memhound = result
+        reports[-1].user_properties.append(("memhound_leaked", verdict["leaked"]))
+        return reports, result
+
+    # -- memory limits
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        marker = item.get_closest_marker("memhound_limit")
+        if marker is None:
+            return (yield)
+        import memhound
+
+        limit = _marker_limit(marker)
+        started = not memhound.is_tracing()
+        if started:
+            memhound.start(depth=1)
+        memhound.reset_peak()
+        base = memhound.get_traced_memory()[0]
+        try:
+            result = yield
+            peak = memhound.get_traced_memory()[1] - base
+        finally:
+            if started:
+                memhound.stop()
+        if peak > limit:
+            pytest.fail(
+                f"memhound: peak traced memory {_format_size(peak)} ({peak} bytes) "
+                f"exceeds the limit {_format_size(limit)} ({limit} bytes) "
+                f"of {item.nodeid}",
+                pytrace=False,
+            )
+        return result
+
+    # -- results, also from xdist workers
+
+    def pytest_runtest_logreport(self, report):
+        result = getattr(report, "memhound", None)
+        if result is not None and report.when == "teardown":
+            self.results.append(result)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.results:
+            return
+        leaking = [result for result in self.results if result["leaked"]]
+        terminalreporter.section("memhound")
+        for result in leaking:
+            rounds = ", ".join(_format_size(size) for size in result["per_round"])
+            top = result["sites"][0]
+            frame = (top.get("traceback") or [{}])[0]
+            terminalreporter.line(
+                f"LEAK {result['nodeid']}: "
+                f"+{_format_size(result['growth_bytes_per_round'])} per round "
+                f"({rounds}); top site {frame.get('filename')}:"
+                f"{frame.get('lineno')} in {frame.get('function', '?')}"
+            )
+        terminalreporter.line(
+            f"memhound: {len(self.results)} tests checked "
+            f"({self.results[0]['warmup_rounds']} warm-up + "
+            f"{self.results[0]['measured_rounds']} measured rounds), "
+            f"{len(leaking)} leaking"
+        )
+
+    def pytest_sessionfinish(self, session):
+        if not self.json_path or hasattr(self.config, "workerinput"):
+            return  # under xdist the controller writes the file
+        tests = [
+            {
+                "nodeid": result["nodeid"],
+                "leaked": result["leaked"],
+                "growth_bytes_per_round": result["growth_bytes_per_round"],
+                "per_round": result["per_round"],
+                "sites": [_strip_in_process(site) for site in result["sites"]],
+            }
+            for result in self.results
+        ]
+        path = os.path.abspath(self.json_path)
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump({"tests": tests}, out, indent=1)
+            out.write("\n")
+
+
+def _marker_limit(marker) -> int:
+    if len(marker.args) != 1 or marker.kwargs:
+        raise pytest.UsageError(
+            'memhound_limit takes one size, e.g. @pytest.mark.memhound_limit("24 MB")'
+        )
+    try:
+        return parse_size(marker.args[0])
+    except ValueError as error:
+        raise pytest.UsageError(f"memhound_limit: {error}") from None
