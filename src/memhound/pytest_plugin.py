@@ -118,7 +118,9 @@ def parse_rounds(text: str) -> tuple[int, int]:
     try:
         warmup, measured = (int(part) for part in text.split(":"))
     except ValueError:
-        raise ValueError(f"--memhound-rounds wants W:N such as 2:3, not {text!r}")
+        raise ValueError(
+            f"--memhound-rounds wants W:N such as 2:3, not {text!r}"
+        ) from None
     if warmup < 0 or measured < 1:
         raise ValueError(
             f"--memhound-rounds: W >= 0 warm-up and N >= 1 measured rounds, "
@@ -206,7 +208,7 @@ def _verdict(report: dict, measured_rounds: int, min_growth: int = 1) -> dict:
         entry["growth_bytes_per_round"] = sum(site_rounds) / measured_rounds
         entry["per_round"] = site_rounds
         sites.append(entry)
-        per_round = [a + b for a, b in zip(per_round, site_rounds)]
+        per_round = [a + b for a, b in zip(per_round, site_rounds, strict=True)]
     sites.sort(key=lambda site: -site["growth_bytes_per_round"])
     return {
         "leaked": bool(sites),
@@ -379,7 +381,7 @@ class _InterimLeakCheck:
                 for stat in new.compare_to(old, "traceback")
                 if stat.size_diff > 0
             }
-            for old, new in zip(self._snapshots, self._snapshots[1:])
+            for old, new in zip(self._snapshots, self._snapshots[1:], strict=False)
         ]
         leaks = []
         for traceback, last in (grown[-1] if grown else {}).items():
@@ -442,6 +444,24 @@ class MemhoundPlugin:
 
     # -- which tests
 
+    def _rounds(self, item):
+        """(last round's reports, LeakCheck's report or None, problem or
+        None).  The report is None when a round failed or skipped."""
+        import memhound
+
+        total = self.warmup + self.measured
+        reports = None
+        with _leak_check() as check:
+            for number in range(1, total + 1):
+                reports = _run_round(item, quiet=number < total)
+                if not _passed(reports):
+                    return reports, None, None
+                if not memhound.is_tracing():
+                    return reports, None, "the test stopped memhound's tracing"
+                _settle()
+                check.checkpoint()
+            return reports, check.report(), None
+
     def _checked(self, item) -> bool:
         if item.get_closest_marker("memhound_skip") is not None:
             return False
@@ -463,25 +483,26 @@ class MemhoundPlugin:
         """Run item's rounds; return (reports to log, result or None)."""
         import memhound
 
-        total = self.warmup + self.measured
+        reports = report = problem = None
         started = not memhound.is_tracing()
-        if started:
-            memhound.start(**({"depth": self.depth} if self.depth else {}))
-        report = None
         try:
-            with _leak_check() as check:
-                for number in range(1, total + 1):
-                    reports = _run_round(item, quiet=number < total)
-                    if not _passed(reports):
-                        break
-                    _settle()
-                    check.checkpoint()
-                else:
-                    report = check.report()
-        finally:
             if started:
+                memhound.start(**({"depth": self.depth} if self.depth else {}))
+            reports, report, problem = self._rounds(item)
+        except pytest.exit.Exception:
+            raise
+        except Exception as error:  # memhound could not trace: degrade, say so
+            problem = f"memhound could not check it: {type(error).__name__}: {error}"
+        finally:
+            if started and memhound.is_tracing():
                 memhound.stop()
+        if reports is None:  # the rounds never ran: run the test plainly
+            reports = _run_round(item, quiet=False)
         reports[-1] = _teardown_rest(item, nextitem, reports[-1])
+        if problem is not None:
+            result = {"nodeid": item.nodeid, "leaked": None, "problem": problem}
+            reports[-1].memhound = result
+            return reports, result
         if report is None:
             return reports, None  # failed or skipped: not checked
         verdict = _verdict(report, self.measured, self.min_growth)
@@ -548,37 +569,39 @@ class MemhoundPlugin:
         if not self.results:
             return
         leaking = [result for result in self.results if result["leaked"]]
+        unchecked = [result for result in self.results if result["leaked"] is None]
         terminalreporter.section("memhound")
         for result in leaking:
             rounds = ", ".join(_format_size(size) for size in result["per_round"])
-            top = result["sites"][0]
-            frame = (top.get("traceback") or [{}])[0]
+            frame = (result["sites"][0].get("traceback") or [{}])[0]
             terminalreporter.line(
                 f"LEAK {result['nodeid']}: "
                 f"+{_format_size(result['growth_bytes_per_round'])} per round "
                 f"({rounds}); top site {frame.get('filename')}:"
                 f"{frame.get('lineno')} in {frame.get('function', '?')}"
             )
+        for result in unchecked:
+            terminalreporter.line(
+                f"NOT CHECKED {result['nodeid']}: {result['problem']}"
+            )
         terminalreporter.line(
-            f"memhound: {len(self.results)} tests checked "
-            f"({self.results[0]['warmup_rounds']} warm-up + "
-            f"{self.results[0]['measured_rounds']} measured rounds), "
+            f"memhound: {len(self.results) - len(unchecked)} tests checked "
+            f"({self.warmup} warm-up + {self.measured} measured rounds), "
             f"{len(leaking)} leaking"
+            + (f", {len(unchecked)} could not be checked" if unchecked else "")
         )
 
     def pytest_sessionfinish(self, session):
         if not self.json_path or hasattr(self.config, "workerinput"):
             return  # under xdist the controller writes the file
-        tests = [
-            {
-                "nodeid": result["nodeid"],
-                "leaked": result["leaked"],
-                "growth_bytes_per_round": result["growth_bytes_per_round"],
-                "per_round": result["per_round"],
-                "sites": [_strip_in_process(site) for site in result["sites"]],
-            }
-            for result in self.results
-        ]
+        keys = ("nodeid", "leaked", "growth_bytes_per_round", "per_round", "problem")
+        tests = []
+        for result in self.results:
+            entry = {key: result[key] for key in keys if key in result}
+            entry["sites"] = [
+                _strip_in_process(site) for site in result.get("sites", [])
+            ]
+            tests.append(entry)
         path = os.path.abspath(self.json_path)
         with open(path, "w", encoding="utf-8") as out:
             json.dump({"tests": tests}, out, indent=1)
