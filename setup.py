@@ -43,6 +43,9 @@ sources = [
     "snapfile_encode.c",
     "snapfile_decode.c",
     "snapfile_io.c",
+    "gens.c",
+    "leaks.c",
+    "leaks_binding.c",
     FRAME_READERS[version],
 ]
 

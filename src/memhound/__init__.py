@@ -7,6 +7,12 @@
     for stat in snapshot.statistics("lineno")[:10]:
         print(stat)
 
+    with memhound.LeakCheck() as check:  # which sites leak, how fast
+        for item in work:
+            process(item)
+            check.checkpoint()
+    print(check.report()["leaks"])
+
 The tracing engine is the C extension memhound._core; this module checks
 arguments and wraps results (memhound.snapshot).  memhound.tracemalloc is a
 drop-in replacement for the standard library's tracemalloc module.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
+from memhound.leaks import LeakCheck, assert_no_leaks, checkpoint, iterations
 from memhound.snapshot import (
     DomainFilter,
     Filter,
@@ -31,7 +38,7 @@ from memhound.snapshot import (
     Traceback,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -42,6 +49,7 @@ __all__ = [
     "DomainFilter",
     "Filter",
     "Frame",
+    "LeakCheck",
     "MAX_DEPTH",
     "Snapshot",
     "Statistic",
@@ -49,6 +57,8 @@ __all__ = [
     "Trace",
     "Traceback",
     "__version__",
+    "assert_no_leaks",
+    "checkpoint",
     "clear",
     "get_memory_overhead",
     "get_object_traceback",
@@ -56,6 +66,7 @@ __all__ = [
     "get_traceback_limit",
     "get_traced_memory",
     "is_tracing",
+    "iterations",
     "reset_peak",
     "start",
     "stop",

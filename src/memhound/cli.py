@@ -5,9 +5,11 @@
     memhound run [options] -c CODE [args...]
 
 `run` executes the program exactly as `python` would (sys.argv, __main__,
-exit status, uncaught exceptions printed as usual) with memhound tracing,
-then prints where the memory that is still alive at exit was allocated.
-The report goes to stderr so the program's own output stays clean.
+exit status, uncaught exceptions printed as usual) with memhound tracing
+and generations on a clock (memhound.runner), then prints the leak report:
+which allocation sites leak, how fast, with their tracebacks, and the
+largest live sites.  The report goes to stderr so the program's own output
+stays clean.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ import types
 USAGE_EXAMPLES = """\
 examples:
   memhound run app.py --port 8080
-  memhound run --depth 128 -m mypackage.worker
-  memhound run --sample 65536 --dump exit.mhs service.py
+  memhound run --json leaks.json --fail-on-leak -m mypackage.worker
+  memhound run --sample 64KiB --interval 5 service.py
+  memhound run --follow-fork server.py
 """
+
+# Exit status of `memhound run --fail-on-leak` when a leak was reported.
+LEAK_EXIT_STATUS = 3
 
 
 def _size_arg(text: str) -> int:
@@ -45,6 +51,26 @@ def _size_arg(text: str) -> int:
         ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError("the sampling mean must be positive")
+    return value
+
+
+def _interval_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.001 <= value <= 3600:
+        raise argparse.ArgumentTypeError("the interval must be in [0.001; 3600] s")
+    return value
+
+
+def _confidence_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a confidence: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("the confidence must be in [0, 1]")
     return value
 
 
@@ -82,12 +108,43 @@ def _build_parser() -> argparse.ArgumentParser:
         "(for long or production runs); default: trace every allocation",
     )
     run.add_argument(
+        "--interval",
+        type=_interval_arg,
+        default=None,
+        metavar="SECONDS",
+        help="begin a generation every SECONDS (default: adaptive, 0.1 s at "
+        "first, then about 1/40 of the elapsed time)",
+    )
+    run.add_argument(
+        "--json", metavar="FILE", help="write the report as JSON to FILE ('-': stdout)"
+    )
+    run.add_argument(
+        "--fail-on-leak",
+        action="store_true",
+        help=f"exit with status {LEAK_EXIT_STATUS} when a leak is reported (for CI)",
+    )
+    run.add_argument(
+        "--min-confidence",
+        type=_confidence_arg,
+        default=None,
+        metavar="C",
+        help="report leaks with confidence >= C, in [0, 1] (default 0.5)",
+    )
+    run.add_argument(
+        "--follow-fork",
+        action="store_true",
+        help="trace child processes made by fork() (multiprocessing, "
+        "pre-fork servers) and report their leaks too",
+    )
+    run.add_argument(
         "--top", type=int, default=10, metavar="N", help="sites to show (default 10)"
     )
     run.add_argument(
         "--dump", metavar="FILE", help="also write the exit snapshot to FILE"
     )
-    run.add_argument("--quiet", action="store_true", help="print no report")
+    run.add_argument(
+        "--quiet", action="store_true", help="print no report and no status line"
+    )
     # The target and its arguments are split off by _split_run_argv before
     # argparse sees them (everything after the target is the program's, as
     # with python); these entries are for --help.
@@ -99,7 +156,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # memhound run's own options that take a value (as the separate next word).
-_RUN_OPTIONS_WITH_VALUE = {"--depth", "--sample", "--top", "--dump"}
+_RUN_OPTIONS_WITH_VALUE = {
+    "--depth",
+    "--sample",
+    "--top",
+    "--dump",
+    "--interval",
+    "--json",
+    "--min-confidence",
+}
 
 
 def _split_run_argv(words):
@@ -176,6 +241,9 @@ def _prepare_target(options):
 def _run_target(options) -> tuple[int, object]:
     """Run the program as python would; return its exit status and its
     __main__ module (to keep alive until the report is taken)."""
+    from memhound import _core
+
+    _core._suspend_thread()  # finding and compiling the program is memhound's
     try:
         code, module = _prepare_target(options)
     except (OSError, ImportError, SyntaxError) as error:
@@ -185,6 +253,8 @@ def _run_target(options) -> tuple[int, object]:
             return 1, None
         print(f"memhound: can't run {target!r}: {error}", file=sys.stderr)
         return 2, None
+    finally:
+        _core._resume_thread()
     try:
         exec(code, module.__dict__)
     except SystemExit as exit_:
@@ -211,31 +281,65 @@ def _on_sigterm(signum, frame):
 
 
 def cmd_run(options) -> int:
-    import memhound
-    from memhound.report import print_exit_report
+    from memhound.report import format_text, write_json
+    from memhound.runner import Session
 
-    start_args = {}
-    if options.depth is not None:
-        start_args["depth"] = options.depth
-    if options.sample is not None:
-        start_args["sample"] = options.sample
+    settings = {
+        "depth": options.depth,
+        "sample": options.sample,
+        "interval": options.interval,
+        "follow_fork": options.follow_fork,
+        "status": not options.quiet and _stderr_is_tty(),
+    }
+    if options.min_confidence is not None:
+        settings["min_confidence"] = options.min_confidence
+    session = Session(**settings)
     try:
-        memhound.start(**start_args)
+        session.start()
     except (ValueError, TypeError) as error:
         print(f"memhound: {error}", file=sys.stderr)
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
     status, main_module = _run_target(options)
-    snapshot = memhound.take_snapshot()
-    stats = memhound.get_stats()
+    argv = list(sys.argv)
+    report = session.finish(argv=argv)
+    if report is None:  # a forked child that is not followed
+        return status
+    snapshot = _core_snapshot() if options.dump else None
+    import memhound
+
     memhound.stop()
     del main_module
-    if options.dump:
+    if snapshot is not None:
         snapshot.dump(options.dump)
+    if options.json:
+        try:
+            write_json(report, options.json)
+        except OSError as error:
+            print(f"memhound: can't write {options.json}: {error}", file=sys.stderr)
+            return 2
     if not options.quiet:
-        print_exit_report(snapshot, stats, top=options.top, file=sys.stderr)
+        print(
+            format_text(report, color=_stderr_is_tty(), top=options.top),
+            file=sys.stderr,
+        )
+    if options.fail_on_leak and report["leaks"] and status == 0:
+        return LEAK_EXIT_STATUS
     return status
+
+
+def _core_snapshot():
+    import memhound
+
+    return memhound.take_snapshot()
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,21 @@
-"""Text reports: live memory by allocation site, for a terminal."""
+"""Text rendering of the leak report (the dict of docs/report-schema.md).
+
+format_text() renders a report for a terminal: leaks ranked most severe
+first, each with kind, confidence, growth rate, live size, the generation it
+started in and its traceback with source lines; then the largest live
+allocation sites.  Readable at 80 columns; colour only when asked (the
+callers ask on a TTY).  write_json() writes the report for machines.
+"""
 
 from __future__ import annotations
 
+import json
 import linecache
 import os
 import sys
+import sysconfig
+
+_FRAMES_SHOWN = 8
 
 
 def format_size(size: float) -> str:
@@ -16,69 +27,249 @@ def format_size(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _is_library(filename: str) -> bool:
-    return (
-        "site-packages" in filename
-        or filename.startswith("<")
-        or filename.startswith(sys.base_prefix)
-        or os.sep + "memhound" + os.sep in filename
-    )
+def _library_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    prefixes = {paths.get("stdlib"), paths.get("platstdlib"), paths.get("purelib")}
+    prefixes |= {paths.get("platlib"), sys.base_prefix, sys.prefix}
+    here = os.path.dirname(os.path.abspath(__file__))
+    prefixes.add(here + os.sep)
+    return tuple(sorted(p for p in prefixes if p))
 
 
-def print_exit_report(snapshot, stats, top=10, file=None, frames_shown=6):
-    """Print the largest live allocation sites of snapshot, with tracebacks."""
-    file = file or sys.stderr
-    width = 79
-    print("=" * width, file=file)
-    traced, peak = stats["traced_bytes"], stats["peak_bytes"]
-    mode = (
-        "exact"
-        if not stats["sample_mean"]
-        else (f"sampled, mean {format_size(stats['sample_mean'])}")
+_LIBRARY = _library_prefixes()
+
+
+def is_library(filename: str) -> bool:
+    """Whether a frame belongs to Python, an installed package or memhound,
+    rather than to the user's own code."""
+    if not filename or filename.startswith("<"):
+        return True
+    if "site-packages" in filename or "dist-packages" in filename:
+        return True
+    return os.path.abspath(filename).startswith(_LIBRARY)
+
+
+def display_path(filename: str) -> str:
+    """A frame's file as a reader wants it at 80 columns: relative to the
+    current directory for the user's own files under it, relative to its
+    sys.path entry for Python's and installed packages' files (json/
+    decoder.py), else whole.  The JSON report keeps whole paths."""
+    if not filename or filename.startswith("<"):
+        return filename
+    path = os.path.abspath(filename)
+    cwd = os.getcwd() + os.sep
+    if path.startswith(cwd) and not is_library(path):
+        return path[len(cwd) :]
+    best = ""
+    for entry in sys.path:
+        entry = os.path.abspath(entry or ".") + os.sep
+        if path.startswith(entry) and len(entry) > len(best) and entry != cwd:
+            best = entry
+    return path[len(best) :] if best and is_library(path) else filename
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("1;31", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def _frames_to_show(frames: list, limit: int) -> list:
+    """The frames worth printing, innermost first: the first `limit`, and
+    when the user's own code starts deeper than that, the innermost few,
+    an elision marker (None) and the user's first frames."""
+    if len(frames) <= limit:
+        return frames
+    first_user = next(
+        (i for i, f in enumerate(frames) if not is_library(f["filename"])), None
     )
-    print(
-        f"memhound: {format_size(traced)} live in {stats['traced_blocks']} blocks "
-        f"at exit (peak {format_size(peak)}; {mode}, depth {stats['depth']})",
-        file=file,
-    )
-    if stats["dropped_blocks"] or stats["lost_tracebacks"]:
-        print(
-            f"memhound: warning: {stats['dropped_blocks']} blocks untraced and "
-            f"{stats['lost_tracebacks']} tracebacks lost (memhound ran out of "
-            "memory for its tables); totals are lower bounds",
-            file=file,
-        )
-    rows = snapshot.statistics("traceback")
-    if not rows:
-        print("memhound: no traced memory is alive.", file=file)
+    if first_user is None or first_user < limit - 1:
+        return frames[:limit]
+    head = max(1, limit - 3)
+    return frames[:head] + [None] + frames[first_user : first_user + 2]
+
+
+def _format_traceback(frames: list, style: _Style, width: int, out: list) -> None:
+    if not frames:
+        out.append("     <unknown>: no Python frame (allocated outside Python)")
         return
-    print(f"\nLargest live allocation sites (top {min(top, len(rows))}):", file=file)
-    for rank, stat in enumerate(rows[:top], 1):
-        print(
-            f"\n#{rank}: {format_size(stat.size)} in {stat.count} "
-            f"block{'' if stat.count == 1 else 's'}",
-            file=file,
+    shown = _frames_to_show(frames, _FRAMES_SHOWN)
+    for frame in shown:
+        if frame is None:
+            out.append(style.dim("     ..."))
+            continue
+        filename, lineno = frame["filename"], frame["lineno"]
+        function = frame.get("function") or "?"
+        library = is_library(filename)
+        mark = "  " if library else "> "
+        # Paths are cut at a meaningful root, never in the middle: a
+        # shortened path could name the wrong file.
+        where = f"{display_path(filename)}:{lineno} in {function}"
+        line = f"   {mark}{where}"
+        out.append(style.dim(line) if library else line)
+        source = linecache.getline(filename, lineno).strip() if lineno else ""
+        if source:
+            text = "         " + source[: width - 10]
+            out.append(style.dim(text) if library else text)
+    hidden = len(frames) - sum(1 for f in shown if f is not None)
+    if hidden > 0:
+        out.append(style.dim(f"     ({hidden} more frames)"))
+
+
+def _rate(leak: dict) -> str:
+    per_s = leak.get("growth_bytes_per_s") or 0.0
+    text = f"+{format_size(per_s)}/s"
+    per_iteration = leak.get("growth_bytes_per_iteration")
+    if per_iteration is not None:
+        text += f", +{format_size(per_iteration)}/iteration"
+    return text
+
+
+def _generation_time(report: dict, generation: int) -> float | None:
+    for g in report.get("generations", ()):
+        if g["generation"] == generation:
+            return g["t"]
+    return None
+
+
+def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None:
+    kind = leak["kind"]
+    head = f"#{rank} {kind} leak, confidence {leak['confidence']:.2f}: {_rate(leak)}"
+    children = leak.get("children")
+    if children:
+        head += f" (in {children} child processes)"
+    out.append(style.red(head))
+    blocks = leak["live_blocks"]
+    started = _generation_time(report, leak["first_generation"])
+    since = f" (t={started:.1f} s)" if started is not None else ""
+    out.append(
+        f"   live {format_size(leak['live_bytes'])} in {blocks:,} "
+        f"block{'s' if blocks != 1 else ''}; grew "
+        f"{format_size(leak['growth_bytes'])} since generation "
+        f"{leak['first_generation']}{since}"
+    )
+    if kind == "cycle":
+        out.append(
+            "   unreachable reference cycles, never collected "
+            "(the garbage collector is disabled)"
         )
-        frames = list(stat.traceback)
-        user = [f for f in frames if not _is_library(f.filename)]
-        shown = frames[:frames_shown]
-        for frame in shown:
-            mark = "  " if _is_library(frame.filename) else "> "
-            print(
-                f"  {mark}{frame.filename}:{frame.lineno} in {frame.function}",
-                file=file,
+    types = leak.get("types") or []
+    if types:
+        names = ", ".join(
+            f"{t['type']} x{t['count']:,}" for t in types[:4] if "type" in t
+        )
+        out.append(f"   types: {names}")
+    path = leak.get("retention_path") or []
+    if path:
+        steps = " -> ".join(str(step.get("via", "?")) for step in path[:6])
+        out.append("   held by: " + _shorten(steps, width - 13))
+    if leak.get("retained_bytes"):
+        out.append(f"   retains {format_size(leak['retained_bytes'])}")
+    _format_traceback(leak["traceback"], style, width, out)
+
+
+def format_text(
+    report: dict, *, color: bool = False, width: int = 80, top: int = 10
+) -> str:
+    """The report as text for a terminal of `width` columns."""
+    style = _Style(color)
+    out = []
+    rule = "=" * (width - 1)
+    out.append(rule)
+    summary = report.get("summary", {})
+    leaks = report.get("leaks", [])
+    duration = report.get("duration_s", 0.0)
+    generations = summary.get("generations", len(report.get("generations", [])))
+    what = f"{duration:.1f} s, {generations} generations"
+    if summary.get("iterations"):
+        what += f", {summary['iterations']:,} iterations"
+    if leaks:
+        noun = "leak" if len(leaks) == 1 else "leaks"
+        out.append(style.bold(f"memhound: {len(leaks)} {noun} found ({what})"))
+    else:
+        out.append(style.green(f"memhound: no leak found ({what})"))
+    settings = report.get("settings", {})
+    mode = (
+        f"sampled, mean {format_size(settings['sample'])}"
+        if settings.get("sample")
+        else "exact"
+    )
+    out.append(
+        f"   {format_size(summary.get('traced_bytes', 0))} live in "
+        f"{summary.get('traced_blocks', 0):,} blocks at the end, peak "
+        f"{format_size(summary.get('peak_bytes', 0))} "
+        f"({mode}, depth {settings.get('depth', '?')})"
+    )
+    for warning in report.get("warnings", []):
+        out.append(style.dim(f"   warning: {warning}"))
+    for rank, leak in enumerate(leaks[:top], 1):
+        out.append("")
+        _format_leak(rank, leak, report, style, width, out)
+    if len(leaks) > top:
+        out.append(f"\n   ... and {len(leaks) - top} more leaks (see --json)")
+    largest = report.get("largest", [])
+    if largest:
+        out.append("")
+        out.append(style.bold("Largest live allocation sites:"))
+        for rank, site in enumerate(largest[:top], 1):
+            blocks = site["live_blocks"]
+            tag = " [leaking]" if site.get("leaking") else ""
+            out.append(
+                f"#{rank} {format_size(site['live_bytes'])} in {blocks:,} "
+                f"block{'s' if blocks != 1 else ''}{tag}"
             )
-            line = linecache.getline(frame.filename, frame.lineno).strip()
-            if line:
-                print(f"        {line[: width - 10]}", file=file)
-        if len(frames) > frames_shown:
-            hidden = len(frames) - frames_shown
-            print(f"    ... {hidden} outer frames", file=file)
-            if user and user[0] not in shown:
-                first = user[0]
-                print(
-                    f"  > {first.filename}:{first.lineno} in {first.function} "
-                    "(first frame in your code)",
-                    file=file,
-                )
-    print("=" * width, file=file)
+            _format_traceback(site["traceback"][:3], style, width, out)
+    for child in report.get("children", []):
+        child_leaks = child.get("report", {}).get("leaks", [])
+        out.append(
+            f"child {child['pid']}: {len(child_leaks)} leak"
+            f"{'' if len(child_leaks) == 1 else 's'}"
+        )
+    out.append(rule)
+    return "\n".join(out)
+
+
+def _strip_private(value):
+    """The report without in-process-only keys ("site")."""
+    if isinstance(value, dict):
+        return {k: _strip_private(v) for k, v in value.items() if k != "site"}
+    if isinstance(value, list):
+        return [_strip_private(v) for v in value]
+    return value
+
+
+def to_json_data(report: dict) -> dict:
+    """The report as it is written to JSON (in-process keys removed)."""
+    return _strip_private(report)
+
+
+def write_json(report: dict, path: str) -> None:
+    """Write the report as JSON to path ('-' for stdout)."""
+    data = to_json_data(report)
+    if path == "-":
+        json.dump(data, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=1)
+        out.write("\n")
+    os.replace(tmp, path)

@@ -790,6 +790,40 @@ mh_hooks_export_blocks(mh_snapdata_t *snap)
     return result;
 }
 
+int
+mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
+                       void *arg)
+{
+    if (gil_part.traces == NULL) {
+        return 0;
+    }
+    int rc = mh_traces_foreach(gil_part.traces, visit, arg);
+    if (rc != 0) {
+        return rc;
+    }
+    mh_lock_acquire(&table_lock);
+    if (raw_part.traces != NULL) {
+        rc = mh_traces_foreach(raw_part.traces, visit, arg);
+    }
+    mh_lock_release(&table_lock);
+    return rc;
+}
+
+void
+mh_hooks_restart_generations(void)
+{
+    if (gil_part.traces == NULL) {
+        return;
+    }
+    __atomic_store_n(&generation, 0, __ATOMIC_RELAXED);
+    mh_traces_restamp(gil_part.traces, 0);
+    mh_lock_acquire(&table_lock);
+    if (raw_part.traces != NULL) {
+        mh_traces_restamp(raw_part.traces, 0);
+    }
+    mh_lock_release(&table_lock);
+}
+
 mh_tbstore_t *
 mh_hooks_store(void)
 {

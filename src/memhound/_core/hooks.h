@@ -16,6 +16,7 @@
 
 #include "snapdata.h"
 #include "tracebacks.h"
+#include "traces.h"
 
 #define MH_MAX_DEPTH 1024
 #define MH_DEFAULT_DEPTH 64
@@ -83,6 +84,18 @@ int mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
  * store's).  Returns 0, or -1 when out of memory (no exception set).  GIL
  * held. */
 int mh_hooks_export_blocks(mh_snapdata_t *snap);
+
+/* Call visit(trace, arg) for every traced block of both live tables; stops
+ * at the first non-zero result and returns it, else 0.  The raw table's
+ * lock is held while its blocks are visited, so visit must not allocate
+ * through the hooked allocators nor take locks.  GIL held. */
+int mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
+                           void *arg);
+
+/* Restart the generations: every live block is stamped generation 0 and
+ * new blocks get 0 until the next mh_hooks_next_generation().  O(blocks);
+ * the leak analysis calls it when a new analysis begins.  GIL held. */
+void mh_hooks_restart_generations(void);
 
 /* The traceback store, borrowed; NULL when not tracing.  GIL held. */
 mh_tbstore_t *mh_hooks_store(void);

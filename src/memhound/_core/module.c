@@ -13,6 +13,7 @@
 
 #include "frames.h"
 #include "hooks.h"
+#include "leaks_binding.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
@@ -208,6 +209,24 @@ core_inject_alloc_failures(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+core_suspend_thread(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    mh_hooks_suspend_thread();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_resume_thread(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    mh_hooks_resume_thread();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
     {"start", (PyCFunction)(void (*)(void))core_start,
      METH_VARARGS | METH_KEYWORDS,
@@ -225,6 +244,20 @@ static PyMethodDef core_methods[] = {
     {"next_generation", core_next_generation, METH_NOARGS, NULL},
     {"get_object_traceback", core_get_object_traceback, METH_O, NULL},
     {"take_snapshot", core_take_snapshot, METH_NOARGS, NULL},
+    {"gens_restart", (PyCFunction)(void (*)(void))mh_binding_gens_restart,
+     METH_VARARGS | METH_KEYWORDS, "gens_restart(iteration=-1)"},
+    {"gens_checkpoint",
+     (PyCFunction)(void (*)(void))mh_binding_gens_checkpoint,
+     METH_VARARGS | METH_KEYWORDS,
+     "gens_checkpoint(iteration=-1, scan=True) -> (generation, seconds)"},
+    {"gens_info", mh_binding_gens_info, METH_NOARGS, NULL},
+    {"gens_analyze", (PyCFunction)(void (*)(void))mh_binding_gens_analyze,
+     METH_VARARGS | METH_KEYWORDS,
+     "gens_analyze(iteration=-1, min_confidence=0.5, min_generations=3, "
+     "max_leaks=50, largest=10) -> dict"},
+    {"_suspend_thread", core_suspend_thread, METH_NOARGS,
+     "stop tracing the calling thread's own allocations (nests)"},
+    {"_resume_thread", core_resume_thread, METH_NOARGS, NULL},
     {"_inject_alloc_failures", core_inject_alloc_failures, METH_O,
      "test support: let N more bookkeeping allocations succeed, then fail "
      "(-1: never)"},

@@ -771,6 +771,24 @@ mh_traces_export(const mh_traces_t *t, mh_snap_block_t *out, size_t cap)
     return st.n;
 }
 
+void
+mh_traces_restamp(mh_traces_t *t, uint16_t generation)
+{
+    /* The generation bits take no part in hashing (home() hashes the
+     * address), so rewriting them in place keeps every probe chain. */
+    slot_t *halves[2] = {t->cur.slots, t->old.slots};
+    size_t lens[2] = {capacity(&t->cur), t->old.slots ? t->old_len : 0};
+    for (int h = 0; h < 2; h++) {
+        for (size_t i = 0; i < lens[h]; i++) {
+            uint64_t key = halves[h][i].key;
+            if (is_live(key)) {
+                halves[h][i].key = (key & ADDR_MASK) | (uint64_t)generation
+                                                           << GEN_SHIFT;
+            }
+        }
+    }
+}
+
 typedef struct {
     int (*visit)(const mh_trace_t *trace, void *arg);
     void *arg;

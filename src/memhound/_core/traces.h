@@ -81,4 +81,9 @@ int mh_traces_foreach(const mh_traces_t *traces,
                       int (*visit)(const mh_trace_t *trace, void *arg),
                       void *arg);
 
+/* Stamp every entry with `generation` (the leak analysis restarts its
+ * generations: what was alive before counts as generation 0).  Can't
+ * fail; does not allocate. */
+void mh_traces_restamp(mh_traces_t *traces, uint16_t generation);
+
 #endif /* MH_TRACES_H */

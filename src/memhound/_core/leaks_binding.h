@@ -1,0 +1,28 @@
+/* leaks_binding.h: the leak-analysis functions of memhound._core, defined
+ * in leaks_binding.c and registered in module.c's method table.  All need
+ * the GIL; each returns a new reference or NULL with an exception set.
+ *
+ *   gens_restart(iteration=-1)   start a new history: live blocks become
+ *                                generation 0
+ *   gens_checkpoint(iteration=-1, scan=True) -> (generation, seconds)
+ *                                begin the next generation; with scan, record
+ *                                every site's live size (O(live blocks))
+ *   gens_info() -> dict | None   where the history stands
+ *   gens_analyze(iteration=-1, min_confidence=0.5, min_generations=3,
+ *                max_leaks=50, largest=10) -> dict
+ *                                the verdicts (see memhound/leaks.py)
+ */
+#ifndef MH_LEAKS_BINDING_H
+#define MH_LEAKS_BINDING_H
+
+#include <Python.h>
+
+PyObject *mh_binding_gens_restart(PyObject *module, PyObject *args,
+                                  PyObject *kwargs);
+PyObject *mh_binding_gens_checkpoint(PyObject *module, PyObject *args,
+                                     PyObject *kwargs);
+PyObject *mh_binding_gens_info(PyObject *module, PyObject *unused);
+PyObject *mh_binding_gens_analyze(PyObject *module, PyObject *args,
+                                  PyObject *kwargs);
+
+#endif /* MH_LEAKS_BINDING_H */

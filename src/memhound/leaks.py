@@ -1,0 +1,449 @@
+"""Leak analysis: generations, checkpoints and the leak report.
+
+    with memhound.LeakCheck() as check:
+        for request in requests:
+            handle(request)
+            check.checkpoint()
+    report = check.report()
+
+The tracer stamps every block with the generation it was allocated in; a
+checkpoint begins the next generation and records each site's live size.
+The verdict (which sites leak, with what confidence, how fast) is computed
+in C (`_core.gens_analyze`, src/memhound/_core/leaks.c); this module only
+decides when generations begin and shapes the result into the report dict
+of docs/report-schema.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+
+from memhound import _core
+
+# Generations every explicit checkpoint gets before they are rate-limited
+# (an iteration loop may checkpoint millions of times; generation numbers
+# are 16-bit and every scan walks the live table).
+_FREE_GENERATIONS = 64
+# Scans may cost at most this share of the run: the next one waits
+# SCAN_BUDGET times as long as the last one took.
+_SCAN_BUDGET = 20.0
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+class GenerationPolicy:
+    """When to begin a generation and when to scan the live table.
+
+    Explicit checkpoints (iterations, LeakCheck.checkpoint) each begin a
+    generation until _FREE_GENERATIONS of them, then at most one per
+    1/_FREE_GENERATIONS of the elapsed time, so a run of any length keeps a
+    useful number.  A scan is skipped while the last one's cost, times
+    _SCAN_BUDGET, has not elapsed since."""
+
+    def __init__(self) -> None:
+        self.generations = 0
+        self.last_generation_t = 0.0
+        self.last_scan_t = -1e9
+        self.last_scan_cost = 0.0
+        self.started = time.monotonic()
+
+    def want_generation(self, forced: bool) -> bool:
+        if forced or self.generations < _FREE_GENERATIONS:
+            return True
+        elapsed = time.monotonic() - self.started
+        return elapsed - self.last_generation_t >= elapsed / _FREE_GENERATIONS
+
+    def want_scan(self) -> bool:
+        now = time.monotonic() - self.started
+        return now - self.last_scan_t >= self.last_scan_cost * _SCAN_BUDGET
+
+    def checkpoint(self, iteration: int = -1, forced: bool = False) -> bool:
+        """Begin a generation if the policy says so; True when it did."""
+        if not self.want_generation(forced):
+            return False
+        scan = forced or self.want_scan()
+        _generation, cost = _core.gens_checkpoint(iteration=iteration, scan=scan)
+        now = time.monotonic() - self.started
+        self.generations += 1
+        self.last_generation_t = now
+        if scan:
+            self.last_scan_t = now
+            self.last_scan_cost = cost
+        return True
+
+
+def _series(entries):
+    return [
+        {"generation": g, "t": round(t, 6), "live_bytes": b, "live_blocks": n}
+        for g, t, b, n in entries
+    ]
+
+
+def _survivors(entries):
+    return [{"generation": g, "bytes": b, "blocks": n} for g, b, n in entries]
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_runner_frame(frame: dict) -> bool:
+    filename = frame["filename"]
+    return (
+        filename.startswith(_HERE)
+        or filename == "<frozen runpy>"
+        or filename.endswith(os.sep + "runpy.py")
+    )
+
+
+def _trim_runner(frames: list) -> list:
+    """The traceback without memhound's own runner at its outer end
+    (`memhound run` calls the program from cli.py, under runpy)."""
+    end = len(frames)
+    while end > 1 and _is_runner_frame(frames[end - 1]):
+        end -= 1
+    return frames[:end]
+
+
+def _shape_site(raw: dict, with_confidence: bool) -> dict:
+    """A site from _core.gens_analyze as a LEAK or SITE of the report."""
+    per_iteration = raw["growth_bytes_per_iteration"]
+    site = {
+        "kind": "native" if raw["native"] else "python",
+        "live_bytes": raw["live_bytes"],
+        "live_blocks": raw["live_blocks"],
+        "growth_bytes": raw["growth_bytes"],
+        "growth_bytes_per_s": round(raw["growth_bytes_per_s"], 3),
+        "growth_bytes_per_iteration": (
+            round(per_iteration, 3) if per_iteration >= 0 else None
+        ),
+        "first_generation": raw["first_generation"],
+        "generations_with_survivors": raw["generations_with_survivors"],
+        "generations_observed": raw["generations_observed"],
+        "traceback": _trim_runner(raw["traceback"]),
+        "series": _series(raw["series"]),
+        "survivors": _survivors(raw["survivors"]),
+        "types": [],
+        "retention_path": None,
+        "retained_bytes": None,
+        # In-process only (the traceback index); write_json drops it.
+        "site": raw["site"],
+    }
+    if with_confidence:
+        site = {"confidence": round(raw["confidence"], 4), **site}
+    else:
+        site["leaking"] = raw["leaking"]
+    return site
+
+
+def _classify_cycles(leaks: list) -> None:
+    """Kind `cycle`: with the collector disabled, a leak whose blocks are
+    mostly unreachable garbage.  Needs the heap graph (memhound.heap)."""
+    if gc.isenabled() or not leaks:
+        return
+    try:
+        from memhound import heap
+    except ImportError:
+        return
+    unreachable = heap.unreachable_by_site()
+    for leak in leaks:
+        garbage_bytes = unreachable.get(leak["site"], (0, 0))[0]
+        if leak["kind"] == "python" and garbage_bytes * 2 >= leak["live_bytes"]:
+            leak["kind"] = "cycle"
+
+
+def build_report(
+    *,
+    iteration: int = -1,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_generations: int = 3,
+    largest: int = 10,
+    argv: list | None = None,
+    collect: bool = True,
+) -> dict:
+    """Analyse the live blocks against the generations so far and return
+    the report dict (docs/report-schema.md).  Runs a full collection first
+    when the collector is enabled, so garbage that it would free is not
+    taken for a leak.  RuntimeError when not tracing."""
+    from memhound import __version__
+
+    if collect and gc.isenabled():
+        gc.collect()
+    _core._suspend_thread()  # memhound's own objects are not the program's
+    try:
+        raw = _core.gens_analyze(
+            iteration=iteration,
+            min_confidence=min_confidence,
+            min_generations=min_generations,
+            largest=largest,
+        )
+    finally:
+        _core._resume_thread()
+    stats = _core.get_stats()
+    leaks = [_shape_site(site, True) for site in raw["leaks"]]
+    _classify_cycles(leaks)
+    leaking_sites = {leak["site"] for leak in leaks}
+    biggest = [_shape_site(site, False) for site in raw["largest"]]
+    for site in biggest:
+        site["leaking"] = site["site"] in leaking_sites
+    generations = raw["generations"]
+    iterations = generations[-1]["iteration"] if iteration < 0 else iteration
+    warnings = []
+    if stats["dropped_blocks"] or stats["lost_tracebacks"]:
+        warnings.append(
+            f"{stats['dropped_blocks']} blocks were not traced and "
+            f"{stats['lost_tracebacks']} tracebacks were lost (memhound ran "
+            "out of memory for its tables): totals are lower bounds"
+        )
+    if stats["sample_mean"]:
+        warnings.append(
+            "sampling: sizes are estimates, and small leaks need longer runs to be seen"
+        )
+    if raw["saturated"]:
+        warnings.append(
+            "the run outlived memhound's 65535 generations: the last one "
+            "covers the rest of the run"
+        )
+    if len(generations) - 1 < min_generations + 1:
+        warnings.append(
+            f"only {len(generations) - 1} generations: too few to judge "
+            "leaks (run longer, or checkpoint more often)"
+        )
+    return {
+        "format": "memhound-report",
+        "version": 1,
+        "memhound": __version__,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "argv": list(sys.argv if argv is None else argv),
+        "pid": os.getpid(),
+        "duration_s": round(raw["elapsed"], 3),
+        "settings": {
+            "depth": stats["depth"],
+            "sample": stats["sample_mean"],
+            "min_confidence": min_confidence,
+        },
+        "generations": [
+            {
+                "generation": g["generation"],
+                "t": round(g["t"], 6),
+                "iteration": g["iteration"] if g["iteration"] >= 0 else None,
+            }
+            for g in generations
+        ],
+        "leaks": leaks,
+        "largest": biggest,
+        "timeline": [
+            {
+                "t": round(g["t"], 6),
+                "traced_bytes": g["traced_bytes"],
+                "rss_bytes": g["rss_bytes"],
+            }
+            for g in generations
+        ],
+        "summary": {
+            "traced_bytes": stats["traced_bytes"],
+            "traced_blocks": stats["traced_blocks"],
+            "peak_bytes": stats["peak_bytes"],
+            "dropped_blocks": stats["dropped_blocks"],
+            "lost_tracebacks": stats["lost_tracebacks"],
+            "sites": raw["sites"],
+            "generations": len(generations) - 1,
+            "iterations": iterations
+            if iterations is not None and iterations >= 0
+            else None,
+        },
+        "children": [],
+        "warnings": warnings,
+    }
+
+
+def checkpoint() -> int:
+    """Begin a new generation now (and record every site's live size):
+    mark a phase of the program, such as the end of a batch.  Returns the
+    new generation's number.  RuntimeError when not tracing."""
+    from memhound import runner
+
+    session = runner.current_session()
+    iteration = session.iteration_or_unknown() if session is not None else -1
+    generation, _cost = _core.gens_checkpoint(iteration=iteration)
+    return generation
+
+
+class LeakCheck:
+    """Find what leaks in a block of code.
+
+        with memhound.LeakCheck() as check:
+            for item in work:
+                process(item)
+                check.checkpoint()
+        print(memhound.report.format_text(check.report()))
+
+    Starts tracing if it was off (and stops it on exit); each checkpoint()
+    begins a generation.  report() returns the report dict; inside the
+    block it analyses now, after the block it returns the report taken on
+    exit.  `collect`: run gc.collect() at every checkpoint (slower, but a
+    collectable cycle then never looks like survivors)."""
+
+    def __init__(
+        self,
+        *,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        min_generations: int = 3,
+        collect: bool = False,
+        depth: int | None = None,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError("min_confidence must be in [0, 1]")
+        if min_generations < 1:
+            raise ValueError("min_generations must be at least 1")
+        self.min_confidence = min_confidence
+        self.min_generations = min_generations
+        self.collect = collect
+        self._depth = depth
+        self._started_tracing = False
+        self._policy = None
+        self._iterations = 0
+        self._report = None
+        self._active = False
+
+    def __enter__(self) -> LeakCheck:
+        import memhound
+
+        if not _core.is_tracing():
+            if self._depth is None:
+                memhound.start()
+            else:
+                memhound.start(depth=self._depth)
+            self._started_tracing = True
+        if gc.isenabled():
+            gc.collect()
+        _core.gens_restart(iteration=0)
+        self._policy = GenerationPolicy()
+        self._iterations = 0
+        self._report = None
+        self._active = True
+        return self
+
+    def checkpoint(self, *, force: bool = False) -> None:
+        """End an iteration: begin the next generation (always, while
+        there are few, or with `force`; rate-limited after that).  `force`
+        also scans every site's live size, whatever it costs (the pytest
+        plugin's rounds do: they are few)."""
+        if not self._active:
+            raise RuntimeError("LeakCheck.checkpoint() outside its with block")
+        self._iterations += 1
+        if self.collect and gc.isenabled():
+            gc.collect()
+        self._policy.checkpoint(self._iterations, forced=force)
+
+    @property
+    def iterations(self) -> int:
+        return self._iterations
+
+    def report(self) -> dict:
+        """The report dict (docs/report-schema.md)."""
+        if self._active:
+            return self._analyse()
+        if self._report is None:
+            raise RuntimeError("LeakCheck.report() before the with block ran")
+        return self._report
+
+    def _analyse(self) -> dict:
+        return build_report(
+            iteration=self._iterations,
+            min_confidence=self.min_confidence,
+            min_generations=self.min_generations,
+        )
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if _core.is_tracing():
+                self._report = self._analyse()
+        finally:
+            self._active = False
+            if self._started_tracing:
+                _core.stop()
+                self._started_tracing = False
+
+
+class iterations:  # noqa: N801 - used like a builtin: for x in iterations(xs)
+    """Iterate over `iterable`, one generation per item, and report leaks
+    when the loop ends.
+
+        for request in memhound.iterations(requests):
+            handle(request)
+
+    At the end of the loop the report is kept (`.report()`) and, with
+    `print_report` (the default), printed to stderr when it found a leak.
+    Under `memhound run` the run's own generations are used instead and
+    the items only count iterations for the run's report."""
+
+    def __init__(
+        self,
+        iterable,
+        *,
+        print_report: bool = True,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    ) -> None:
+        self._iterable = iterable
+        self._print_report = print_report
+        self._min_confidence = min_confidence
+        self._report = None
+        self.count = 0
+
+    def __iter__(self):
+        from memhound import runner
+
+        session = runner.current_session()
+        if session is not None:
+            for item in self._iterable:
+                yield item
+                self.count += 1
+                session.count_iteration()
+            return
+        check = LeakCheck(min_confidence=self._min_confidence)
+        with check:
+            for item in self._iterable:
+                yield item
+                check.checkpoint()
+                self.count += 1
+        self._report = check.report()
+        if self._print_report and self._report["leaks"]:
+            from memhound.report import format_text
+
+            print(
+                format_text(self._report, color=sys.stderr.isatty()),
+                file=sys.stderr,
+            )
+
+    def report(self) -> dict | None:
+        """The report of the finished loop (None before it finished)."""
+        return self._report
+
+
+def assert_no_leaks(
+    func,
+    *args,
+    iterations: int = 20,
+    min_confidence: float = 0.8,
+    **kwargs,
+) -> dict:
+    """Call func(*args, **kwargs) `iterations` times and raise
+    AssertionError naming the leaking sites when memory that func allocates
+    survives every call.  Returns the report when nothing leaks."""
+    if iterations < 5:
+        raise ValueError("assert_no_leaks needs at least 5 iterations")
+    check = LeakCheck(min_confidence=min_confidence, collect=True)
+    with check:
+        for _ in range(iterations):
+            func(*args, **kwargs)
+            check.checkpoint()
+    report = check.report()
+    if report["leaks"]:
+        from memhound.report import format_text
+
+        raise AssertionError(
+            f"{func.__qualname__} leaks:\n" + format_text(report, color=False)
+        )
+    return report

@@ -1,0 +1,270 @@
+"""The tracing session of `memhound run`: generations on a clock, a live
+status line, worker processes, and the report at the end.
+
+A Session starts tracing and a background clock that begins a generation
+every `interval` seconds (adaptive by default: 0.1 s at first, then about
+1/40 of the elapsed time, and never so often that the scans of the live
+table cost more than ~5% of the run).  The clock thread's own allocations
+are not traced.  finish() stops the clock and returns the report dict.
+
+With follow_fork, a child process created by fork() gets a session of its
+own (the inherited traces become its generation 0); when it exits, through
+a normal exit or os._exit() as multiprocessing and pre-fork servers do, it
+writes its report where the parent collects it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+from memhound import _core
+from memhound.leaks import DEFAULT_MIN_CONFIDENCE, build_report
+
+_current = None  # the Session of this process, if any
+
+# The clock's adaptive interval: MIN_INTERVAL at first, then
+# elapsed / TARGET_GENERATIONS, at most MAX_INTERVAL.
+MIN_INTERVAL = 0.1
+MAX_INTERVAL = 10.0
+TARGET_GENERATIONS = 40
+SCAN_BUDGET = 20.0  # wait at least this many times the last scan's cost
+STATUS_AFTER = 2.0  # seconds before the live status line appears
+STATUS_EVERY = 0.5
+
+
+def current_session() -> Session | None:
+    """The session of this process, when it runs under `memhound run`."""
+    return _current
+
+
+class _Clock(threading.Thread):
+    """Begins a generation every interval; draws the status line."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(name="memhound-clock", daemon=True)
+        self.session = session
+        self.stopping = threading.Event()
+        self.last_cost = 0.0
+        self.status_shown = False
+
+    def next_interval(self, elapsed: float) -> float:
+        fixed = self.session.interval
+        if fixed is not None:
+            base = fixed
+        else:
+            base = min(MAX_INTERVAL, max(MIN_INTERVAL, elapsed / TARGET_GENERATIONS))
+        return max(base, self.last_cost * SCAN_BUDGET)
+
+    def run(self) -> None:
+        _core._suspend_thread()  # the clock's own work is not the program's
+        started = self.session.started
+        next_status = started + STATUS_AFTER
+        next_tick = started + self.next_interval(0.0)
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            wait = min(next_tick, next_status if self.session.status else next_tick)
+            if self.stopping.wait(max(0.0, wait - now)):
+                break
+            now = time.monotonic()
+            if now >= next_tick:
+                try:
+                    _gen, self.last_cost = _core.gens_checkpoint(
+                        iteration=self.session.iteration_or_unknown()
+                    )
+                except RuntimeError:  # tracing was stopped under us
+                    break
+                next_tick = now + self.next_interval(now - started)
+            if self.session.status and now >= next_status:
+                self.draw_status(now - started)
+                next_status = now + STATUS_EVERY
+
+    def draw_status(self, elapsed: float) -> None:
+        from memhound.report import format_size
+
+        traced, _peak = _core.get_traced_memory()
+        info = _core.gens_info() or {}
+        line = (
+            f"memhound: {elapsed:6.1f} s  traced {format_size(traced):>10}  "
+            f"generation {info.get('generation', 0)}"
+        )
+        try:
+            sys.stderr.write("\r" + line[:79] + "\x1b[K")
+            sys.stderr.flush()
+            self.status_shown = True
+        except (OSError, ValueError):
+            self.session.status = False
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self is not threading.current_thread():
+            self.join(timeout=5.0)
+        if self.status_shown:
+            try:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+
+class Session:
+    """One process's tracing for `memhound run`."""
+
+    def __init__(
+        self,
+        *,
+        depth: int | None = None,
+        sample: int | None = None,
+        interval: float | None = None,
+        status: bool = False,
+        follow_fork: bool = False,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    ) -> None:
+        self.depth = depth
+        self.sample = sample
+        self.interval = interval
+        self.status = status
+        self.follow_fork = follow_fork
+        self.min_confidence = min_confidence
+        self.iterations = 0
+        self.pid = os.getpid()
+        self.started = time.monotonic()
+        self.clock = None
+        self.children_dir = None
+        self.is_child = False
+        self._real_exit = None
+
+    # -- life cycle ------------------------------------------------------
+    def start(self) -> None:
+        """Start tracing (ValueError/TypeError for bad settings)."""
+        global _current
+        import memhound
+
+        args = {}
+        if self.depth is not None:
+            args["depth"] = self.depth
+        if self.sample is not None:
+            args["sample"] = self.sample
+        memhound.start(**args)
+        _core.gens_restart()
+        if self.follow_fork:
+            self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self.started = time.monotonic()
+        _core._suspend_thread()  # the clock's objects are memhound's own
+        try:
+            self.clock = _Clock(self)
+            self.clock.start()
+        finally:
+            _core._resume_thread()
+        _current = self
+
+    def count_iteration(self) -> None:
+        self.iterations += 1
+
+    def iteration_or_unknown(self) -> int:
+        return self.iterations if self.iterations else -1
+
+    def finish(self, argv=None) -> dict | None:
+        """Stop the clock and return the report; None in a child process
+        that fork() made without follow_fork (its parent reports)."""
+        global _current
+        if self.clock is not None:
+            self.clock.stop()
+            self.clock = None
+        if os.getpid() != self.pid:
+            return None
+        if not _core.is_tracing():
+            return None
+        report = build_report(
+            iteration=self.iteration_or_unknown(),
+            min_confidence=self.min_confidence,
+            argv=argv,
+        )
+        report["settings"]["interval_s"] = self.interval
+        if self.is_child:
+            self._write_child_report(report)
+        elif self.children_dir is not None:
+            _merge_children(report, self.children_dir)
+            shutil.rmtree(self.children_dir, ignore_errors=True)
+        _current = None if not self.is_child else _current
+        return report
+
+    # -- worker processes ------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        if _current is not self or not _core.is_tracing():
+            return
+        # The parent's clock thread does not exist here: start ours, and
+        # count what the child inherited as generation 0.
+        self.pid = os.getpid()
+        self.is_child = True
+        self.iterations = 0
+        _core.gens_restart()
+        self.started = time.monotonic()
+        self.status = False
+        self.clock = _Clock(self)
+        self.clock.start()
+        if self._real_exit is None:
+            self._real_exit = os._exit
+            os._exit = self._child_exit
+
+    def _child_exit(self, status=0):
+        try:
+            if os.getpid() == self.pid and _core.is_tracing():
+                self.finish()
+        except Exception:  # never keep a worker from exiting
+            pass
+        finally:
+            self._real_exit(status)
+
+    def _write_child_report(self, report: dict) -> None:
+        from memhound.report import to_json_data
+
+        report["argv"] = list(sys.argv)
+        path = os.path.join(self.children_dir, f"child-{os.getpid()}.json")
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as out:
+                json.dump(to_json_data(report), out)
+            os.replace(path + ".tmp", path)
+        except OSError:
+            pass
+
+
+def _site_key(leak: dict) -> tuple:
+    return (leak["kind"],) + tuple(
+        (f["filename"], f["lineno"]) for f in leak["traceback"]
+    )
+
+
+def _merge_children(report: dict, directory: str) -> None:
+    """Add the children's reports, and list each site that leaks in
+    children once among the leaks, with how many children it leaked in."""
+    merged: dict[tuple, dict] = {}
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                child = json.load(f)
+        except (OSError, ValueError):
+            report["warnings"].append(f"unreadable child report {name}")
+            continue
+        report["children"].append(
+            {"pid": child.get("pid"), "argv": child.get("argv"), "report": child}
+        )
+        for leak in child.get("leaks", []):
+            key = _site_key(leak)
+            entry = merged.get(key)
+            if entry is None:
+                entry = dict(leak, children=0, pids=[])
+                merged[key] = entry
+            entry["children"] += 1
+            entry["pids"].append(child.get("pid"))
+    report["leaks"].extend(
+        sorted(merged.values(), key=lambda e: -e["growth_bytes"] * e["confidence"])
+    )

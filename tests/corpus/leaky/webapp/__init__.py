@@ -1,0 +1,1 @@
+"""A small package whose helper module leaks (run with -m webapp.server)."""
