@@ -75,6 +75,14 @@ def pytest_addoption(parser):
         "measured round (default 1: any block that survives every round)",
     )
     group.addoption(
+        "--memhound-min-confidence",
+        type=float,
+        default=0.5,
+        metavar="C",
+        help="the leak analysis' confidence, in [0; 1], a site needs to be "
+        "a leak (default 0.5, memhound.LeakCheck's)",
+    )
+    group.addoption(
         "--memhound-depth",
         type=int,
         default=None,
@@ -138,10 +146,16 @@ def pytest_configure(config):
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     depth = config.getoption("memhound_depth")
+    min_confidence = config.getoption("memhound_min_confidence")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise pytest.UsageError(
+            f"--memhound-min-confidence must be in [0; 1], not {min_confidence}"
+        )
     if depth is not None and not 1 <= depth <= 1024:
         raise pytest.UsageError(f"--memhound-depth must be in [1; 1024], not {depth}")
     config.pluginmanager.register(
-        MemhoundPlugin(config, rounds, min_growth, depth), "memhound-checker"
+        MemhoundPlugin(config, rounds, min_growth, depth, min_confidence),
+        "memhound-checker",
     )
 
 
@@ -353,87 +367,13 @@ def _failed_call_report(item, call_report, message: str):
     return report
 
 
-class _InterimLeakCheck:
-    """Stands in for memhound.LeakCheck until the C analysis lands (the
-    lead's issue): a snapshot per round, diffed by traceback in C.  Its
-    report has the documented shape, with each round's growth of a site as
-    that round's "survivors".  Removed once memhound.LeakCheck exists."""
-
-    def __enter__(self):
-        import memhound
-
-        self._snapshots = [memhound.take_snapshot()]
-        return self
-
-    def __exit__(self, *exc_info):
-        self._snapshots = []
-
-    def checkpoint(self) -> None:
-        import memhound
-
-        self._snapshots.append(memhound.take_snapshot())
-
-    def report(self) -> dict:
-        rounds = len(self._snapshots) - 1
-        grown = [
-            {
-                stat.traceback: stat
-                for stat in new.compare_to(old, "traceback")
-                if stat.size_diff > 0
-            }
-            for old, new in zip(self._snapshots, self._snapshots[1:], strict=False)
-        ]
-        leaks = []
-        for traceback, last in (grown[-1] if grown else {}).items():
-            survivors = [
-                {
-                    "generation": number,
-                    "bytes": diffs[traceback].size_diff,
-                    "blocks": diffs[traceback].count_diff,
-                }
-                for number, diffs in enumerate(grown, 1)
-                if traceback in diffs
-            ]
-            leaks.append(
-                {
-                    "kind": "python",
-                    "confidence": None,
-                    "live_bytes": last.size,
-                    "live_blocks": last.count,
-                    "growth_bytes": sum(entry["bytes"] for entry in survivors),
-                    "generations_with_survivors": len(survivors),
-                    "generations_observed": rounds,
-                    "traceback": [
-                        {
-                            "filename": frame.filename,
-                            "lineno": frame.lineno,
-                            "function": frame.function,
-                        }
-                        for frame in traceback
-                    ],
-                    "survivors": survivors,
-                }
-            )
-        return {
-            "generations": [{"generation": n} for n in range(1, rounds + 2)],
-            "leaks": leaks,
-            "warnings": [],
-        }
-
-
-def _leak_check():
-    import memhound
-
-    leak_check = getattr(memhound, "LeakCheck", None)
-    return leak_check() if leak_check is not None else _InterimLeakCheck()
-
-
 class MemhoundPlugin:
     """Per-session state: options, the checked tests' results (on the
     controller under xdist: they arrive with the teardown reports)."""
 
-    def __init__(self, config, rounds, min_growth, depth):
+    def __init__(self, config, rounds, min_growth, depth, min_confidence):
         self.config = config
+        self.min_confidence = min_confidence
         self.enabled = config.getoption("memhound")
         self.warmup, self.measured = rounds
         self.min_growth = min_growth
@@ -450,8 +390,14 @@ class MemhoundPlugin:
         import memhound
 
         total = self.warmup + self.measured
-        reports = None
-        with _leak_check() as check:
+        # LeakCheck starts tracing if it is off and stops it on exit, after
+        # taking the report; it generations from 0, one per round.
+        check = memhound.LeakCheck(
+            min_confidence=self.min_confidence,
+            min_generations=self.measured,
+            depth=self.depth,
+        )
+        with check:
             for number in range(1, total + 1):
                 reports = _run_round(item, quiet=number < total)
                 if not _passed(reports):
@@ -459,8 +405,8 @@ class MemhoundPlugin:
                 if not memhound.is_tracing():
                     return reports, None, "the test stopped memhound's tracing"
                 _settle()
-                check.checkpoint()
-            return reports, check.report(), None
+                check.checkpoint(force=True)
+        return reports, check.report(), None
 
     def _checked(self, item) -> bool:
         if item.get_closest_marker("memhound_skip") is not None:
@@ -481,21 +427,13 @@ class MemhoundPlugin:
 
     def _check(self, item, nextitem):
         """Run item's rounds; return (reports to log, result or None)."""
-        import memhound
-
         reports = report = problem = None
-        started = not memhound.is_tracing()
         try:
-            if started:
-                memhound.start(**({"depth": self.depth} if self.depth else {}))
             reports, report, problem = self._rounds(item)
         except pytest.exit.Exception:
             raise
         except Exception as error:  # memhound could not trace: degrade, say so
             problem = f"memhound could not check it: {type(error).__name__}: {error}"
-        finally:
-            if started and memhound.is_tracing():
-                memhound.stop()
         if reports is None:  # the rounds never ran: run the test plainly
             reports = _run_round(item, quiet=False)
         reports[-1] = _teardown_rest(item, nextitem, reports[-1])

@@ -27,15 +27,16 @@ def leak(survivors, traceback=None, **extra):
 
 
 def report(*leaks, rounds=5):
-    # rounds 1..rounds, then the generation the final checkpoint opened
+    # As LeakCheck numbers them: round k allocates in generation k - 1; the
+    # last checkpoint opens generation `rounds`, where no round ran.
     return {
-        "generations": [{"generation": g} for g in range(1, rounds + 2)],
+        "generations": [{"generation": g} for g in range(rounds + 1)],
         "leaks": list(leaks),
     }
 
 
 def test_survivors_of_every_measured_round_leak():
-    verdict = plugin._verdict(report(leak({3: 100, 4: 120, 5: 110})), 3)
+    verdict = plugin._verdict(report(leak({2: 100, 3: 120, 4: 110})), 3)
     assert verdict["leaked"] is True
     assert verdict["per_round"] == [100, 120, 110]
     assert verdict["growth_bytes_per_round"] == 110.0
@@ -45,12 +46,12 @@ def test_survivors_of_every_measured_round_leak():
 
 
 def test_warmup_survivors_alone_are_not_a_leak():
-    # generations 1-2 are the warm-up rounds: caches filled once
-    assert not plugin._verdict(report(leak({1: 5000, 2: 80})), 3)["leaked"]
+    # generations 0-1 are the warm-up rounds: caches filled once
+    assert not plugin._verdict(report(leak({0: 5000, 1: 80})), 3)["leaked"]
 
 
 def test_a_round_without_survivors_is_not_a_leak():
-    verdict = plugin._verdict(report(leak({3: 100, 5: 100})), 3)
+    verdict = plugin._verdict(report(leak({2: 100, 4: 100})), 3)
     assert verdict == {
         "leaked": False,
         "growth_bytes_per_round": 0.0,
@@ -60,14 +61,14 @@ def test_a_round_without_survivors_is_not_a_leak():
 
 
 def test_min_growth_is_per_round():
-    entry = leak({3: 64, 4: 64, 5: 64})
+    entry = leak({2: 64, 3: 64, 4: 64})
     assert plugin._verdict(report(entry), 3, min_growth=64)["leaked"]
     assert not plugin._verdict(report(entry), 3, min_growth=65)["leaked"]
 
 
 def test_sites_sorted_and_summed():
-    small = leak({3: 10, 4: 10, 5: 10})
-    big = leak({3: 1000, 4: 1000, 5: 1000})
+    small = leak({2: 10, 3: 10, 4: 10})
+    big = leak({2: 1000, 3: 1000, 4: 1000})
     verdict = plugin._verdict(report(small, big), 3)
     assert [s["growth_bytes_per_round"] for s in verdict["sites"]] == [1000, 10]
     assert verdict["per_round"] == [1010, 1010, 1010]
@@ -86,7 +87,7 @@ def test_runner_allocations_are_not_the_tests():
     }
     test_frame = {"filename": TEST_FILE, "lineno": 3, "function": "test_y"}
     generated = {"filename": "<string>", "lineno": 3, "function": "__init__"}
-    rounds = {3: 64, 4: 64, 5: 64}
+    rounds = {2: 64, 3: 64, 4: 64}
     runner = leak(rounds, [pytest_frame, test_frame])
     via_stdlib = leak(rounds, [stdlib_frame, generated, pytest_frame])
     stdlib_from_test = leak(rounds, [stdlib_frame, test_frame, pytest_frame])
@@ -97,14 +98,14 @@ def test_runner_allocations_are_not_the_tests():
 
 
 def test_in_process_keys_are_stripped():
-    entry = leak({3: 1, 4: 1, 5: 1}, site=object())
+    entry = leak({2: 1, 3: 1, 4: 1}, site=object())
     (site,) = plugin._verdict(report(entry), 3)["sites"]
     assert "site" not in site
 
 
 def test_measured_rounds_are_the_last_generations():
-    # 1 warm-up + 2 measured: generations 2 and 3; 4 is the final one
-    entry = leak({2: 8, 3: 8})
+    # 1 warm-up + 2 measured: generations 1 and 2; 3 is the final one
+    entry = leak({1: 8, 2: 8})
     assert plugin._verdict(report(entry, rounds=3), 2)["leaked"]
     with pytest.raises(ValueError, match="fewer than 5 measured rounds"):
         plugin._verdict(report(entry, rounds=3), 5)
@@ -112,7 +113,7 @@ def test_measured_rounds_are_the_last_generations():
 
 def test_format_verdict_names_sites_and_retention():
     entry = leak(
-        {3: 2048, 4: 2048, 5: 2048},
+        {2: 2048, 3: 2048, 4: 2048},
         retention_path=[{"via": "module global", "object": "app.cache._store"}],
     )
     verdict = plugin._verdict(report(entry), 3)
