@@ -26,8 +26,6 @@ from contextlib import nullcontext
 
 import pytest
 
-# The report keys that only make sense inside the traced process.
-_IN_PROCESS_KEYS = frozenset({"site"})
 # Allocations whose innermost frame lies in these packages are the test
 # runner's or memhound's own (pytest appends a finalizer to every
 # higher-scoped fixture a function fixture uses, per round), not the test's.
@@ -163,7 +161,9 @@ def pytest_configure(config):
 
 
 def _strip_in_process(leak: dict) -> dict:
-    return {key: value for key, value in leak.items() if key not in _IN_PROCESS_KEYS}
+    from memhound.report import to_json_data
+
+    return to_json_data(leak)
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
@@ -173,6 +173,11 @@ def _stdlib_dirs() -> tuple[str, ...]:
     return tuple(
         os.path.join(paths[key], "") for key in ("stdlib", "platstdlib") if key in paths
     )
+
+
+def _runner_frame(frame: dict) -> bool:
+    parts = frame.get("filename", "").replace("\\", "/").split("/")
+    return any(package in parts for package in _RUNNER_PACKAGES)
 
 
 def _runner_site(traceback: list) -> bool:
@@ -186,8 +191,7 @@ def _runner_site(traceback: list) -> bool:
             filename.startswith(stdlib) and "site-packages" not in filename
         ):
             continue
-        parts = filename.replace("\\", "/").split("/")
-        return any(package in parts for package in _RUNNER_PACKAGES)
+        return _runner_frame(frame)
     return False
 
 
@@ -238,9 +242,12 @@ def _format_size(size: float) -> str:
     return format_size(size)
 
 
-def format_verdict(nodeid: str, verdict: dict, warmup: int, frames: int = 4) -> str:
+def format_verdict(nodeid: str, verdict: dict, warmup: int) -> str:
     """The failure message of a leaking test: each site with its growth per
-    round, innermost frames and, when known, what retains it."""
+    round, its frames up to the test runner's (with source lines) and, when
+    known, what retains it."""
+    from memhound.report import _format_traceback, _Style
+
     sites = verdict["sites"]
     per_round = ", ".join(_format_size(size) for size in verdict["per_round"])
     lines = [
@@ -255,17 +262,18 @@ def format_verdict(nodeid: str, verdict: dict, warmup: int, frames: int = 4) -> 
             f"({rounds}), {site.get('kind', 'python')}"
         )
         traceback = site.get("traceback") or []
-        for frame in traceback[:frames]:
-            lines.append(
-                f"    {frame.get('filename')}:{frame.get('lineno')} in "
-                f"{frame.get('function', '?')}"
-            )
-        if len(traceback) > frames:
-            lines.append(f"    ... {len(traceback) - frames} outer frames")
+        # The frames outside the test are pytest's calling it: cut there.
+        runner = [i for i, frame in enumerate(traceback) if _runner_frame(frame)]
+        _format_traceback(
+            traceback[: runner[0] or 1] if runner else traceback,
+            _Style(color=False),
+            79,
+            lines,
+        )
         path = site.get("retention_path") or []
         if path:
             held = " <- ".join(f"{step['object']} ({step['via']})" for step in path)
-            lines.append(f"    retained by: {held}")
+            lines.append(f"     retained by: {held}")
     return "\n".join(lines)
 
 
@@ -506,6 +514,8 @@ class MemhoundPlugin:
     def pytest_terminal_summary(self, terminalreporter):
         if not self.results:
             return
+        from memhound.report import display_path
+
         leaking = [result for result in self.results if result["leaked"]]
         unchecked = [result for result in self.results if result["leaked"] is None]
         terminalreporter.section("memhound")
@@ -515,7 +525,7 @@ class MemhoundPlugin:
             terminalreporter.line(
                 f"LEAK {result['nodeid']}: "
                 f"+{_format_size(result['growth_bytes_per_round'])} per round "
-                f"({rounds}); top site {frame.get('filename')}:"
+                f"({rounds}); top site {display_path(frame.get('filename', '?'))}:"
                 f"{frame.get('lineno')} in {frame.get('function', '?')}"
             )
         for result in unchecked:

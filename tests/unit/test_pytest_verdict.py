@@ -112,8 +112,16 @@ def test_measured_rounds_are_the_last_generations():
 
 
 def test_format_verdict_names_sites_and_retention():
+    # frames from the first of pytest's on are cut
+    pytest_frame = {
+        "filename": "/venv/lib/python3.11/site-packages/_pytest/python.py",
+        "lineno": 157,
+        "function": "pytest_pyfunc_call",
+    }
+    test_frame = {"filename": TEST_FILE, "lineno": 12, "function": "test_y"}
     entry = leak(
         {2: 2048, 3: 2048, 4: 2048},
+        [test_frame, pytest_frame],
         retention_path=[{"via": "module global", "object": "app.cache._store"}],
     )
     verdict = plugin._verdict(report(entry), 3)
@@ -122,8 +130,8 @@ def test_format_verdict_names_sites_and_retention():
         "memhound: tests/test_x.py::test_y leaks 2.0 KiB per round (2.0 KiB, "
         "2.0 KiB, 2.0 KiB in 3 measured rounds after 2 warm-up) at 1 site:",
         "#1: +2.0 KiB per round (2.0 KiB, 2.0 KiB, 2.0 KiB), python",
-        f"    {TEST_FILE}:12 in test_y",
-        "    retained by: app.cache._store (module global)",
+        f"   > {TEST_FILE}:12 in test_y",
+        "     retained by: app.cache._store (module global)",
     ]
 
 
