@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import pytest
 
@@ -333,19 +333,48 @@ def _passed(reports) -> bool:
     return all(report.passed for report in reports if report.when != "teardown")
 
 
+class _QuietHooks:
+    """A hook relay that drops pytest_runtest_logreport: what code inside a
+    repeated test logs itself (pytest's subtests, unittest's subTest) is
+    reported from the final round only."""
+
+    def __init__(self, relay):
+        self._relay = relay
+
+    def __getattr__(self, name):
+        return getattr(self._relay, name)
+
+    def pytest_runtest_logreport(self, report):
+        return []
+
+
+@contextmanager
+def _quiet(item):
+    """Within: the round's warnings and self-logged reports are dropped."""
+    session = item.session
+    gethookproxy = session.gethookproxy
+    # Node.ihook is a property calling session.gethookproxy.
+    session.gethookproxy = lambda path: _QuietHooks(gethookproxy(path))
+    try:
+        with warnings.catch_warnings(record=True):
+            yield
+    finally:
+        del session.gethookproxy
+
+
 def _run_round(item, quiet: bool):
     """One setup/call/teardown of item with fresh function-scoped fixtures,
     unlogged.  The teardown goes up to item's parent only, so class, module
     and session fixtures stay up for the next round.  quiet: the round's
-    warnings are dropped (pytest records them once, from the final round)."""
+    warnings and subtest reports are dropped (pytest records them once,
+    from the final round)."""
     from _pytest.runner import runtestprotocol
 
     item._report_sections = []  # captured output: this round's only
     item.user_properties = []
     # Every round must reach the test through the same lines: a site is its
     # whole traceback.
-    context = warnings.catch_warnings(record=True) if quiet else nullcontext()
-    with context:
+    with _quiet(item) if quiet else nullcontext():
         return runtestprotocol(item, log=False, nextitem=item.parent)
 
 

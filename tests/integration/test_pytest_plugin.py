@@ -359,6 +359,30 @@ def test_failures_skips_and_unsupported_tests(pytester):
     )
 
 
+def test_subtests_are_reported_once(pytester):
+    pytester.makepyfile(
+        """
+        import unittest
+        KEPT = []
+        class Sub(unittest.TestCase):
+            def test_clean(self):
+                for i in range(3):
+                    with self.subTest(i=i):
+                        self.assertLess(i, 5)
+            def test_leaky(self):
+                for i in range(2):
+                    with self.subTest(i=i):
+                        KEPT.append(bytes(1000))
+        """
+    )
+    plain = run(pytester, "-q").outlines[-1].split(" in ")[0]
+    checked = run(pytester, "-q", "--memhound")
+    checked.assert_outcomes(passed=1, failed=1)
+    # as many subtests (pytest >= 9 counts them with -q) as without rounds
+    expected = plain.replace("2 passed", "1 failed, 1 passed")
+    assert checked.outlines[-1].split(" in ")[0] == expected
+
+
 def test_inactive_unless_asked(pytester):
     # The plugin module lives in the memhound package, so memhound is
     # imported; nothing is traced.
