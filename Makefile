@@ -22,7 +22,8 @@ CORE_SRCS := $(wildcard $(CORE)/*.c) $(wildcard $(CORE)/*.h) setup.py pyproject.
 PYFREE_SRCS := $(CORE)/rawmem.c $(CORE)/snapdata.c $(CORE)/traces.c \
 	$(CORE)/fnmatch.c $(CORE)/stats.c $(CORE)/bytes.c $(CORE)/crc32c.c \
 	$(CORE)/utf8.c $(CORE)/snapfile_encode.c $(CORE)/snapfile_decode.c \
-	$(CORE)/snapfile_io.c $(CORE)/gens.c $(CORE)/leaks.c
+	$(CORE)/snapfile_io.c $(CORE)/gens.c $(CORE)/leaks.c \
+	$(CORE)/heapgraph_dominators.c
 CC ?= cc
 C_TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror \
 	-Wno-missing-field-initializers \

@@ -46,6 +46,13 @@ sources = [
     "gens.c",
     "leaks.c",
     "leaks_binding.c",
+    "heap_binding.c",
+    "heapgraph_build.c",
+    "heapgraph_sites.c",
+    "heapgraph_paths.c",
+    "heapgraph_labels.c",
+    "heapgraph_dominators.c",
+    "heapgraph_census.c",
     FRAME_READERS[version],
 ]
 

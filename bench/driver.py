@@ -200,6 +200,35 @@ class MemhoundTracemalloc:
         return extra
 
 
+class MemhoundRun:
+    """What `memhound run` does around a program: tracing, the generation
+    clock (with its scans of the live table) and, in stop(), the leak
+    analysis of the end report.  The workload time includes the clock's
+    work; the analysis is in teardown_s."""
+
+    def __init__(self, **session_kwargs):
+        self.session_kwargs = session_kwargs
+        self.session = None
+
+    def available(self):
+        memhound = _import_memhound()
+        if not hasattr(memhound, "LeakCheck"):
+            raise Unavailable("memhound has no leak analysis yet")
+
+    def start(self):
+        from memhound.runner import Session
+
+        self.session = Session(status=False, **self.session_kwargs)
+        self.session.start()
+
+    def stop(self):
+        import memhound
+
+        report = self.session.finish(argv=["bench"])
+        memhound.stop()
+        return {"leaks_reported": len(report["leaks"]) if report else None}
+
+
 # Name -> factory.  Order is the column order of the summary tables.
 MODES = {
     "untraced": Untraced,
@@ -213,6 +242,8 @@ MODES = {
     "memhound-256": lambda: Memhound(depth=256),
     "memhound-sample": lambda: Memhound(sample=65536),
     "memhound.tracemalloc": MemhoundTracemalloc,
+    "memhound-run": lambda: MemhoundRun(),
+    "memhound-run-sample": lambda: MemhoundRun(sample=65536),
 }
 # Modes that run unless --modes says otherwise (memray-aggregated is opt-in).
 DEFAULT_MODES = [name for name in MODES if name != "memray-aggregated"]

@@ -8,6 +8,9 @@ different every time, so the cache only grows.  Run it under memhound:
 
 import json
 import random
+import time
+
+DURATION = 3.0  # seconds of "traffic"
 
 _response_cache = {}
 
@@ -27,12 +30,15 @@ def handle(request_id):
 
 def main():
     churn = []
-    for request_id in range(50_000):
+    deadline = time.monotonic() + DURATION
+    request_id = 0
+    while time.monotonic() < deadline:
         handle(request_id)
+        request_id += 1
         churn.append(bytearray(256))  # temporary garbage, freed below
         if len(churn) > 100:
             churn.clear()
-    print(f"served 50000 requests, cache holds {len(_response_cache)} entries")
+    print(f"served {request_id} requests, cache holds {len(_response_cache)} entries")
 
 
 if __name__ == "__main__":

@@ -133,8 +133,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--follow-fork",
         action="store_true",
-        help="trace child processes made by fork() (multiprocessing, "
-        "pre-fork servers) and report their leaks too",
+        help="trace child processes made by fork() (pre-fork servers, "
+        "multiprocessing) or multiprocessing's spawn, and report their leaks",
     )
     run.add_argument(
         "--top", type=int, default=10, metavar="N", help="sites to show (default 10)"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import sys
 import warnings
 from contextlib import contextmanager, nullcontext
 
@@ -279,46 +278,6 @@ def format_verdict(nodeid: str, verdict: dict, warmup: int) -> str:
 
 # ---- between rounds ----------------------------------------------------------
 
-# Interpreter and standard-library caches that fill up once per new key; the
-# same list as CPython's regrtest -R (Lib/test/libregrtest/utils.py
-# clear_caches), only the cheap calls.  (module, attribute path) pairs.
-_CACHES = (
-    ("sys", "_clear_internal_caches"),  # 3.13+
-    ("sys", "_clear_type_cache"),  # before 3.13
-    ("re", "purge"),
-    ("linecache", "clearcache"),
-    ("fnmatch", "_compile_pattern.cache_clear"),
-    ("struct", "_clearcache"),
-    ("urllib.parse", "clear_cache"),
-    ("_strptime", "_regex_cache.clear"),
-    ("filecmp", "_cache.clear"),
-    ("inspect", "_filesbymodname.clear"),
-    ("inspect", "modulesbyfile.clear"),
-    ("inspect", "_shadowed_dict_from_weakref_mro_tuple.cache_clear"),
-    ("fractions", "_hash_algorithm.cache_clear"),
-    ("importlib.metadata", "FastPath.__new__.cache_clear"),
-    ("ctypes", "_reset_cache"),
-)
-
-
-def clear_caches() -> None:
-    """Empty the interpreter's caches that tests fill as a side effect."""
-    cleared_type_cache = False
-    for module_name, path in _CACHES:
-        target = sys.modules.get(module_name)
-        for name in path.split("."):
-            target = getattr(target, name, None)
-        if target is None or (path == "_clear_type_cache" and cleared_type_cache):
-            continue
-        try:
-            target()
-        except Exception:  # a cache that changed shape: not worth failing over
-            continue
-        cleared_type_cache |= path.startswith("_clear_")
-    typing = sys.modules.get("typing")
-    for cleanup in getattr(typing, "_cleanups", ()):
-        cleanup()
-
 
 @contextmanager
 def _young_gc():
@@ -338,7 +297,11 @@ def _young_gc():
 
 
 def _settle() -> None:
-    clear_caches()
+    """Between rounds, as regrtest -R does: empty the interpreter's and the
+    standard library's caches (memhound.leaks' list), then collect."""
+    from memhound.leaks import _clear_interpreter_caches
+
+    _clear_interpreter_caches()
     gc.collect()
 
 

@@ -3,9 +3,12 @@ status line, worker processes, and the report at the end.
 
 A Session starts tracing and a background clock that begins a generation
 every `interval` seconds (adaptive by default: 0.1 s at first, then about
-1/40 of the elapsed time, and never so often that the scans of the live
-table cost more than ~5% of the run).  The clock thread's own allocations
-are not traced.  finish() stops the clock and returns the report dict.
+1/40 of the elapsed time), or sooner when the program has allocated as much
+as its whole live heap (at least VOLUME_MIN bytes) since the last one, so
+that bursts of allocation get generations of their own; never so often
+that the scans of the live table cost more than ~5% of the run.  The
+clock thread's own allocations are not traced.  finish() stops the clock
+and returns the report dict.
 
 With follow_fork, a child process created by fork() gets a session of its
 own (the inherited traces become its generation 0); when it exits, through
@@ -34,6 +37,12 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 10.0
 TARGET_GENERATIONS = 40
 SCAN_BUDGET = 20.0  # wait at least this many times the last scan's cost
+# The volume trigger: checked every VOLUME_POLL seconds; fires when the
+# bytes allocated since the last generation reach max(VOLUME_MIN, the live
+# heap), at most once per VOLUME_MIN_INTERVAL.
+VOLUME_POLL = 0.05
+VOLUME_MIN = 16 << 20
+VOLUME_MIN_INTERVAL = 0.05
 STATUS_AFTER = 2.0  # seconds before the live status line appears
 STATUS_EVERY = 0.5
 
@@ -65,20 +74,35 @@ class _Clock(threading.Thread):
         _core._suspend_thread()  # the clock's own work is not the program's
         started = self.session.started
         next_status = started + STATUS_AFTER
+        last_tick = started
         next_tick = started + self.next_interval(0.0)
+        volume_mark = 0
+        volume_due = VOLUME_MIN
         while not self.stopping.is_set():
             now = time.monotonic()
-            wait = min(next_tick, next_status if self.session.status else next_tick)
-            if self.stopping.wait(max(0.0, wait - now)):
+            wake = min(next_tick, now + VOLUME_POLL)
+            if self.session.status:
+                wake = min(wake, next_status)
+            if self.stopping.wait(max(0.0, wake - now)):
                 break
             now = time.monotonic()
-            if now >= next_tick:
+            tick = now >= next_tick
+            if not tick and now - last_tick >= max(
+                VOLUME_MIN_INTERVAL, self.last_cost * SCAN_BUDGET
+            ):
+                stats = _core.get_stats()
+                tick = stats["allocated_bytes"] - volume_mark >= volume_due
+            if tick:
                 try:
                     _gen, self.last_cost = _core.gens_checkpoint(
                         iteration=self.session.iteration_or_unknown()
                     )
+                    stats = _core.get_stats()
                 except RuntimeError:  # tracing was stopped under us
                     break
+                volume_mark = stats["allocated_bytes"]
+                volume_due = max(VOLUME_MIN, stats["traced_bytes"])
+                last_tick = now
                 next_tick = now + self.next_interval(now - started)
             if self.session.status and now >= next_status:
                 self.draw_status(now - started)
@@ -153,8 +177,10 @@ class Session:
         memhound.start(**args)
         _core.gens_restart()
         if self.follow_fork:
-            self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
+            if self.children_dir is None:
+                self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
             os.register_at_fork(after_in_child=self._after_fork_in_child)
+            _follow_spawned_children(self.children_dir)
         self.started = time.monotonic()
         _core._suspend_thread()  # the clock's objects are memhound's own
         try:
@@ -235,10 +261,72 @@ class Session:
             pass
 
 
+def _follow_spawned_children(children_dir: str) -> None:
+    """Make multiprocessing's spawn (and forkserver) children start a child
+    session first: their command line runs `python -c "from
+    multiprocessing.spawn import spawn_main; ..."`, which gets a prefix."""
+    _core._suspend_thread()
+    try:
+        import multiprocessing.spawn as spawn
+    finally:
+        _core._resume_thread()
+    original = getattr(spawn.get_command_line, "__wrapped__", spawn.get_command_line)
+
+    def get_command_line(**kwds):
+        command = original(**kwds)
+        if "-c" in command:
+            at = command.index("-c") + 1
+            command[at] = (
+                "import memhound.runner as _memhound_runner; "
+                f"_memhound_runner._start_spawned_child({children_dir!r}); "
+                + command[at]
+            )
+        return command
+
+    get_command_line.__wrapped__ = original
+    spawn.get_command_line = get_command_line
+
+
+def _start_spawned_child(children_dir: str) -> None:
+    """In a child process started by multiprocessing's spawn: trace it and
+    write its report where the parent collects it when it exits."""
+    import atexit
+
+    if not os.path.isdir(children_dir):
+        return
+    session = Session(follow_fork=True)
+    session.children_dir = children_dir
+    session.is_child = True
+    try:
+        session.start()
+    except (ValueError, TypeError, MemoryError):
+        return
+
+    def finish_child():
+        try:
+            session.finish()
+        except Exception:  # never keep a worker from exiting
+            pass
+        _core.stop()
+
+    atexit.register(finish_child)
+
+
 def _site_key(leak: dict) -> tuple:
-    return (leak["kind"],) + tuple(
-        (f["filename"], f["lineno"]) for f in leak["traceback"]
-    )
+    """What makes two children's leaks the same site: the kind, the
+    innermost frame and the frames in the user's own code.  Library frames
+    outside the user's code may differ between children (how each worker
+    was started) and do not count."""
+    from memhound.report import is_library
+
+    frames = leak["traceback"]
+    key = [leak["kind"]]
+    if frames:
+        key.append((frames[0]["filename"], frames[0]["lineno"]))
+    key += [
+        (f["filename"], f["lineno"]) for f in frames if not is_library(f["filename"])
+    ]
+    return tuple(key)
 
 
 def _merge_children(report: dict, directory: str) -> None:

@@ -54,7 +54,7 @@ def test_leakcheck_finds_a_growing_list():
 
 def test_leakcheck_clean_loop_reports_nothing():
     with memhound.LeakCheck() as check:
-        for i in range(12):
+        for _ in range(12):
             temp = [str(j) * 3 for j in range(500)]  # churn only
             del temp
             check.checkpoint(force=True)
@@ -237,3 +237,30 @@ def test_generation_numbers_restart_per_check():
         info = _core.gens_info()
         assert info["generation"] == 1
     assert check.report()["summary"]["generations"] == 1
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 13),
+    reason="before 3.13 CPython reports free-list reuse to its own tracemalloc "
+    "only (docs/leak-analysis.md, Limits)",
+)
+def test_free_list_reuse_is_charged_to_the_reusing_line():
+    kept = []
+
+    def churn():
+        temp = [x * 2.5 for x in range(50)]  # floats back to the free list
+        del temp
+
+    memhound.start()
+    for i in range(50):
+        churn()
+        kept.append(i * 1.5 + 0.25)  # the float the free list hands out
+    traceback = memhound.get_object_traceback(kept[-1])
+    assert traceback is not None
+    assert "kept.append" in linecache_line(traceback[0])
+
+
+def linecache_line(frame):
+    import linecache
+
+    return linecache.getline(frame.filename, frame.lineno)

@@ -165,13 +165,13 @@ def test_parse_rounds():
             plugin.parse_rounds(bad)
 
 
-def test_clear_caches_empties_re_and_linecache():
+def test_between_rounds_caches_are_emptied():
     import linecache
     import re
 
     re.compile("memhound-cache-probe-[0-9]+")
     linecache.getline(__file__, 1)
     assert __file__ in linecache.cache
-    plugin.clear_caches()
+    plugin._settle()
     assert __file__ not in linecache.cache
     assert not any("memhound-cache-probe" in str(key) for key in re._cache)

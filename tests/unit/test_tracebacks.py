@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+import memhound
 from memhound import _core
 
 THIS_FILE = __file__
@@ -188,3 +189,22 @@ def test_generations_are_stamped():
     generations = {snap.trace(i)[3] for i in range(len(snap))}
     assert 0 in generations and gen in generations
     del first, second
+
+
+def test_no_interpreter_shim_frames_in_tracebacks():
+    # 3.13 specializes `Class()` into a call through a shim frame whose code
+    # object is the interpreter's own (file "__init__", line 0); it is not
+    # the program's and must not appear in a traceback.
+    class Box:
+        def __init__(self):
+            self.items = [object() for _ in range(3)]
+
+    memhound.start()
+    try:
+        boxes = [Box() for _ in range(200)]  # warm up the specialization
+        traceback = memhound.get_object_traceback(boxes[-1].items)
+    finally:
+        memhound.stop()
+    assert traceback is not None
+    assert all(frame.filename != "__init__" for frame in traceback)
+    assert traceback[0].filename == __file__

@@ -51,4 +51,18 @@ int mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
  * Never raises (clears any error PyCode_Addr2Line might leave). */
 int mh_frames_lineno(PyCodeObject *code, uint32_t offset);
 
+/* Objects handed out again from a free list (floats, tuples, lists, dicts,
+ * ...) reach no allocator, so without help they keep the traceback and
+ * generation of their block's first allocation.  Where this CPython can
+ * report every new object (3.13+: PyRefTracer), call on_create(obj) for
+ * each, chained with any tracer already installed, and return 1; return 0
+ * when this version cannot (nothing is installed).  GIL held.  on_create
+ * runs with the GIL held and must not run Python code. */
+int mh_frames_watch_creations(void (*on_create)(PyObject *obj));
+
+/* Remove what mh_frames_watch_creations installed, putting back the tracer
+ * it chained to (unless another tool replaced memhound's since).  GIL
+ * held.  Can't fail. */
+void mh_frames_unwatch_creations(void);
+
 #endif /* MH_FRAMES_H */

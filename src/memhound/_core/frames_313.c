@@ -58,8 +58,14 @@ mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
         f = f->previous;
     }
     for (; f != NULL; f = f->previous) {
+        /* Shim frames are not the program's: the C-stack entry frame, and
+         * code the interpreter made itself (CO_NO_MONITORING_EVENTS, new in
+         * 3.13: the _Py_InitCleanup shim of specialized __init__ calls,
+         * named "__init__" in a file "__init__"). */
         if (f->owner == FRAME_OWNED_BY_CSTACK ||
-            !PyCode_Check(f->f_executable)) {
+            !PyCode_Check(f->f_executable) ||
+            (((PyCodeObject *)f->f_executable)->co_flags &
+             CO_NO_MONITORING_EVENTS)) {
             continue;
         }
         if (n < max) {
@@ -88,4 +94,70 @@ mh_frames_object_block(PyObject *obj)
     /* GC links and, for types with managed dicts/weakrefs, two more
      * pointers sit before the object. */
     return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+}
+
+/* Free-list reuse on 3.13: PyRefTracer (new in 3.13) reports every object
+ * creation; memhound passes PyRefTracer_CREATE events on and chains to the
+ * tracer that was installed before it.  Guarded by the GIL. */
+static void (*creation_callback)(PyObject *obj);
+static PyRefTracer chained_tracer;
+static void *chained_data;
+static int watching;
+
+static int
+on_ref_event(PyObject *obj, PyRefTracerEvent event, void *data)
+{
+    (void)data;
+    if (event == PyRefTracer_CREATE && creation_callback != NULL) {
+        creation_callback(obj);
+    }
+    if (chained_tracer != NULL) {
+        return chained_tracer(obj, event, chained_data);
+    }
+    return 0;
+}
+
+int
+mh_frames_watch_creations(void (*on_create)(PyObject *obj))
+{
+    creation_callback = on_create;
+    if (watching) {
+        return 1;
+    }
+    void *data = NULL;
+    PyRefTracer current = PyRefTracer_GetTracer(&data);
+    if (current == on_ref_event) { /* left installed by an earlier run */
+        watching = 1;
+        return 1;
+    }
+    chained_tracer = current;
+    chained_data = data;
+    if (PyRefTracer_SetTracer(on_ref_event, NULL) < 0) {
+        PyErr_Clear();
+        creation_callback = NULL;
+        return 0;
+    }
+    watching = 1;
+    return 1;
+}
+
+void
+mh_frames_unwatch_creations(void)
+{
+    if (!watching) {
+        return;
+    }
+    creation_callback = NULL;
+    void *data = NULL;
+    if (PyRefTracer_GetTracer(&data) == on_ref_event) {
+        if (PyRefTracer_SetTracer(chained_tracer, chained_data) < 0) {
+            PyErr_Clear(); /* stays installed, passing events through */
+            return;
+        }
+        chained_tracer = NULL;
+        chained_data = NULL;
+    }
+    /* Else another tool replaced memhound's tracer: it chains to us no
+     * more, and on_ref_event stays harmless if it still calls it. */
+    watching = 0;
 }

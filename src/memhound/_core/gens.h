@@ -48,10 +48,12 @@ mh_gens_site_native(uint32_t site)
 /* When a generation began.  Record g describes generation g; record 0 is
  * the start of the history. */
 typedef struct {
-    double t;              /* seconds since the history began */
-    int64_t iteration;     /* iterations counted at that point, -1: none */
-    uint64_t traced_bytes; /* traced bytes at that point */
-    uint64_t rss_bytes;    /* resident set size, 0 when unknown */
+    double t;                 /* seconds since the history began */
+    int64_t iteration;        /* iterations counted at that point, -1: none */
+    uint64_t traced_bytes;    /* traced bytes at that point */
+    uint64_t rss_bytes;       /* resident set size, 0 when unknown */
+    uint64_t allocated_bytes; /* traced bytes ever allocated at that point
+                                 (0 everywhere: unknown) */
 } mh_gen_record_t;
 
 /* One point of a site's series. */

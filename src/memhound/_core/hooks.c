@@ -41,6 +41,8 @@ static MH_TLS int tls_suspended;      /* memhound's own work on this thread */
 static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
                                          not drawn yet on this thread */
 static MH_TLS uint64_t tls_rng;
+static MH_TLS uintptr_t tls_last_object; /* last object-domain block the
+                                             allocator handed out */
 static MH_TLS int tls_probing;    /* install_hooks() is probing the chain */
 static MH_TLS int tls_probe_seen; /* bit per domain whose hook saw it */
 static MH_TLS mh_tbcache_t tls_tbcache; /* capture buffers and the nodes of
@@ -80,6 +82,8 @@ static uint16_t generation;
 typedef struct {
     mh_traces_t *traces;
     uint64_t bytes;
+    uint64_t allocated; /* bytes ever recorded (the generation clock's
+                           volume trigger); relaxed atomics for readers */
 } part_t;
 
 static mh_lock_t table_lock = MH_LOCK_INIT;
@@ -289,7 +293,10 @@ insert_guarded(part_t *part, const mh_trace_t *trace)
         __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
         return;
     }
-    uint64_t bytes = part->bytes + charge_of(trace->size);
+    uint64_t charge = charge_of(trace->size);
+    uint64_t bytes = part->bytes + charge;
+    __atomic_store_n(&part->allocated, part->allocated + charge,
+                     __ATOMIC_RELAXED);
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
@@ -420,6 +427,9 @@ hook_malloc(void *ctx, size_t size)
     }
     tls_in_hook = 1;
     void *ptr = hd->orig.malloc(hd->orig.ctx, size);
+    if (hd->domain == MH_DOMAIN_OBJ) {
+        tls_last_object = (uintptr_t)ptr;
+    }
     if (ptr != NULL && wants_alloc(size)) {
         record_alloc(hd, ptr, size);
     }
@@ -437,6 +447,9 @@ hook_calloc(void *ctx, size_t nelem, size_t elsize)
     }
     tls_in_hook = 1;
     void *ptr = hd->orig.calloc(hd->orig.ctx, nelem, elsize);
+    if (hd->domain == MH_DOMAIN_OBJ) {
+        tls_last_object = (uintptr_t)ptr;
+    }
     /* The allocator succeeded, so nelem * elsize did not overflow. */
     if (ptr != NULL && wants_alloc(nelem * elsize)) {
         record_alloc(hd, ptr, nelem * elsize);
@@ -458,6 +471,9 @@ hook_realloc(void *ctx, void *old, size_t size)
     int had = old != NULL && wants_free((uintptr_t)old) &&
               forget_block(hd, (uintptr_t)old, &previous);
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
+    if (hd->domain == MH_DOMAIN_OBJ) {
+        tls_last_object = (uintptr_t)ptr;
+    }
     if (ptr != NULL) {
         if (wants_alloc(size)) {
             record_alloc(hd, ptr, size);
@@ -489,6 +505,39 @@ hook_free(void *ctx, void *ptr)
  * CPython's public API: another tool that hooked after memhound may have
  * restored the allocator it saw, dropping memhound from the chain.  Called
  * with tracing off and the GIL held. */
+/* A new object (mh_frames_watch_creations).  When its block is not the one
+ * the allocator just handed out, the interpreter took it from a free list:
+ * the block is re-traced as allocated here and now, with the traceback and
+ * generation of this creation, as tracemalloc's own free-list hook does.
+ * GIL held; never runs Python, never allocates through the hooks. */
+static void
+on_object_created(PyObject *obj)
+{
+    if (!is_tracing_relaxed() || tls_in_hook || tls_suspended) {
+        return;
+    }
+    uintptr_t block = (uintptr_t)mh_frames_object_block(obj);
+    if (block == tls_last_object || gil_part.traces == NULL || store == NULL) {
+        return;
+    }
+    tls_last_object = block;
+    mh_trace_t trace;
+    if (!mh_traces_get(gil_part.traces, block, &trace)) {
+        return; /* not traced: made before start(), or not sampled */
+    }
+    PyThreadState *tstate = mh_frames_current_tstate();
+    if (tstate == NULL) {
+        return;
+    }
+    tls_in_hook = 1;
+    trace.traceback = capture_traceback(tstate);
+    trace.generation = __atomic_load_n(&generation, __ATOMIC_RELAXED);
+    /* Same address and size: replaces the entry in place, no allocation,
+     * no change to the totals. */
+    (void)mh_traces_insert(gil_part.traces, &trace, NULL);
+    tls_in_hook = 0;
+}
+
 static int
 hook_still_chained(const hook_domain_t *hd)
 {
@@ -592,6 +641,8 @@ reset_counters(void)
 {
     gil_part.bytes = 0;
     raw_part.bytes = 0;
+    gil_part.allocated = 0;
+    raw_part.allocated = 0;
     peak_bytes = 0;
     dropped_blocks = 0;
     if (cfg_sample_mean) {
@@ -635,6 +686,7 @@ mh_hooks_start(const mh_config_t *config)
     reset_counters();
     mh_lock_release(&table_lock);
     install_hooks();
+    (void)mh_frames_watch_creations(on_object_created);
     __atomic_store_n(&tracing, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
@@ -647,6 +699,7 @@ mh_hooks_stop(void)
     }
     __atomic_store_n(&tracing, 0, __ATOMIC_SEQ_CST);
     uninstall_hooks();
+    mh_frames_unwatch_creations();
     mh_traces_t *old_gil = gil_part.traces;
     gil_part.traces = NULL;
     mh_lock_acquire(&table_lock);
@@ -715,6 +768,7 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
                               mh_traces_memory(raw_part.traces);
     }
     out->traced_bytes = gil_part.bytes + raw_part.bytes;
+    out->allocated_bytes = gil_part.allocated + raw_part.allocated;
     out->peak_bytes = peak_bytes;
     out->dropped_blocks = dropped_blocks;
     mh_lock_release(&table_lock);

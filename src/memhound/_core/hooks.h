@@ -34,6 +34,8 @@ typedef struct {
     uint64_t traced_blocks;
     uint64_t traced_bytes;
     uint64_t peak_bytes;
+    uint64_t allocated_bytes; /* traced bytes ever allocated since start()
+                                 or clear() (estimates when sampling) */
     uint64_t dropped_blocks;  /* not traced: memhound's table was full
                                  or out of memory */
     uint64_t lost_tracebacks; /* traced with an empty traceback because

@@ -9,6 +9,9 @@
  *      what survived of the generations since that scan.  A leak grows by
  *      about what survived; a cache that turns over does not grow at all;
  *   3. confidence = evidence(span) * density * growth match.
+ * Generations in which the program allocated next to nothing (it slept,
+ * waited for I/O) are no evidence either way: a leak that happens in
+ * bursts is judged on the generations in which the program was busy.
  * Python-free; the caller holds the GIL.
  */
 #include "leaks.h"
@@ -31,6 +34,9 @@
 #define GROWTH_WIDTH 0.5
 /* Without any series to check growth against, the match is unknown. */
 #define GROWTH_UNKNOWN 0.5
+/* A generation is idle when it allocated less than this share of the mean
+ * per generation. */
+#define IDLE_SHARE 0.05
 
 struct mh_survivors {
     mh_table_t index; /* (site << 16 | generation) + 1 -> entry index */
@@ -127,24 +133,42 @@ column_at_or_before(const mh_gens_t *gens, uint16_t g)
     return found;
 }
 
+/* Where a generation record lies on the growth axis: its iteration count
+ * when iterations are counted (growth per iteration is what a loop leaks,
+ * however long each iteration takes), else its time. */
+static double
+axis_of(const mh_gen_record_t *r, int by_iteration)
+{
+    return by_iteration ? (double)r->iteration : r->t;
+}
+
 /* Least-squares growth of the site's live size from column c to now, in
  * bytes over that span.  The last point is the live size now. */
 static double
 series_growth(const mh_gens_t *gens, uint32_t site, size_t c, double t_now,
-              uint64_t live_now)
+              int64_t iteration_now, uint64_t live_now)
 {
     size_t n = mh_gens_columns(gens);
-    double t0 = mh_gens_get(gens, mh_gens_column_generation(gens, c))->t;
+    const mh_gen_record_t *first =
+        mh_gens_get(gens, mh_gens_column_generation(gens, c));
+    int by_iteration = first->iteration >= 0 && iteration_now >= 0;
+    double x0 = axis_of(first, by_iteration);
+    double x_now = by_iteration ? (double)iteration_now : t_now;
     double sx = 0, sy = 0, sxx = 0, sxy = 0;
     size_t k = 0;
     for (size_t j = c; j <= n; j++) {
         double x, y;
         if (j == n) {
-            x = t_now - t0;
+            x = x_now - x0;
             y = (double)live_now;
         }
         else {
-            x = mh_gens_get(gens, mh_gens_column_generation(gens, j))->t - t0;
+            const mh_gen_record_t *r =
+                mh_gens_get(gens, mh_gens_column_generation(gens, j));
+            if (by_iteration && r->iteration < 0) {
+                continue;
+            }
+            x = axis_of(r, by_iteration) - x0;
             y = (double)mh_gens_series_bytes_at(gens, site, j);
         }
         sx += x;
@@ -158,15 +182,17 @@ series_growth(const mh_gens_t *gens, uint32_t site, size_t c, double t_now,
         return 0;
     }
     double slope = ((double)k * sxy - sx * sy) / denom;
-    return slope * (t_now - t0);
+    return slope * (x_now - x0);
 }
 
 /* The verdict on the site whose survivors are e[0..n), sorted by
  * generation. */
+/* busy[g]: closed generations among 1 .. g-1 in which the program was
+ * busy (see IDLE_SHARE); so busy[G] - busy[f] counts those of [f, G). */
 static void
-judge_site(const mh_gens_t *gens, const mh_survivor_t *e, size_t n,
-           double t_now, int64_t iteration_now, const mh_leak_params_t *p,
-           mh_site_verdict_t *v)
+judge_site(const mh_gens_t *gens, const uint32_t *busy, const mh_survivor_t *e,
+           size_t n, double t_now, int64_t iteration_now,
+           const mh_leak_params_t *p, mh_site_verdict_t *v)
 {
     size_t G = mh_gens_count(gens) - 1; /* the open generation */
     for (size_t i = 0; i < n; i++) {
@@ -178,7 +204,7 @@ judge_site(const mh_gens_t *gens, const mh_survivor_t *e, size_t n,
         return;
     }
     /* 1. The run: closed generations are 1 .. G-1 (0 is "before"). */
-    size_t with = 0, best_with = 0;
+    size_t with = 0, best_with = 0, best_span = 0;
     uint16_t f = 0;
     for (size_t i = n; i-- > 0;) {
         uint16_t g = e[i].generation;
@@ -186,15 +212,20 @@ judge_site(const mh_gens_t *gens, const mh_survivor_t *e, size_t n,
             continue;
         }
         with++;
-        if ((double)with >= RUN_DENSITY * (double)(G - g)) {
+        size_t span_busy = busy[G] - busy[g];
+        if (span_busy < with) { /* survivors from an "idle" generation */
+            span_busy = with;
+        }
+        if ((double)with >= RUN_DENSITY * (double)span_busy) {
             f = g;
             best_with = with;
+            best_span = span_busy;
         }
     }
     if (f == 0) {
         return;
     }
-    size_t span = G - f;
+    size_t span = best_span;
     v->first_generation = f;
     v->generations_with_survivors = (uint32_t)best_with;
     v->generations_observed = (uint32_t)span;
@@ -233,8 +264,8 @@ judge_site(const mh_gens_t *gens, const mh_survivor_t *e, size_t n,
         if (survived == 0) {
             survived = survived_all;
         }
-        double grown =
-            series_growth(gens, v->site, (size_t)c, t_now, v->live_bytes);
+        double grown = series_growth(gens, v->site, (size_t)c, t_now,
+                                     iteration_now, v->live_bytes);
         double ratio = survived ? grown / (double)survived : 0;
         match = clamp01((ratio - GROWTH_LOW) / GROWTH_WIDTH);
     }
@@ -291,6 +322,26 @@ mh_leaks_analyze(const mh_gens_t *gens, mh_survivors_t *surv, double t_now,
             return -1;
         }
     }
+    /* busy[] prefix counts over the closed generations. */
+    size_t G = mh_gens_count(gens) - 1;
+    uint32_t *busy = mh_rawmem_calloc(G + 1, sizeof(uint32_t));
+    if (busy == NULL) {
+        mh_rawmem_free(sites, nsites * sizeof(*sites));
+        return -1;
+    }
+    double mean = 0;
+    if (G > 1) {
+        mean = (double)(mh_gens_get(gens, G)->allocated_bytes -
+                        mh_gens_get(gens, 1)->allocated_bytes) /
+               (double)(G - 1);
+    }
+    for (size_t g = 1; g < G; g++) {
+        uint64_t a = mh_gens_get(gens, g + 1)->allocated_bytes -
+                     mh_gens_get(gens, g)->allocated_bytes;
+        /* Unknown volumes (all 0) count every generation as busy. */
+        int is_busy = mean <= 0 || (double)a >= IDLE_SHARE * mean;
+        busy[g + 1] = busy[g] + (uint32_t)is_busy;
+    }
     size_t k = 0, nleaks = 0;
     for (size_t i = 0; i < surv->n;) {
         size_t j = i;
@@ -301,11 +352,12 @@ mh_leaks_analyze(const mh_gens_t *gens, mh_survivors_t *surv, double t_now,
         v->site = surv->entries[i].site;
         v->survivors_begin = i;
         v->survivors_end = j;
-        judge_site(gens, surv->entries + i, j - i, t_now, iteration_now,
+        judge_site(gens, busy, surv->entries + i, j - i, t_now, iteration_now,
                    params, v);
         nleaks += v->is_leak;
         i = j;
     }
+    mh_rawmem_free(busy, (G + 1) * sizeof(uint32_t));
     qsort(sites, nsites, sizeof(*sites), compare_verdicts);
     result->sites = sites;
     result->nsites = nsites;

@@ -70,6 +70,7 @@ fill_record(mh_gen_record_t *record, long long iteration)
     record->iteration = iteration;
     record->traced_bytes = stats.traced_bytes;
     record->rss_bytes = rss_bytes();
+    record->allocated_bytes = stats.allocated_bytes;
 }
 
 static int

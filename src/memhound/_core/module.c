@@ -12,6 +12,7 @@
 #include <Python.h>
 
 #include "frames.h"
+#include "heap_binding.h"
 #include "hooks.h"
 #include "leaks_binding.h"
 #include "rawmem.h"
@@ -131,7 +132,7 @@ core_get_stats(PyObject *module, PyObject *unused)
     mh_hooks_stats(&s);
     mh_config_t config = mh_hooks_config();
     return Py_BuildValue(
-        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "tracing",
+        "{s:O,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K}", "tracing",
         mh_hooks_is_tracing() ? Py_True : Py_False, "depth", config.depth,
         "sample_mean", (unsigned long long)config.sample_mean, "traced_blocks",
         (unsigned long long)s.traced_blocks, "traced_bytes",
@@ -143,7 +144,8 @@ core_get_stats(PyObject *module, PyObject *unused)
         (unsigned long long)s.overhead_bytes, "bookkeeping_bytes",
         (unsigned long long)__atomic_load_n(&mh_rawmem_in_use,
                                             __ATOMIC_RELAXED),
-        "generation", (unsigned int)s.generation);
+        "generation", (unsigned int)s.generation, "allocated_bytes",
+        (unsigned long long)s.allocated_bytes);
 }
 
 static PyObject *
@@ -275,6 +277,10 @@ core_exec(PyObject *module)
         return -1;
     }
     if (mh_hooks_init_process() < 0) {
+        return -1;
+    }
+    /* The heap-graph functions live in heap_binding.c (issue #4). */
+    if (PyModule_AddFunctions(module, mh_heap_methods) < 0) {
         return -1;
     }
     state->snapshot_type = (PyTypeObject *)PyType_FromModuleAndSpec(

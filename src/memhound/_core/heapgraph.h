@@ -1,0 +1,101 @@
+/* heapgraph.h: the heap graph, a compact snapshot of who references whom.
+ *
+ * One node per object the collector tracks, plus one per untracked object
+ * a tracked one references directly (ints, strings, floats...).  Edges are
+ * what tp_traverse reports, in CSR form (uint32 node ids).  The graph holds
+ * a strong reference to every node (the collector's object list for the
+ * tracked ones, one incref each for the others) so that node pointers stay
+ * valid for the life of the graph; nothing else of Python is kept.
+ * Bookkeeping memory comes from rawmem.h.  GIL held for every call; the
+ * build runs no Python code and allocates no Python object after its start.
+ */
+#ifndef MH_HEAPGRAPH_H
+#define MH_HEAPGRAPH_H
+
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MH_HG_NONE UINT32_MAX
+
+/* Per-node flags (mh_heapgraph_t.flags). */
+enum {
+    MH_HG_TRACKED = 1,  /* tracked by the collector: its edges were walked */
+    MH_HG_EXTERNAL = 2, /* refcount exceeds the references the graph saw:
+                           held from outside the graph (C code, frames of
+                           running threads, the interpreter) */
+    MH_HG_LIVE = 4,     /* reachable from an external node: not garbage
+                           (set by mh_heapgraph_mark_live) */
+};
+
+typedef struct {
+    uint32_t nnodes;
+    uint32_t ntracked; /* nodes [0, ntracked) are tracked, the rest not */
+    uint32_t nedges;   /* refused beyond UINT32_MAX - 1 */
+    PyObject **objs;   /* node -> object (strong reference held) */
+    uint32_t *off;     /* CSR: out-edges of n are edges[off[n], off[n+1]) */
+    uint32_t *edges;   /* target node ids */
+    uint32_t *roff;    /* reverse CSR (NULL until mh_heapgraph_reverse) */
+    uint32_t *redges;  /* source node ids */
+    uint8_t *flags;    /* MH_HG_* */
+    uint32_t *map;     /* open addressing: slot -> node id, MH_HG_NONE empty */
+    size_t mapcap;     /* power of two */
+    PyObject *list;    /* the collector's object list, owned */
+    /* Query state, filled by the binding's queries and freed with the
+     * graph (each array has nnodes entries, NULL until computed). */
+    uint32_t *parent; /* shortest-path parent (heapgraph_query.h) */
+    uint32_t *roots;  /* labelled root node ids, in the caller's order */
+    size_t nroots;
+    uint32_t *tb;       /* allocation site per node, 0: untraced */
+    uint64_t *size;     /* block size per node */
+    uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
+    uint64_t *retained; /* retained bytes per node */
+    size_t nodecap;     /* capacity of objs, flags (off: nodecap + 1) */
+    size_t edgecap;     /* capacity of edges */
+} mh_heapgraph_t;
+
+/* Build the graph of every object the collector tracks (from `objects`,
+ * a list such as gc.get_objects() returns: stolen, the graph keeps it as the
+ * strong reference to the tracked nodes).  Every object listed in `skip`
+ * (borrowed, may be NULL, up to nskip) is left out, with its edges.
+ * Returns a new graph, or NULL with an exception set (MemoryError when
+ * out of bookkeeping memory; `objects` is released then too).  GIL held;
+ * runs no Python code between its start and its end. */
+mh_heapgraph_t *mh_heapgraph_build_steal(PyObject *objects,
+                                         PyObject *const *skip, int nskip);
+
+/* Release the graph: its references (which may free objects and so run
+ * arbitrary finalizers) and its memory.  NULL allowed.  GIL held. */
+void mh_heapgraph_free(mh_heapgraph_t *g);
+
+/* The node id of obj, or MH_HG_NONE when obj is not in the graph.  Can't
+ * fail. */
+uint32_t mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj);
+
+/* Bookkeeping bytes the graph holds now (for the benchmarks).  Can't
+ * fail. */
+size_t mh_heapgraph_memory(const mh_heapgraph_t *g);
+
+/* Build the reverse edges (once; later calls return 0 at once).  Returns
+ * 0, or -1 when out of memory (no exception set). */
+int mh_heapgraph_reverse(mh_heapgraph_t *g);
+
+/* Mark MH_HG_LIVE every node reachable from an MH_HG_EXTERNAL node, the
+ * collector's view: what is left unmarked is unreachable garbage (cycles
+ * no one outside holds).  Returns the number of garbage nodes, or -1 when
+ * out of memory (no exception set).  Never runs Python. */
+int64_t mh_heapgraph_mark_live(mh_heapgraph_t *g);
+
+/* The memory of obj as sys.getsizeof() would report it without running
+ * user code: __sizeof__ is called only for exact builtin containers (dict,
+ * list, set, frozenset, bytearray, ...), otherwise tp_basicsize plus
+ * tp_itemsize * ob_size, plus the collector's header.  Never raises. */
+uint64_t mh_heapgraph_sizeof(PyObject *obj);
+
+/* The byte size and traceback index (0 when untraced) of node n's block:
+ * the traced block size when tracing saw its allocation, else
+ * mh_heapgraph_sizeof().  Returns 1 when traced, else 0.  Never raises. */
+int mh_heapgraph_block(const mh_heapgraph_t *g, uint32_t n, uint64_t *size,
+                       uint32_t *traceback);
+
+#endif /* MH_HEAPGRAPH_H */

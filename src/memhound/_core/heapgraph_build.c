@@ -1,0 +1,459 @@
+/* heapgraph_build.c: building the heap graph (heapgraph.h) and the
+ * collector-style liveness computation over it.
+ *
+ * The build walks tp_traverse of every tracked object once, with a visit
+ * callback that only looks pointers up in an open-addressing map and appends
+ * edge ids to raw arrays: no Python code runs, no Python object is
+ * allocated, so the collector cannot start and nothing can change under the
+ * walk (GIL held throughout).  Memory from rawmem.h; the graph owns it.
+ */
+#include "heapgraph.h"
+
+#include <string.h>
+
+#include "frames.h"
+#include "hooks.h"
+#include "rawmem.h"
+
+/* ---- the address map ---------------------------------------------------- */
+
+static inline size_t
+map_hash(const void *p, size_t mask)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
+    return (size_t)((x * 0x9E3779B97F4A7C15ULL) >> 20) & mask;
+}
+
+uint32_t
+mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj)
+{
+    size_t mask = g->mapcap - 1;
+    for (size_t i = map_hash(obj, mask);; i = (i + 1) & mask) {
+        uint32_t id = g->map[i];
+        if (id == MH_HG_NONE) {
+            return MH_HG_NONE;
+        }
+        if (g->objs[id] == obj) {
+            return id;
+        }
+    }
+}
+
+/* Put id (whose object is not in the map yet) into the map. */
+static void
+map_put(mh_heapgraph_t *g, uint32_t id)
+{
+    size_t mask = g->mapcap - 1;
+    size_t i = map_hash(g->objs[id], mask);
+    while (g->map[i] != MH_HG_NONE) {
+        i = (i + 1) & mask;
+    }
+    g->map[i] = id;
+}
+
+/* Size the map for `need` entries at a load of at most one half. */
+static int
+map_reserve(mh_heapgraph_t *g, size_t need)
+{
+    if (need <= g->mapcap / 2) {
+        return 0;
+    }
+    size_t cap = g->mapcap ? g->mapcap : 1024;
+    while (cap / 2 < need) {
+        if (cap > SIZE_MAX / 4 / sizeof(uint32_t)) {
+            return -1;
+        }
+        cap *= 2;
+    }
+    uint32_t *map = mh_rawmem_malloc(cap * sizeof(uint32_t));
+    if (map == NULL) {
+        return -1;
+    }
+    memset(map, 0xff, cap * sizeof(uint32_t));
+    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
+    g->map = map;
+    g->mapcap = cap;
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        map_put(g, id);
+    }
+    return 0;
+}
+
+/* ---- nodes and edges ---------------------------------------------------- */
+
+static int
+node_reserve(mh_heapgraph_t *g, size_t need)
+{
+    if (need <= g->nodecap) {
+        return 0;
+    }
+    if (need >= MH_HG_NONE) {
+        return -1;
+    }
+    size_t cap = g->nodecap ? g->nodecap : 1024;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap >= MH_HG_NONE) {
+        cap = MH_HG_NONE - 1;
+    }
+    PyObject **objs = mh_rawmem_realloc(
+        g->objs, g->nodecap * sizeof(PyObject *), cap * sizeof(PyObject *));
+    if (objs == NULL) {
+        return -1;
+    }
+    g->objs = objs;
+    uint8_t *flags = mh_rawmem_realloc(g->flags, g->nodecap, cap);
+    if (flags == NULL) {
+        return -1; /* objs is larger than nodecap says: freed by size below */
+    }
+    g->flags = flags;
+    uint32_t *off =
+        mh_rawmem_realloc(g->off, (g->nodecap + 1) * sizeof(uint32_t),
+                          (cap + 1) * sizeof(uint32_t));
+    if (off == NULL) {
+        return -1;
+    }
+    g->off = off;
+    g->nodecap = cap;
+    return 0;
+}
+
+/* Add obj as a new node (not in the map yet).  Returns its id or
+ * MH_HG_NONE when out of memory. */
+static uint32_t
+node_add(mh_heapgraph_t *g, PyObject *obj, uint8_t flags)
+{
+    if (node_reserve(g, (size_t)g->nnodes + 1) < 0 ||
+        map_reserve(g, (size_t)g->nnodes + 1) < 0) {
+        return MH_HG_NONE;
+    }
+    uint32_t id = g->nnodes++;
+    g->objs[id] = obj;
+    g->flags[id] = flags;
+    map_put(g, id);
+    return id;
+}
+
+typedef struct {
+    mh_heapgraph_t *g;
+    PyObject *const *skip;
+    int nskip;
+    int failed;
+} build_ctx;
+
+static int
+visit_edge(PyObject *child, void *arg)
+{
+    build_ctx *ctx = arg;
+    mh_heapgraph_t *g = ctx->g;
+    uint32_t id = mh_heapgraph_find(g, child);
+    if (id == MH_HG_NONE) {
+        for (int i = 0; i < ctx->nskip; i++) {
+            if (ctx->skip[i] == child) {
+                return 0;
+            }
+        }
+        id = node_add(g, child, 0);
+        if (id == MH_HG_NONE) {
+            ctx->failed = 1;
+            return -1;
+        }
+        /* Untracked (or tracked but not listed: frozen) objects are held
+         * by the graph itself; the listed ones by the list. */
+        Py_INCREF(child);
+    }
+    if (g->nedges >= g->edgecap) {
+        if (g->nedges >= UINT32_MAX - 1) {
+            ctx->failed = 1;
+            return -1;
+        }
+        void *edges = g->edges;
+        if (mh_rawmem_reserve(&edges, &g->edgecap, (size_t)g->nedges + 1,
+                              sizeof(uint32_t)) < 0) {
+            ctx->failed = 1;
+            return -1;
+        }
+        g->edges = edges;
+    }
+    g->edges[g->nedges++] = id;
+    return 0;
+}
+
+size_t
+mh_heapgraph_memory(const mh_heapgraph_t *g)
+{
+    size_t m = g->nodecap * (sizeof(PyObject *) + 1) +
+               (g->nodecap + 1) * sizeof(uint32_t) +
+               g->edgecap * sizeof(uint32_t) + g->mapcap * sizeof(uint32_t);
+    if (g->roff != NULL) {
+        m += ((size_t)g->nnodes + 1 + g->nedges) * sizeof(uint32_t);
+    }
+    return m;
+}
+
+mh_heapgraph_t *
+mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
+{
+    mh_heapgraph_t *g = mh_rawmem_calloc(1, sizeof(mh_heapgraph_t));
+    if (g == NULL) {
+        Py_DECREF(objects);
+        return (mh_heapgraph_t *)PyErr_NoMemory();
+    }
+    g->list = objects;
+    Py_ssize_t n = PyList_GET_SIZE(objects);
+    size_t guess = (size_t)n + (size_t)n / 2 + 16;
+    if (node_reserve(g, guess) < 0 || map_reserve(g, guess) < 0 ||
+        mh_rawmem_reserve((void **)&g->edges, &g->edgecap, guess * 2,
+                          sizeof(uint32_t)) < 0) {
+        goto nomem;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *obj = PyList_GET_ITEM(objects, i);
+        int skipped = 0;
+        for (int k = 0; k < nskip; k++) {
+            skipped |= skip[k] == obj;
+        }
+        if (skipped || mh_heapgraph_find(g, obj) != MH_HG_NONE) {
+            continue;
+        }
+        if (node_add(g, obj, MH_HG_TRACKED) == MH_HG_NONE) {
+            goto nomem;
+        }
+    }
+    g->ntracked = g->nnodes;
+    /* Walk every node that has edges, tracked ones and the frozen tracked
+     * objects found as referents alike; the node list grows as it goes. */
+    build_ctx ctx = {.g = g, .skip = skip, .nskip = nskip, .failed = 0};
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        g->off[id] = g->nedges;
+        PyObject *obj = g->objs[id];
+        traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+        if (traverse == NULL || !PyObject_IS_GC(obj) ||
+            !PyObject_GC_IsTracked(obj)) {
+            continue;
+        }
+        g->flags[id] |= MH_HG_TRACKED;
+        traverse(obj, visit_edge, &ctx);
+        if (ctx.failed) {
+            goto nomem;
+        }
+    }
+    g->off[g->nnodes] = g->nedges;
+    /* The collector's computation: references from outside the graph are
+     * the refcount minus the edges into a node minus the graph's own. */
+    uint32_t *indeg =
+        mh_rawmem_calloc(g->nnodes ? g->nnodes : 1, sizeof(uint32_t));
+    if (indeg == NULL) {
+        goto nomem;
+    }
+    for (uint32_t e = 0; e < g->nedges; e++) {
+        indeg[g->edges[e]]++;
+    }
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        Py_ssize_t refs = Py_REFCNT(g->objs[id]);
+        if (refs - 1 > (Py_ssize_t)indeg[id]) {
+            g->flags[id] |= MH_HG_EXTERNAL;
+        }
+    }
+    mh_rawmem_free(indeg, (g->nnodes ? g->nnodes : 1) * sizeof(uint32_t));
+    return g;
+
+nomem:
+    mh_heapgraph_free(g);
+    return (mh_heapgraph_t *)PyErr_NoMemory();
+}
+
+void
+mh_heapgraph_free(mh_heapgraph_t *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    /* Release the graph's memory before its references: a decref may run
+     * finalizers, which must not find the graph half-freed. */
+    PyObject **objs = g->objs;
+    size_t nodecap = g->nodecap;
+    uint32_t nnodes = g->nnodes;
+    uint32_t ntracked = g->ntracked;
+    PyObject *list = g->list;
+    mh_rawmem_free(g->flags, g->nodecap);
+    mh_rawmem_free(g->off, (g->nodecap + 1) * sizeof(uint32_t));
+    mh_rawmem_free(g->edges, g->edgecap * sizeof(uint32_t));
+    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
+    if (g->roff != NULL) {
+        mh_rawmem_free(g->roff, ((size_t)g->nnodes + 1) * sizeof(uint32_t));
+        mh_rawmem_free(g->redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
+    }
+    mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
+    mh_rawmem_free(g->tb, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->size, (size_t)g->nnodes * sizeof(uint64_t));
+    mh_rawmem_free(g->idom, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->retained, (size_t)g->nnodes * sizeof(uint64_t));
+    mh_rawmem_free(g, sizeof(mh_heapgraph_t));
+    for (uint32_t id = ntracked; id < nnodes; id++) {
+        Py_DECREF(objs[id]);
+    }
+    mh_rawmem_free(objs, nodecap * sizeof(PyObject *));
+    Py_XDECREF(list);
+}
+
+int
+mh_heapgraph_reverse(mh_heapgraph_t *g)
+{
+    if (g->roff != NULL) {
+        return 0;
+    }
+    size_t n = g->nnodes;
+    uint32_t *roff = mh_rawmem_calloc(n + 1, sizeof(uint32_t));
+    uint32_t *redges =
+        mh_rawmem_malloc((size_t)g->nedges * sizeof(uint32_t) + 4);
+    if (roff == NULL || redges == NULL) {
+        mh_rawmem_free(roff, (n + 1) * sizeof(uint32_t));
+        mh_rawmem_free(redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
+        return -1;
+    }
+    for (uint32_t e = 0; e < g->nedges; e++) {
+        roff[g->edges[e] + 1]++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        roff[i + 1] += roff[i];
+    }
+    /* Fill with a moving cursor per node (roff[v] advances), then shift
+     * back: no extra array. */
+    for (uint32_t u = 0; u < n; u++) {
+        for (uint32_t e = g->off[u]; e < g->off[u + 1]; e++) {
+            uint32_t v = g->edges[e];
+            redges[roff[v]++] = u;
+        }
+    }
+    for (size_t i = n; i > 0; i--) {
+        roff[i] = roff[i - 1];
+    }
+    roff[0] = 0;
+    g->roff = roff;
+    g->redges = redges;
+    return 0;
+}
+
+int64_t
+mh_heapgraph_mark_live(mh_heapgraph_t *g)
+{
+    size_t n = g->nnodes;
+    uint32_t *stack = mh_rawmem_malloc((n ? n : 1) * sizeof(uint32_t));
+    if (stack == NULL) {
+        return -1;
+    }
+    size_t top = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        g->flags[id] &= (uint8_t)~MH_HG_LIVE;
+        if (g->flags[id] & MH_HG_EXTERNAL) {
+            g->flags[id] |= MH_HG_LIVE;
+            stack[top++] = id;
+        }
+    }
+    /* Each node is pushed once (marked when pushed): the stack never holds
+     * more than n entries. */
+    while (top > 0) {
+        uint32_t u = stack[--top];
+        for (uint32_t e = g->off[u]; e < g->off[u + 1]; e++) {
+            uint32_t v = g->edges[e];
+            if (!(g->flags[v] & MH_HG_LIVE)) {
+                g->flags[v] |= MH_HG_LIVE;
+                stack[top++] = v;
+            }
+        }
+    }
+    mh_rawmem_free(stack, (n ? n : 1) * sizeof(uint32_t));
+    int64_t garbage = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        garbage += !(g->flags[id] & MH_HG_LIVE);
+    }
+    return garbage;
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+
+static uint64_t
+sizeof_method(PyObject *obj)
+{
+    PyObject *r = PyObject_CallMethod(obj, "__sizeof__", NULL);
+    if (r == NULL) {
+        PyErr_Clear();
+        return (uint64_t)Py_TYPE(obj)->tp_basicsize;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return (uint64_t)Py_TYPE(obj)->tp_basicsize;
+    }
+    return v;
+}
+
+uint64_t
+mh_heapgraph_sizeof(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    uint64_t pre =
+        (uint64_t)((char *)obj - (char *)mh_frames_object_block(obj));
+    uint64_t size;
+    if (tp == &PyUnicode_Type) {
+        if (PyUnicode_IS_COMPACT_ASCII(obj)) {
+            size = sizeof(PyASCIIObject) +
+                   (uint64_t)PyUnicode_GET_LENGTH(obj) + 1;
+        }
+        else if (PyUnicode_IS_COMPACT(obj)) {
+            size = sizeof(PyCompactUnicodeObject) +
+                   ((uint64_t)PyUnicode_GET_LENGTH(obj) + 1) *
+                       PyUnicode_KIND(obj);
+        }
+        else {
+            size = sizeof_method(obj);
+        }
+    }
+    else if (tp == &PyList_Type) {
+        size = (uint64_t)tp->tp_basicsize +
+               (uint64_t)((PyListObject *)obj)->allocated * sizeof(void *);
+    }
+    else if (tp == &PyLong_Type) {
+        int overflow = 0;
+        (void)PyLong_AsLongAndOverflow(obj, &overflow);
+        size = overflow ? sizeof_method(obj)
+                        : (uint64_t)tp->tp_basicsize + tp->tp_itemsize;
+    }
+    else if (tp == &PyDict_Type || tp == &PySet_Type ||
+             tp == &PyFrozenSet_Type || tp == &PyByteArray_Type) {
+        /* Builtin __sizeof__: runs no user code. */
+        size = sizeof_method(obj);
+    }
+    else {
+        size = (uint64_t)tp->tp_basicsize;
+        if (tp->tp_itemsize > 0) {
+            Py_ssize_t items = Py_SIZE(obj);
+            if (items < 0) {
+                items = -items;
+            }
+            size += (uint64_t)items * (uint64_t)tp->tp_itemsize;
+        }
+    }
+    return size + pre;
+}
+
+int
+mh_heapgraph_block(const mh_heapgraph_t *g, uint32_t n, uint64_t *size,
+                   uint32_t *traceback)
+{
+    PyObject *obj = g->objs[n];
+    uint16_t gen;
+    uint8_t domain;
+    if (mh_hooks_is_tracing() &&
+        mh_hooks_lookup((uintptr_t)mh_frames_object_block(obj), traceback,
+                        size, &gen, &domain)) {
+        return 1;
+    }
+    *traceback = 0;
+    *size = mh_heapgraph_sizeof(obj);
+    return 0;
+}

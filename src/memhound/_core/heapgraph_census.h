@@ -1,0 +1,33 @@
+/* heapgraph_census.h: counting objects by type (heapgraph_census.c).
+ *
+ * A census counts every object the collector tracks and every untracked
+ * object one of them references directly (each once), so that ints,
+ * floats and strings held in containers are counted too.  It walks
+ * tp_traverse once per object but builds no graph.  GIL held; runs no
+ * user code; memory from rawmem.h.
+ */
+#ifndef MH_HEAPGRAPH_CENSUS_H
+#define MH_HEAPGRAPH_CENSUS_H
+
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    PyTypeObject *type; /* borrowed: valid while the objects are alive */
+    uint64_t count;
+    uint64_t bytes; /* mh_heapgraph_sizeof() summed */
+} mh_census_row_t;
+
+/* Count the objects of `objects` (a list such as gc.get_objects() returns,
+ * borrowed; objects listed in skip[0..nskip) are left out) and the
+ * untracked objects they reference.  *rows receives a new array of *nrows
+ * rows, one per type (free with mh_rawmem_free(*rows, *nrows *
+ * sizeof(mh_census_row_t))).  The caller must keep the collector from
+ * running (PyGC_Disable) until the rows are used: sizes may call builtin
+ * __sizeof__ methods.  Returns 0 or -1 when out of memory (no exception
+ * set). */
+int mh_census_take(PyObject *objects, PyObject *const *skip, int nskip,
+                   mh_census_row_t **rows, size_t *nrows);
+
+#endif /* MH_HEAPGRAPH_CENSUS_H */

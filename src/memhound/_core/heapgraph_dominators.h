@@ -1,0 +1,38 @@
+/* heapgraph_dominators.h: the dominator tree of a graph in CSR form and
+ * the retained size of every node, for the heap graph (heapgraph.h).
+ *
+ * Python-free (plain-C tested in tests/c/test_dominators.c).  Memory from
+ * rawmem.h; about 36 bytes per reached node while it runs, freed before it
+ * returns.  Not thread-safe: callers own the arrays.
+ */
+#ifndef MH_HEAPGRAPH_DOMINATORS_H
+#define MH_HEAPGRAPH_DOMINATORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MH_DOM_NONE UINT32_MAX /* idom of a root's children: the root */
+
+/* A graph of n nodes: out-edges of v are edges[off[v], off[v+1]), in-edges
+ * redges[roff[v], roff[v+1]) (the same edges reversed). */
+typedef struct {
+    uint32_t n;
+    const uint32_t *off, *edges;
+    const uint32_t *roff, *redges;
+} mh_dom_graph_t;
+
+/* Compute immediate dominators for the graph extended with a virtual root
+ * whose children are roots[0..nroots) (duplicates allowed; ids >= n are
+ * ignored).  Semi-NCA (Georgiadis, Tarjan, Werneck): Lengauer-Tarjan's
+ * semidominators with path compression, then nearest common ancestors in
+ * preorder; O(m log n), iterative (no recursion on deep heaps).
+ * Outputs, n entries each: idom[v] = v's immediate dominator, MH_DOM_NONE
+ * when it is the virtual root or v is not reached from it; and, when size
+ * is not NULL, retained[v] = size[v] plus the sizes of every node v
+ * dominates (0 when not reached).  Returns the number of nodes reached, or
+ * -1 when out of memory (outputs unspecified). */
+int64_t mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots,
+                      size_t nroots, const uint64_t *size, uint32_t *idom,
+                      uint64_t *retained);
+
+#endif /* MH_HEAPGRAPH_DOMINATORS_H */

@@ -1,0 +1,238 @@
+"""memhound run's leak report as a whole process: --fail-on-leak, --json,
+--interval, --follow-fork, the live status line on a terminal, and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+LEAKY = """
+import time
+store = []
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    store.append("x" * 40 + str(len(store)))  # the leak
+    scratch = [bytes(32) for _ in range(8)]
+"""
+
+CLEAN = """
+import time
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    scratch = [bytes(32) for _ in range(8)]
+"""
+
+
+def write(tmp_path, name, code, **fmt):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(code.format(**fmt)))
+    return path
+
+
+def memhound_run(args, cwd, **kwargs):
+    env = dict(os.environ)
+    env.pop("PYTHONDEVMODE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "memhound", "run", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env=env,
+        **kwargs,
+    )
+
+
+def test_fail_on_leak_exit_status_and_json_to_stdout(tmp_path):
+    app = write(tmp_path, "app.py", LEAKY, seconds=1.2)
+    proc = memhound_run(["--fail-on-leak", "--json", "-", str(app)], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["leaks"][0]["traceback"][0]["lineno"] == 6
+    assert "1 leak found" in proc.stderr
+    assert "app.py:6" in proc.stderr
+
+
+def test_fail_on_leak_clean_program_exits_zero(tmp_path):
+    app = write(tmp_path, "app.py", CLEAN, seconds=1.0)
+    proc = memhound_run(["--fail-on-leak", str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no leak found" in proc.stderr
+
+
+def test_program_status_wins_over_fail_on_leak(tmp_path):
+    app = write(tmp_path, "app.py", LEAKY + "\nraise SystemExit(7)\n", seconds=1.0)
+    proc = memhound_run(["--fail-on-leak", str(app)], tmp_path)
+    assert proc.returncode == 7
+
+
+def test_interval_sets_generations(tmp_path):
+    app = write(tmp_path, "app.py", CLEAN, seconds=1.0)
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--interval", "0.05", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["interval_s"] == 0.05
+    assert report["summary"]["generations"] >= 10  # ~20 in 1 s
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--interval", "0"], "interval"),
+        (["--interval", "soon"], "not a number"),
+        (["--min-confidence", "2"], "confidence"),
+    ],
+)
+def test_bad_options(tmp_path, args, message):
+    proc = memhound_run([*args, "-c", "pass"], tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_min_confidence_one_reports_nothing(tmp_path):
+    app = write(tmp_path, "app.py", LEAKY, seconds=1.0)
+    proc = memhound_run(["--min-confidence", "1", "--fail-on-leak", str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_sigterm_still_reports_the_leak(tmp_path):
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import sys, time
+        store = []
+        print("ready", flush=True)
+        while True:
+            store.append(bytes(100))
+            time.sleep(0.0005)
+        """,
+    )
+    env = dict(os.environ)
+    env.pop("PYTHONDEVMODE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memhound", "run", "--json", "r.json", str(app)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["leaks"], err
+    assert report["leaks"][0]["traceback"][0]["lineno"] == 6
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_follow_fork_reports_children_once(tmp_path, method):
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import multiprocessing as mp
+        import time
+
+        store = []
+
+        def work(n):
+            deadline = time.monotonic() + 1.2
+            while time.monotonic() < deadline:
+                store.append(f"item {{n}} {{len(store)}}")  # child leak
+                scratch = [bytes(64) for _ in range(8)]
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("{method}")
+            workers = [ctx.Process(target=work, args=(k,)) for k in range(2)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            print([w.exitcode for w in workers])
+        """,
+        method=method,
+    )
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--follow-fork", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[0, 0]"
+    report = json.loads(out.read_text())
+    assert len(report["children"]) == 2
+    pids = {child["pid"] for child in report["children"]}
+    assert os.getpid() not in pids
+    for child in report["children"]:
+        assert child["report"]["leaks"], child
+    merged = [leak for leak in report["leaks"] if leak.get("children")]
+    assert len(merged) == 1  # the same site in two children: shown once
+    assert merged[0]["children"] == 2
+    assert sorted(merged[0]["pids"]) == sorted(pids)
+    assert merged[0]["traceback"][0]["lineno"] == 10
+    assert "in 2 child processes" in proc.stderr
+
+
+def test_forked_child_without_follow_fork_prints_no_report(tmp_path):
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import os, sys
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # the child leaves through memhound's runner too
+        os.waitpid(pid, 0)
+        """,
+    )
+    proc = memhound_run([str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("memhound:") == 1  # the parent's report only
+
+
+def test_status_line_on_a_terminal(tmp_path):
+    app = write(tmp_path, "app.py", CLEAN, seconds=3.0)
+    primary, secondary = pty.openpty()
+    env = dict(os.environ)
+    env.pop("PYTHONDEVMODE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memhound", "run", str(app)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    text = seen.decode(errors="replace")
+    assert "\rmemhound:" in text and "generation" in text
+    assert "traced" in text
+    assert "no leak found" in text
+    assert "\x1b[" in text  # colour on a terminal
