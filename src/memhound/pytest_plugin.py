@@ -11,8 +11,9 @@ higher-scoped fixtures stay up.  Between rounds interpreter caches are
 cleared, gc runs and memhound.LeakCheck starts a new generation.  The C
 analysis (LeakCheck.report()) judges the sites; this module only
 orchestrates the rounds and reads the verdict: a site leaks when blocks it
-allocated in every measured round are still alive.  Nothing here is
-imported or traced unless a test is checked or limited.
+allocated in every measured round are still alive.  Nothing is traced
+unless a test is checked or limited; the module imports only the standard
+library and pytest (and, being in the package, memhound).
 """
 
 from __future__ import annotations
