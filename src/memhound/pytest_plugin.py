@@ -182,13 +182,16 @@ def _runner_frame(frame: dict) -> bool:
 
 def _runner_site(traceback: list) -> bool:
     """True when the first frame outside the standard library (and outside
-    generated code such as dataclass methods) is pytest's, pluggy's or
-    memhound's own: the runner allocated it, not the test."""
+    code it generates, such as dataclass methods, "<string>") is pytest's,
+    pluggy's or memhound's own: the runner allocated it, not the test.
+    Doctests' "<doctest ...>" frames are the test's."""
     stdlib = _stdlib_dirs()
     for frame in traceback:
         filename = frame.get("filename", "")
-        if filename.startswith("<") or (
-            filename.startswith(stdlib) and "site-packages" not in filename
+        if (
+            filename == "<string>"
+            or filename.startswith("<frozen")
+            or (filename.startswith(stdlib) and "site-packages" not in filename)
         ):
             continue
         return _runner_frame(frame)
@@ -385,6 +388,14 @@ def _failed_call_report(item, call_report, message: str):
     return report
 
 
+# Sites are whole tracebacks, and the doctest runner compiles each example
+# anew on every run: no site could survive every round.
+_DOCTEST_PROBLEM = (
+    "doctests are not leak-checked: their examples are compiled anew on "
+    "every run, so the rounds share no allocation site"
+)
+
+
 class MemhoundPlugin:
     """Per-session state: options, the checked tests' results (on the
     controller under xdist: they arrive with the teardown reports)."""
@@ -427,6 +438,9 @@ class MemhoundPlugin:
         return reports, check.report(), None
 
     def _checked(self, item) -> bool:
+        option = self.config.option
+        if getattr(option, "setuponly", False) or getattr(option, "setupplan", False):
+            return False  # the tests do not run
         if item.get_closest_marker("memhound_skip") is not None:
             return False
         return self.enabled or item.get_closest_marker("no_leaks") is not None
@@ -446,12 +460,17 @@ class MemhoundPlugin:
     def _check(self, item, nextitem):
         """Run item's rounds; return (reports to log, result or None)."""
         reports = report = problem = None
-        try:
-            reports, report, problem = self._rounds(item)
-        except pytest.exit.Exception:
-            raise
-        except Exception as error:  # memhound could not trace: degrade, say so
-            problem = f"memhound could not check it: {type(error).__name__}: {error}"
+        if getattr(item, "dtest", None) is not None:
+            problem = _DOCTEST_PROBLEM
+        else:
+            try:
+                reports, report, problem = self._rounds(item)
+            except pytest.exit.Exception:
+                raise
+            except Exception as error:  # memhound could not trace: say so
+                problem = (
+                    f"memhound could not check it: {type(error).__name__}: {error}"
+                )
         if reports is None:  # the rounds never ran: run the test plainly
             reports = _run_round(item, quiet=False)
         reports[-1] = _teardown_rest(item, nextitem, reports[-1])

@@ -316,6 +316,16 @@ def test_rounds_option_and_bad_options(pytester):
         result.stderr.fnmatch_lines([message])
 
 
+DOCTEST = '''
+def double(x):
+    """
+    >>> double(2)
+    4
+    """
+    return 2 * x
+'''
+
+
 def test_failures_skips_and_unsupported_tests(pytester):
     pytester.makepyfile(
         """
@@ -334,22 +344,27 @@ def test_failures_skips_and_unsupported_tests(pytester):
             pass
         """
     )
+    pytester.makepyfile(doc=DOCTEST)
     out = pytester.path / "out.json"
-    result = run(pytester, "--memhound", f"--memhound-json={out}", "-rA")
-    result.assert_outcomes(failed=2, passed=2, skipped=1)
+    result = run(
+        pytester, "--memhound", f"--memhound-json={out}", "-rA", "--doctest-modules"
+    )
+    result.assert_outcomes(failed=2, passed=3, skipped=1)
     result.stdout.fnmatch_lines_random(
         [
             "*assert 1 == 2",
             "E       AssertionError: flaky",
             "FAILED *::test_fails_in_third_round*",
             "NOT CHECKED *::test_stops_tracing: the test stopped memhound's tracing",
-            "memhound: 1 tests checked *, 0 leaking, 1 could not be checked",
+            "NOT CHECKED doc.py::doc.double: doctests are not leak-checked: *",
+            "memhound: 1 tests checked *, 0 leaking, 2 could not be checked",
         ]
     )
     found = verdicts(out)
     assert set(found) == {
         "test_failures_skips_and_unsupported_tests.py::test_stops_tracing",
         "test_failures_skips_and_unsupported_tests.py::test_after",
+        "doc.py::doc.double",
     }
     assert (
         found["test_failures_skips_and_unsupported_tests.py::test_stops_tracing"][
