@@ -310,6 +310,8 @@ def test_rounds_option_and_bad_options(pytester):
         ("--memhound-rounds=3", "*--memhound-rounds wants W:N such as 2:3*"),
         ("--memhound-rounds=2:0", "*W >= 0 warm-up and N >= 1 measured rounds*"),
         ("--memhound-min-growth=lots", "*not a size: 'lots'*"),
+        ("--memhound-min-confidence=2", "*--memhound-min-confidence must be in *"),
+        ("--memhound-depth=0", "*--memhound-depth must be in *"),
     ]:
         result = run(pytester, "--memhound", bad)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
