@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
+from memhound.heap import Census, census, census_diff, why_alive
 from memhound.leaks import LeakCheck, assert_no_leaks, checkpoint, iterations
 from memhound.snapshot import (
     DomainFilter,
@@ -41,6 +42,7 @@ from memhound.snapshot import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "Census",
     "DEFAULT_DEPTH",
     "DOMAIN_MEM",
     "DOMAIN_NATIVE",
@@ -58,6 +60,8 @@ __all__ = [
     "Traceback",
     "__version__",
     "assert_no_leaks",
+    "census",
+    "census_diff",
     "checkpoint",
     "clear",
     "get_memory_overhead",
@@ -71,6 +75,7 @@ __all__ = [
     "start",
     "stop",
     "take_snapshot",
+    "why_alive",
 ]
 
 DEFAULT_DEPTH: int = _core.DEFAULT_DEPTH

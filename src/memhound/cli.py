@@ -137,6 +137,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "multiprocessing) or multiprocessing's spawn, and report their leaks",
     )
     run.add_argument(
+        "--no-graph",
+        action="store_true",
+        help="skip the heap-graph analysis (types, retention paths, retained "
+        "sizes) at exit: for huge heaps",
+    )
+    run.add_argument(
         "--top", type=int, default=10, metavar="N", help="sites to show (default 10)"
     )
     run.add_argument(
@@ -289,6 +295,7 @@ def cmd_run(options) -> int:
         "sample": options.sample,
         "interval": options.interval,
         "follow_fork": options.follow_fork,
+        "graph": not options.no_graph,
         "status": not options.quiet and _stderr_is_tty(),
     }
     if options.min_confidence is not None:

@@ -12,11 +12,21 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-from contextlib import contextmanager
+import time
 
 from memhound import _core
 
-__all__ = ["format_path", "unreachable_by_site", "why_alive"]
+__all__ = [
+    "Census",
+    "annotate_report",
+    "census",
+    "census_diff",
+    "format_path",
+    "largest_retainers",
+    "retained_size",
+    "unreachable_by_site",
+    "why_alive",
+]
 
 _HERE = __file__
 _OUTSIDE = (
@@ -26,24 +36,41 @@ _OUTSIDE = (
 _GARBAGE = "unreachable: garbage in a reference cycle (gc would free it)"
 
 
-@contextmanager
-def _graph(*skip):
-    """A heap graph for one query session, released on exit.
+class _graph:
+    """A heap graph for one query session, released on exit (`with
+    _graph(*skip) as graph`; the objects of skip are left out).
 
     The collector is paused meanwhile: the graph holds a reference to every
-    object, so a collection could free nothing and would only cost time.
+    object, so a collection could free nothing and would only cost time,
+    and builtin __sizeof__ calls made while sizing nodes must not run
+    finalizers.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    graph = None
-    try:
-        graph = _core.heap_graph(tuple(skip))
-        yield graph
-    finally:
-        if graph is not None:
+
+    __slots__ = ("_skip", "_graph", "_was_enabled")
+
+    def __init__(self, *skip):
+        self._skip = skip
+        self._graph = None
+        self._was_enabled = False
+
+    def __enter__(self):
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._graph = _core.heap_graph(self._skip)
+        except BaseException:
+            if self._was_enabled:
+                gc.enable()
+            raise
+        return self._graph
+
+    def __exit__(self, *exc):
+        graph, self._graph = self._graph, None
+        try:
             _core.heap_graph_release(graph)
-        if was_enabled:
-            gc.enable()
+        finally:
+            if self._was_enabled:
+                gc.enable()
 
 
 def unreachable_by_site() -> dict[int, tuple[int, int]]:
@@ -119,7 +146,7 @@ def _compose(root, steps, labels):
                 expr = f"{expr.removesuffix('.__dict__')}.{text}"
             else:
                 via = "dict value"
-                expr = f"{expr}[{text}]"
+                expr = f"{expr}[{text!r}]" if ident else f"{expr}[{text}]"
         elif kind == "dict_key":
             via = "dict key"
             expr = f"{text} (key of {expr})"
@@ -184,7 +211,7 @@ def why_alive(obj) -> list[dict]:
     objects, labels = _roots(skip_frames=(caller,))
     del caller
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects)
+        _core.heap_prepare_paths(graph, objects, obj)
         found = _core.heap_path(graph, obj)
         if found is None:
             for i, root in enumerate(objects):
@@ -210,3 +237,221 @@ def _type_name(obj) -> str:
     if module == "builtins":
         return tp.__qualname__
     return f"{module}.{tp.__qualname__}"
+
+
+# ---- census ----------------------------------------------------------------
+
+
+class Census:
+    """Objects and bytes per type at one moment: every object the collector
+    tracks, plus the untracked objects (ints, floats, strings...) they
+    reference directly, each counted once.  Bytes are sys.getsizeof()'s
+    view (no user __sizeof__ is called).  Take one with census() or
+    Census.take(); compare two with census_diff().
+
+    types: {type name: (count, bytes)}; time: when it was taken (epoch s).
+    """
+
+    __slots__ = ("types", "time")
+
+    def __init__(self, types: dict[str, tuple[int, int]], time: float = 0.0):
+        self.types = types
+        self.time = time
+
+    def __repr__(self) -> str:
+        return (
+            f"<Census {len(self.types)} types, {self.count} objects, "
+            f"{self.bytes} bytes>"
+        )
+
+    @classmethod
+    def take(cls) -> Census:
+        return census()
+
+    @property
+    def count(self) -> int:
+        return sum(c for c, _ in self.types.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(b for _, b in self.types.values())
+
+    def top(self, n: int = 10) -> list[tuple[str, int, int]]:
+        """(type, count, bytes) of the n types with the most bytes."""
+        rows = sorted(self.types.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        return [(name, c, b) for name, (c, b) in rows[:n]]
+
+
+def census() -> Census:
+    """A Census of the heap now (built in C; see Census)."""
+    return Census(_core.heap_census(()), time.time())
+
+
+def census_diff(old: Census, new: Census, limit: int | None = None) -> list[dict]:
+    """Types whose count or bytes changed from old to new, the largest
+    growth in bytes first: [{"type", "count", "bytes", "count_diff",
+    "bytes_diff"}] (count and bytes are new's)."""
+    rows = []
+    for name in old.types.keys() | new.types.keys():
+        c0, b0 = old.types.get(name, (0, 0))
+        c1, b1 = new.types.get(name, (0, 0))
+        if c0 != c1 or b0 != b1:
+            rows.append(
+                {
+                    "type": name,
+                    "count": c1,
+                    "bytes": b1,
+                    "count_diff": c1 - c0,
+                    "bytes_diff": b1 - b0,
+                }
+            )
+    rows.sort(key=lambda r: (-r["bytes_diff"], -r["count_diff"], r["type"]))
+    return rows if limit is None else rows[:limit]
+
+
+# ---- retained size ---------------------------------------------------------
+
+
+def retained_size(obj) -> int | None:
+    """Bytes that would be freed if obj went away: its own size plus that
+    of every object only reachable through it (the dominator tree of the
+    heap graph).  None when obj is not in the graph."""
+    caller = sys._getframe(1)
+    objects, _ = _roots(skip_frames=(caller,))
+    del caller
+    with _graph(objects) as graph:
+        _core.heap_prepare_paths(graph, objects)
+        return _core.heap_retained(graph, obj)
+
+
+def largest_retainers(n: int = 10) -> list[dict]:
+    """The n objects with the largest retained sizes (modules, classes and
+    their namespaces left out): [{"type", "bytes", "retained_bytes",
+    "retention_path"}]."""
+    objects, labels = _roots()
+    with _graph(objects) as graph:
+        _core.heap_prepare_paths(graph, objects)
+        return _retainers(graph, labels, n)
+
+
+def _retainers(graph, labels, n):
+    out = []
+    for (root, steps), retained, size in _core.heap_largest_retainers(graph, n):
+        path = _compose(root, steps, labels)
+        out.append(
+            {
+                "type": path[-1]["type"],
+                "bytes": size,
+                "retained_bytes": retained,
+                "retention_path": path,
+            }
+        )
+    return out
+
+
+# ---- the leak report -------------------------------------------------------
+
+
+def _site_entry(info, labels):
+    paths = []
+    for (root, steps), objects, garbage in info["groups"]:
+        path = _compose(root, steps, labels)
+        paths.append({"steps": path, "objects": objects, "unreachable": garbage})
+    return {
+        "types": [
+            {"type": name, "count": count, "bytes": nbytes}
+            for name, count, nbytes in info["types"]
+        ],
+        "retention_path": paths[0]["steps"] if paths else [],
+        "paths": paths,
+        "retained_bytes": info["retained_bytes"],
+        "unreachable_bytes": info["unreachable_bytes"],
+        "unreachable_blocks": info["unreachable_blocks"],
+    }
+
+
+def sites_info(sites: list[int], retained: bool = True) -> dict[int, dict]:
+    """For each allocation site (traceback index, as the live-block table
+    and report leaks carry it): {"types": [{type, count, bytes}],
+    "retention_path": the path holding most of its objects, "paths":
+    [{"steps", "objects", "unreachable"}] (up to 5 ways its objects are
+    held, most objects first), "retained_bytes", "unreachable_bytes",
+    "unreachable_blocks"}.  One heap-graph session for all sites."""
+    objects, labels = _roots()
+    with _graph(objects) as graph:
+        _core.heap_prepare_paths(graph, objects)
+        infos = _core.heap_sites(graph, [int(s) for s in sites], retained)
+        return {info["site"]: _site_entry(info, labels) for info in infos}
+
+
+def annotate_report(
+    report: dict,
+    baseline: Census | None = None,
+    retainers: int = 10,
+) -> None:
+    """Fill the heap-graph fields of a leak report (docs/report-schema.md)
+    in place, in one heap-graph session:
+
+    * each entry of report["leaks"] with an in-process "site" key (as
+      memhound.leaks sets it: traceback index << 1 | native; native sites
+      are left alone) gets "types", "retention_path", "paths",
+      "retained_bytes", "unreachable_bytes" and "unreachable_blocks";
+    * report["types_grew"]: census_diff(baseline, now), the 20 types that
+      grew most (only when a baseline Census is given);
+    * report["largest_retainers"]: the `retainers` largest retainers;
+    * report["cycle_sites"]: {"unreachable": [{"site", "bytes", "blocks"}]
+      of traced garbage in reference cycles by site, "types": [{"type",
+      "count", "bytes", "finalizer"}] of that garbage, "gc_garbage":
+      [{"type", "site", "count"}] of gc.garbage}.
+
+    Skipping it (the CLI's --no-graph) costs nothing: nothing here runs
+    unless called."""
+    # The report's in-process "site" is traceback << 1 | native
+    # (memhound.leaks); native blocks are not Python objects.
+    leaks = [
+        leak
+        for leak in report.get("leaks", [])
+        if "site" in leak and not int(leak["site"]) & 1
+    ]
+    if baseline is not None:
+        report["types_grew"] = [
+            row for row in census_diff(baseline, census()) if row["bytes_diff"] > 0
+        ][:20]
+    objects, labels = _roots()
+    with _graph(objects) as graph:
+        _core.heap_prepare_paths(graph, objects)
+        infos = _core.heap_sites(
+            graph, [int(leak["site"]) >> 1 for leak in leaks], True
+        )
+        for leak, info in zip(leaks, infos, strict=True):
+            leak.update(_site_entry(info, labels))
+        report["largest_retainers"] = _retainers(graph, labels, retainers)
+        cycles = {
+            "unreachable": [
+                {"site": site, "bytes": nbytes, "blocks": blocks}
+                for site, (nbytes, blocks) in _core.heap_unreachable_by_site(
+                    graph
+                ).items()
+            ],
+            "types": [
+                {"type": name, "count": count, "bytes": nbytes, "finalizer": fin}
+                for name, count, nbytes, fin in sorted(
+                    _core.heap_garbage_types(graph), key=lambda r: -r[2]
+                )[:20]
+            ],
+        }
+    cycles["gc_garbage"] = _gc_garbage()
+    report["cycle_sites"] = cycles
+
+
+def _gc_garbage():
+    """gc.garbage grouped by (type, allocation site)."""
+    groups: dict[tuple[str, int | None], int] = {}
+    for obj in gc.garbage:
+        site = _core.heap_object_site(obj)
+        key = (_type_name(obj), None if site is None else site[0])
+        groups[key] = groups.get(key, 0) + 1
+    return [
+        {"type": name, "site": site, "count": count}
+        for (name, site), count in sorted(groups.items(), key=lambda kv: -kv[1])
+    ]

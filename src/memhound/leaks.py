@@ -139,19 +139,40 @@ def _shape_site(raw: dict, with_confidence: bool) -> dict:
 
 def _classify_cycles(leaks: list) -> None:
     """Kind `cycle`: with the collector disabled, a leak whose blocks are
-    mostly unreachable garbage.  Needs the heap graph (memhound.heap)."""
+    mostly unreachable garbage (found by the heap graph, memhound.heap,
+    without collecting).  Uses the heap-graph fields when annotate_report
+    filled them, else asks for the garbage by site."""
     if gc.isenabled() or not leaks:
         return
-    try:
-        from memhound import heap
-    except ImportError:
-        return
-    unreachable = heap.unreachable_by_site()
+    from memhound import heap
+
+    unreachable = None
     for leak in leaks:
-        traceback_index = leak["site"] >> 1  # site = traceback << 1 | native
-        garbage_bytes = unreachable.get(traceback_index, (0, 0))[0]
-        if leak["kind"] == "python" and garbage_bytes * 2 >= leak["live_bytes"]:
+        if leak["kind"] != "python":
+            continue
+        garbage_bytes = leak.get("unreachable_bytes")
+        if garbage_bytes is None:
+            if unreachable is None:
+                unreachable = heap.unreachable_by_site()
+            traceback_index = leak["site"] >> 1  # site = traceback << 1 | native
+            garbage_bytes = unreachable.get(traceback_index, (0, 0))[0]
+        if garbage_bytes * 2 >= leak["live_bytes"]:
             leak["kind"] = "cycle"
+
+
+def _annotate_with_heap_graph(report: dict, baseline) -> None:
+    """Who holds each leak: types, retention path, retained size
+    (memhound.heap, docs/heap.md).  A failure there costs the report
+    those fields, never the report."""
+    from memhound import heap
+
+    _core._suspend_thread()
+    try:
+        heap.annotate_report(report, baseline=baseline)
+    except Exception as error:  # noqa: BLE001 - the report must survive
+        report["warnings"].append(f"heap-graph analysis failed: {error!r}")
+    finally:
+        _core._resume_thread()
 
 
 def _clear_interpreter_caches() -> None:
@@ -203,13 +224,18 @@ def build_report(
     largest: int = 10,
     argv: list | None = None,
     collect: bool = True,
+    graph: bool | str = "leaks",
+    baseline=None,
 ) -> dict:
     """Analyse the live blocks against the generations so far and return
     the report dict (docs/report-schema.md).  Runs a full collection first
     when the collector is enabled, so garbage that it would free is not
     taken for a leak, and empties the interpreter's and the standard
-    library's caches first (_clear_interpreter_caches).  RuntimeError when
-    not tracing."""
+    library's caches first (_clear_interpreter_caches).  `graph`: fill the
+    heap-graph fields (types, retention_path, retained_bytes, ...) always
+    (True), only when there are leaks ("leaks"), or never (False);
+    `baseline`, a memhound.heap.Census taken at the start, adds "types
+    that grew".  RuntimeError when not tracing."""
     from memhound import __version__
 
     if collect:
@@ -228,7 +254,6 @@ def build_report(
         _core._resume_thread()
     stats = _core.get_stats()
     leaks = [_shape_site(site, True) for site in raw["leaks"]]
-    _classify_cycles(leaks)
     leaking_sites = {leak["site"] for leak in leaks}
     biggest = [_shape_site(site, False) for site in raw["largest"]]
     for site in biggest:
@@ -256,7 +281,7 @@ def build_report(
             f"only {len(generations) - 1} generations: too few to judge "
             "leaks (run longer, or checkpoint more often)"
         )
-    return {
+    report = {
         "format": "memhound-report",
         "version": 1,
         "memhound": __version__,
@@ -302,6 +327,11 @@ def build_report(
         "children": [],
         "warnings": warnings,
     }
+    del raw, generations, biggest  # not the program's: out of the graph
+    if graph is True or (graph == "leaks" and leaks):
+        _annotate_with_heap_graph(report, baseline)
+    _classify_cycles(leaks)
+    return report
 
 
 def checkpoint() -> int:

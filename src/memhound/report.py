@@ -179,8 +179,11 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
         out.append(f"   types: {names}")
     path = leak.get("retention_path") or []
     if path:
-        steps = " -> ".join(str(step.get("via", "?")) for step in path[:6])
-        out.append("   held by: " + _shorten(steps, width - 13))
+        # The last step names the whole chain as code would write it
+        # (app.cache._store['k']); each step's "via" says what kind of
+        # reference it is.
+        holder = str(path[-1].get("object", "?"))
+        out.append("   held by: " + _shorten(holder, width - 13))
     if leak.get("retained_bytes"):
         out.append(f"   retains {format_size(leak['retained_bytes'])}")
     _format_traceback(leak["traceback"], style, width, out)
@@ -237,6 +240,26 @@ def format_text(
                 f"block{'s' if blocks != 1 else ''}{tag}"
             )
             _format_traceback(site["traceback"][:3], style, width, out)
+    grew = report.get("types_grew") or []
+    if grew:
+        out.append("")
+        out.append(style.bold("Types that grew:"))
+        for row in grew[:5]:
+            out.append(
+                f"   {_shorten(str(row['type']), 40):40} "
+                f"+{row['count_diff']:,} objects, +{format_size(row['bytes_diff'])}"
+            )
+    retainers = report.get("largest_retainers") or []
+    if retainers:
+        out.append("")
+        out.append(style.bold("Largest retainers:"))
+        for row in retainers[:5]:
+            path = row.get("retention_path") or []
+            name = str(path[-1]["object"]) if path else str(row.get("type", "?"))
+            out.append(
+                f"   {format_size(row['retained_bytes']):>10}  "
+                f"{_shorten(name, width - 17)}"
+            )
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
         out.append(

@@ -148,6 +148,7 @@ class Session:
         status: bool = False,
         follow_fork: bool = False,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        graph: bool = True,
     ) -> None:
         self.depth = depth
         self.sample = sample
@@ -155,6 +156,8 @@ class Session:
         self.status = status
         self.follow_fork = follow_fork
         self.min_confidence = min_confidence
+        self.graph = graph
+        self.baseline = None  # memhound.heap.Census at the start
         self.iterations = 0
         self.pid = os.getpid()
         self.started = time.monotonic()
@@ -175,6 +178,14 @@ class Session:
         if self.sample is not None:
             args["sample"] = self.sample
         memhound.start(**args)
+        if self.graph:
+            from memhound import heap
+
+            _core._suspend_thread()
+            try:
+                self.baseline = heap.census()
+            finally:
+                _core._resume_thread()
         _core.gens_restart()
         if self.follow_fork:
             if self.children_dir is None:
@@ -207,11 +218,17 @@ class Session:
             return None
         if not _core.is_tracing():
             return None
+        if self.status and self.graph:
+            _status_note("memhound: analysing the heap...")
         report = build_report(
             iteration=self.iteration_or_unknown(),
             min_confidence=self.min_confidence,
             argv=argv,
+            graph=self.graph,
+            baseline=self.baseline,
         )
+        if self.status and self.graph:
+            _status_note("")
         report["settings"]["interval_s"] = self.interval
         if self.is_child:
             self._write_child_report(report)
@@ -310,6 +327,15 @@ def _start_spawned_child(children_dir: str) -> None:
         _core.stop()
 
     atexit.register(finish_child)
+
+
+def _status_note(text: str) -> None:
+    """A transient line on the terminal (cleared by an empty text)."""
+    try:
+        sys.stderr.write("\r" + text[:79] + "\x1b[K")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _site_key(leak: dict) -> tuple:

@@ -62,7 +62,7 @@ run(const graph *g, const uint32_t *roots, size_t nroots, const uint64_t *size,
     uint32_t *idom, uint64_t *retained)
 {
     mh_dom_graph_t dg = {g->n, g->off, g->edges, g->roff, g->redges};
-    return mh_dominators(&dg, roots, nroots, size, idom, retained);
+    return mh_dominators(&dg, roots, nroots, 0, size, idom, retained);
 }
 
 static void
@@ -268,6 +268,27 @@ test_long_chain(void)
 }
 
 static void
+test_cover_all(void)
+{
+    /* 0 -> 1; a garbage cycle 2 <-> 3 -> 4 that no root reaches. */
+    uint32_t pairs[] = {0, 1, 2, 3, 3, 2, 3, 4};
+    graph g = make_graph(5, pairs, 4);
+    mh_dom_graph_t dg = {g.n, g.off, g.edges, g.roff, g.redges};
+    uint32_t root = 0, idom[5];
+    uint64_t size[5] = {1, 1, 10, 100, 1000}, retained[5];
+    CHECK(mh_dominators(&dg, &root, 1, 1, size, idom, retained) == 5);
+    CHECK(idom[1] == 0 && idom[2] == MH_DOM_NONE);
+    CHECK(idom[3] == 2 && idom[4] == 3);
+    CHECK(retained[2] == 1110 && retained[0] == 2);
+    /* A root listed again after it was reached keeps its own edge from
+     * the virtual root. */
+    uint32_t roots[] = {0, 1};
+    CHECK(mh_dominators(&dg, roots, 2, 0, size, idom, retained) == 2);
+    CHECK(idom[1] == MH_DOM_NONE && retained[0] == 1);
+    free_graph(&g);
+}
+
+static void
 test_out_of_memory(void)
 {
     uint32_t pairs[] = {0, 1, 1, 2};
@@ -292,6 +313,7 @@ main(void)
     test_lengauer_tarjan_example();
     test_random_against_naive();
     test_long_chain();
+    test_cover_all();
     test_out_of_memory();
     return check_report("test_dominators");
 }

@@ -236,3 +236,47 @@ def test_status_line_on_a_terminal(tmp_path):
     assert "traced" in text
     assert "no leak found" in text
     assert "\x1b[" in text  # colour on a terminal
+
+
+HELD = """
+import time
+
+class Registry:
+    def __init__(self):
+        self.entries = {{}}
+
+registry = Registry()
+deadline = time.monotonic() + {seconds}
+n = 0
+while time.monotonic() < deadline:
+    registry.entries[f"req-{{n}}"] = {{"payload": [n] * 8}}  # the leak
+    scratch = [bytes(32) for _ in range(8)]
+    n += 1
+"""
+
+
+def test_report_says_who_holds_the_leak(tmp_path):
+    app = write(tmp_path, "app.py", HELD, seconds=1.5)
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    top = report["leaks"][0]
+    assert top["traceback"][0]["lineno"] == 12
+    holder = top["retention_path"][-1]["object"]
+    assert holder.startswith("__main__.registry.entries['req-"), holder
+    assert {t["type"] for t in top["types"]} & {"dict", "list"}
+    assert top["retained_bytes"] > 0
+    assert any(row["type"] == "dict" for row in report["types_grew"])
+    assert "held by: __main__.registry.entries['req-" in proc.stderr
+    assert "Types that grew:" in proc.stderr
+
+
+def test_no_graph_skips_the_heap_fields(tmp_path):
+    app = write(tmp_path, "app.py", HELD, seconds=1.0)
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--no-graph", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    top = json.loads(out.read_text())["leaks"][0]
+    assert top["retention_path"] is None and top["retained_bytes"] is None
+    assert "held by" not in proc.stderr

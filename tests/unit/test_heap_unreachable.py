@@ -10,7 +10,9 @@ from memhound import _core, heap
 
 
 class Node:
-    pass
+    # Slots: no instance dict, which CPython 3.10 would allocate at another
+    # line (another site).
+    __slots__ = ("other",)
 
 
 def make_cycles(n):

@@ -89,17 +89,3 @@ mh_frames_object_block(PyObject *obj)
      * pointers sit before the object. */
     return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
 }
-
-int
-mh_frames_watch_creations(void (*on_create)(PyObject *obj))
-{
-    /* No hook on object creation before 3.13 (only the builtin
-     * tracemalloc is told of free-list reuse). */
-    (void)on_create;
-    return 0;
-}
-
-void
-mh_frames_unwatch_creations(void)
-{
-}

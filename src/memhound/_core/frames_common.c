@@ -13,3 +13,20 @@ mh_frames_lineno(PyCodeObject *code, uint32_t offset)
     }
     return lineno < 0 ? 0 : lineno;
 }
+
+#if PY_VERSION_HEX < 0x030D0000
+/* Before 3.13 there is no hook on object creation: only the builtin
+ * tracemalloc is told of free-list reuse.  3.13+ implements these in its
+ * own frames file (PyRefTracer). */
+int
+mh_frames_watch_creations(void (*on_create)(PyObject *obj))
+{
+    (void)on_create;
+    return 0;
+}
+
+void
+mh_frames_unwatch_creations(void)
+{
+}
+#endif

@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <frameobject.h> /* PyFrame_Check on 3.10 */
 
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "heapgraph_query.h"
 #include "hooks.h"
 #include "rawmem.h"
+#include "table.h"
 
 #define CAPSULE_NAME "memhound.heapgraph"
 
@@ -224,17 +226,18 @@ heap_module_dicts(PyObject *module, PyObject *unused)
     return result;
 }
 
-/* heap_prepare_paths(g, roots: list) -> number of nodes reached.  One
- * breadth-first search from the labelled roots (in order), continued from
- * every node held from outside the graph, gives every node its shortest
- * path. */
+/* heap_prepare_paths(g, roots: list, last=None) -> number of nodes
+ * reached.  One breadth-first search from the labelled roots (in order),
+ * continued from every node held from outside the graph, gives every node
+ * its shortest path.  `last` (why_alive's target, which its caller's frame
+ * holds) starts a search of its own only after all the others. */
 static PyObject *
 heap_prepare_paths(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *capsule, *roots;
-    if (!PyArg_ParseTuple(args, "OO!:heap_prepare_paths", &capsule,
-                          &PyList_Type, &roots)) {
+    PyObject *capsule, *roots, *last = NULL;
+    if (!PyArg_ParseTuple(args, "OO!|O:heap_prepare_paths", &capsule,
+                          &PyList_Type, &roots, &last)) {
         return NULL;
     }
     mh_heapgraph_t *g = graph_of(capsule);
@@ -258,12 +261,19 @@ heap_prepare_paths(PyObject *module, PyObject *args)
         mh_heapgraph_external_nodes(g, &ext, &next) < 0) {
         goto done;
     }
+    uint32_t last_id = last == NULL ? MH_HG_NONE : mh_heapgraph_find(g, last);
+    for (size_t i = 0; i < next; i++) {
+        if (ext[i] == last_id) {
+            ext[i] = MH_HG_NONE; /* mh_heapgraph_bfs skips it */
+        }
+    }
     int64_t a = mh_heapgraph_bfs(g, ids, nroots, parent);
     int64_t b = a < 0 ? -1 : mh_heapgraph_bfs(g, ext, next, parent);
-    if (b < 0) {
+    int64_t c = b < 0 ? -1 : mh_heapgraph_bfs(g, &last_id, 1, parent);
+    if (c < 0) {
         goto done;
     }
-    reached = a + b;
+    reached = a + b + c;
     mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
     g->parent = parent;
@@ -490,12 +500,12 @@ done:
 }
 
 /* 1 when node id is part of the program's structure rather than its data:
- * modules, classes, their __dict__s, labelled roots. */
+ * modules, classes, their __dict__s, frames, labelled roots. */
 static int
 is_structural(const mh_heapgraph_t *g, uint32_t id)
 {
     PyObject *obj = g->objs[id];
-    if (PyModule_Check(obj) || PyType_Check(obj)) {
+    if (PyModule_Check(obj) || PyType_Check(obj) || PyFrame_Check(obj)) {
         return 1;
     }
     for (size_t i = 0; i < g->nroots; i++) {
@@ -669,7 +679,75 @@ done:
     return result;
 }
 
+/* heap_garbage_types(g) -> [(type name, count, bytes, has_finalizer)] of
+ * the unreachable garbage nodes, largest first.  heap_prepare_paths or
+ * heap_unreachable_by_site must have marked liveness. */
+static PyObject *
+heap_garbage_types(PyObject *module, PyObject *capsule)
+{
+    (void)module;
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    mh_hooks_suspend_thread();
+    int failed = mh_heapgraph_ensure_sites(g) < 0;
+    mh_hooks_resume_thread();
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    /* Keyed by type pointer in C: a metaclass's __hash__ must not run. */
+    mh_table_t index;
+    mh_table_init(&index);
+    mh_census_row_t *rows = NULL;
+    size_t nrows = 0, cap = 0;
+    PyObject *result = NULL;
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        if (g->flags[id] & MH_HG_LIVE) {
+            continue;
+        }
+        PyTypeObject *tp = Py_TYPE(g->objs[id]);
+        uint32_t row;
+        if (!mh_table_get(&index, (uint64_t)(uintptr_t)tp, &row)) {
+            void *p = rows;
+            if (mh_rawmem_reserve(&p, &cap, nrows + 1, sizeof(*rows)) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            rows = p;
+            row = (uint32_t)nrows++;
+            rows[row] = (mh_census_row_t){.type = tp};
+            if (mh_table_put(&index, (uint64_t)(uintptr_t)tp, row) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        rows[row].count++;
+        rows[row].bytes += g->size[id];
+    }
+    result = PyList_New(0);
+    for (size_t i = 0; result != NULL && i < nrows; i++) {
+        PyTypeObject *type = rows[i].type;
+        /* A finalizer: __del__ of a Python class (tp_finalize), or a
+         * legacy tp_del. */
+        int fin = type->tp_finalize != NULL || type->tp_del != NULL;
+        PyObject *t = Py_BuildValue(
+            "(NKKN)", type_name_new(type), (unsigned long long)rows[i].count,
+            (unsigned long long)rows[i].bytes, PyBool_FromLong(fin));
+        if (t == NULL || PyList_Append(result, t) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(t);
+    }
+done:
+    mh_table_fini(&index);
+    mh_rawmem_free(rows, cap * sizeof(*rows));
+    return result;
+}
+
 PyMethodDef mh_heap_methods[] = {
+    {"heap_garbage_types", heap_garbage_types, METH_O,
+     "heap_garbage_types(g) -> [(type, count, bytes, has_finalizer)]"},
     {"heap_census", heap_census, METH_O,
      "heap_census(skip) -> {type name: (count, bytes)}"},
     {"heap_sites", heap_sites, METH_VARARGS,

@@ -50,7 +50,9 @@ typedef struct {
     uint64_t *size;     /* block size per node */
     uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
     uint64_t *retained; /* retained bytes per node */
-    size_t nodecap;     /* capacity of objs, flags (off: nodecap + 1) */
+    size_t nodecap;     /* capacity of off (nodecap + 1 entries) */
+    size_t objcap;      /* capacity of objs */
+    size_t flagcap;     /* capacity of flags */
     size_t edgecap;     /* capacity of edges */
 } mh_heapgraph_t;
 
@@ -72,8 +74,8 @@ void mh_heapgraph_free(mh_heapgraph_t *g);
  * fail. */
 uint32_t mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj);
 
-/* Bookkeeping bytes the graph holds now (for the benchmarks).  Can't
- * fail. */
+/* Bookkeeping bytes the graph holds now, query arrays included (for the
+ * benchmarks).  Can't fail. */
 size_t mh_heapgraph_memory(const mh_heapgraph_t *g);
 
 /* Build the reverse edges (once; later calls return 0 at once).  Returns
@@ -91,6 +93,11 @@ int64_t mh_heapgraph_mark_live(mh_heapgraph_t *g);
  * list, set, frozenset, bytearray, ...), otherwise tp_basicsize plus
  * tp_itemsize * ob_size, plus the collector's header.  Never raises. */
 uint64_t mh_heapgraph_sizeof(PyObject *obj);
+
+/* The same without any call: 0 when the size needs a builtin __sizeof__
+ * call (dicts, sets, huge ints, ...).  Allocates nothing, never raises:
+ * safe inside a tp_traverse callback. */
+uint64_t mh_heapgraph_sizeof_nocall(PyObject *obj);
 
 /* The byte size and traceback index (0 when untraced) of node n's block:
  * the traced block size when tracing saw its allocation, else

@@ -51,15 +51,16 @@ map_put(mh_heapgraph_t *g, uint32_t id)
     g->map[i] = id;
 }
 
-/* Size the map for `need` entries at a load of at most one half. */
+/* Size the map for `need` entries at a load of at most three quarters
+ * (linear probing stays short; 4 bytes a slot). */
 static int
 map_reserve(mh_heapgraph_t *g, size_t need)
 {
-    if (need <= g->mapcap / 2) {
+    if (need <= g->mapcap / 4 * 3) {
         return 0;
     }
     size_t cap = g->mapcap ? g->mapcap : 1024;
-    while (cap / 2 < need) {
+    while (cap / 4 * 3 < need) {
         if (cap > SIZE_MAX / 4 / sizeof(uint32_t)) {
             return -1;
         }
@@ -97,20 +98,28 @@ node_reserve(mh_heapgraph_t *g, size_t need)
     if (cap >= MH_HG_NONE) {
         cap = MH_HG_NONE - 1;
     }
-    PyObject **objs = mh_rawmem_realloc(
-        g->objs, g->nodecap * sizeof(PyObject *), cap * sizeof(PyObject *));
-    if (objs == NULL) {
-        return -1;
+    /* Three arrays grow one after the other; each keeps its own capacity
+     * so that a failure half-way leaves sizes the free can trust. */
+    if (g->objcap < cap) {
+        PyObject **objs = mh_rawmem_realloc(
+            g->objs, g->objcap * sizeof(PyObject *), cap * sizeof(PyObject *));
+        if (objs == NULL) {
+            return -1;
+        }
+        g->objs = objs;
+        g->objcap = cap;
     }
-    g->objs = objs;
-    uint8_t *flags = mh_rawmem_realloc(g->flags, g->nodecap, cap);
-    if (flags == NULL) {
-        return -1; /* objs is larger than nodecap says: freed by size below */
+    if (g->flagcap < cap) {
+        uint8_t *flags = mh_rawmem_realloc(g->flags, g->flagcap, cap);
+        if (flags == NULL) {
+            return -1;
+        }
+        g->flags = flags;
+        g->flagcap = cap;
     }
-    g->flags = flags;
-    uint32_t *off =
-        mh_rawmem_realloc(g->off, (g->nodecap + 1) * sizeof(uint32_t),
-                          (cap + 1) * sizeof(uint32_t));
+    uint32_t *off = mh_rawmem_realloc(
+        g->off, g->off == NULL ? 0 : (g->nodecap + 1) * sizeof(uint32_t),
+        (cap + 1) * sizeof(uint32_t));
     if (off == NULL) {
         return -1;
     }
@@ -183,13 +192,32 @@ visit_edge(PyObject *child, void *arg)
 size_t
 mh_heapgraph_memory(const mh_heapgraph_t *g)
 {
-    size_t m = g->nodecap * (sizeof(PyObject *) + 1) +
+    size_t m = g->objcap * sizeof(PyObject *) + g->flagcap +
                (g->nodecap + 1) * sizeof(uint32_t) +
                g->edgecap * sizeof(uint32_t) + g->mapcap * sizeof(uint32_t);
     if (g->roff != NULL) {
         m += ((size_t)g->nnodes + 1 + g->nedges) * sizeof(uint32_t);
     }
-    return m;
+    /* Query arrays, one entry per node each. */
+    size_t per = (g->parent ? 4 : 0) + (g->tb ? 4 : 0) + (g->size ? 8 : 0) +
+                 (g->idom ? 4 : 0) + (g->retained ? 8 : 0);
+    return m + per * (size_t)g->nnodes + g->nroots * sizeof(uint32_t);
+}
+
+/* Give back the unused end of the edge array (a shrinking realloc; when
+ * it fails the larger array is simply kept). */
+static void
+shrink(mh_heapgraph_t *g)
+{
+    size_t ecap = (size_t)g->nedges + 1;
+    if (ecap < g->edgecap) {
+        void *edges = mh_rawmem_realloc(
+            g->edges, g->edgecap * sizeof(uint32_t), ecap * sizeof(uint32_t));
+        if (edges != NULL) {
+            g->edges = edges;
+            g->edgecap = ecap;
+        }
+    }
 }
 
 mh_heapgraph_t *
@@ -202,7 +230,8 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
     }
     g->list = objects;
     Py_ssize_t n = PyList_GET_SIZE(objects);
-    size_t guess = (size_t)n + (size_t)n / 2 + 16;
+    /* Untracked referents add a few percent on typical heaps. */
+    size_t guess = (size_t)n + (size_t)n / 16 + 16;
     if (node_reserve(g, guess) < 0 || map_reserve(g, guess) < 0 ||
         mh_rawmem_reserve((void **)&g->edges, &g->edgecap, guess * 2,
                           sizeof(uint32_t)) < 0) {
@@ -240,6 +269,7 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
         }
     }
     g->off[g->nnodes] = g->nedges;
+    shrink(g);
     /* The collector's computation: references from outside the graph are
      * the refcount minus the edges into a node minus the graph's own. */
     uint32_t *indeg =
@@ -273,12 +303,14 @@ mh_heapgraph_free(mh_heapgraph_t *g)
     /* Release the graph's memory before its references: a decref may run
      * finalizers, which must not find the graph half-freed. */
     PyObject **objs = g->objs;
-    size_t nodecap = g->nodecap;
+    size_t objcap = g->objcap;
     uint32_t nnodes = g->nnodes;
     uint32_t ntracked = g->ntracked;
     PyObject *list = g->list;
-    mh_rawmem_free(g->flags, g->nodecap);
-    mh_rawmem_free(g->off, (g->nodecap + 1) * sizeof(uint32_t));
+    mh_rawmem_free(g->flags, g->flagcap);
+    if (g->off != NULL) {
+        mh_rawmem_free(g->off, (g->nodecap + 1) * sizeof(uint32_t));
+    }
     mh_rawmem_free(g->edges, g->edgecap * sizeof(uint32_t));
     mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
     if (g->roff != NULL) {
@@ -295,7 +327,7 @@ mh_heapgraph_free(mh_heapgraph_t *g)
     for (uint32_t id = ntracked; id < nnodes; id++) {
         Py_DECREF(objs[id]);
     }
-    mh_rawmem_free(objs, nodecap * sizeof(PyObject *));
+    mh_rawmem_free(objs, objcap * sizeof(PyObject *));
     Py_XDECREF(list);
 }
 
@@ -392,8 +424,9 @@ sizeof_method(PyObject *obj)
     return v;
 }
 
-uint64_t
-mh_heapgraph_sizeof(PyObject *obj)
+/* The size of obj; 0 when that needs a __sizeof__ call and calls is 0. */
+static uint64_t
+sizeof_impl(PyObject *obj, int calls)
 {
     PyTypeObject *tp = Py_TYPE(obj);
     uint64_t pre =
@@ -410,7 +443,7 @@ mh_heapgraph_sizeof(PyObject *obj)
                        PyUnicode_KIND(obj);
         }
         else {
-            size = sizeof_method(obj);
+            size = (calls ? sizeof_method(obj) : 0);
         }
     }
     else if (tp == &PyList_Type) {
@@ -420,25 +453,50 @@ mh_heapgraph_sizeof(PyObject *obj)
     else if (tp == &PyLong_Type) {
         int overflow = 0;
         (void)PyLong_AsLongAndOverflow(obj, &overflow);
-        size = overflow ? sizeof_method(obj)
+        size = overflow ? (calls ? sizeof_method(obj) : 0)
                         : (uint64_t)tp->tp_basicsize + tp->tp_itemsize;
     }
-    else if (tp == &PyDict_Type || tp == &PySet_Type ||
-             tp == &PyFrozenSet_Type || tp == &PyByteArray_Type) {
-        /* Builtin __sizeof__: runs no user code. */
-        size = sizeof_method(obj);
+    else if (tp == &PyTuple_Type || tp == &PyBytes_Type ||
+             tp == &PyFloat_Type) {
+        size = (uint64_t)tp->tp_basicsize +
+               (uint64_t)Py_SIZE(obj) * (uint64_t)tp->tp_itemsize;
+    }
+    else if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+             (tp->tp_itemsize > 0 || tp == &PyDict_Type || tp == &PySet_Type ||
+              tp == &PyFrozenSet_Type || tp == &PyByteArray_Type)) {
+        /* Builtin types whose size is not basicsize, or whose ob_size is
+         * not an item count (generators, code objects, ...): their own
+         * __sizeof__, which is C code, not a user's. */
+        size = (calls ? sizeof_method(obj) : 0);
     }
     else {
         size = (uint64_t)tp->tp_basicsize;
         if (tp->tp_itemsize > 0) {
+            /* A class derived from a variable-size builtin (int, tuple,
+             * bytes): ob_size counts items, bounded for safety. */
             Py_ssize_t items = Py_SIZE(obj);
             if (items < 0) {
                 items = -items;
             }
+            if (items > (Py_ssize_t)1 << 32) {
+                items = 0;
+            }
             size += (uint64_t)items * (uint64_t)tp->tp_itemsize;
         }
     }
-    return size + pre;
+    return size == 0 ? 0 : size + pre;
+}
+
+uint64_t
+mh_heapgraph_sizeof(PyObject *obj)
+{
+    return sizeof_impl(obj, 1);
+}
+
+uint64_t
+mh_heapgraph_sizeof_nocall(PyObject *obj)
+{
+    return sizeof_impl(obj, 0);
 }
 
 int

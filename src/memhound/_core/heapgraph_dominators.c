@@ -61,45 +61,66 @@ work_alloc(dom_work *w, uint32_t n)
     return 0;
 }
 
-/* Preorder numbering by an iterative DFS from the virtual root.  Returns
- * the number of the last node numbered. */
+/* DFS from one entry node, numbering in preorder. */
+static uint32_t
+dfs_from(const mh_dom_graph_t *g, uint32_t root, uint32_t count, dom_work *w)
+{
+    w->pre[root] = ++count;
+    w->vertex[count] = root;
+    w->parent[count] = 1;
+    size_t top = 0;
+    w->stack[top] = root;
+    w->cursor[top] = g->off[root];
+    top++;
+    while (top > 0) {
+        uint32_t u = w->stack[top - 1];
+        uint32_t e = w->cursor[top - 1];
+        if (e == g->off[u + 1]) {
+            top--;
+            continue;
+        }
+        w->cursor[top - 1] = e + 1;
+        uint32_t v = g->edges[e];
+        if (w->pre[v] != 0) {
+            continue;
+        }
+        w->pre[v] = ++count;
+        w->vertex[count] = v;
+        w->parent[count] = w->pre[u];
+        w->stack[top] = v;
+        w->cursor[top] = g->off[v];
+        top++;
+    }
+    return count;
+}
+
+/* Preorder numbering by an iterative DFS from the virtual root, whose
+ * children are the roots and then (cover_all) every node still unreached.
+ * Marks the virtual root's children in w->dom (1).  Returns the number of
+ * the last node numbered. */
 static uint32_t
 number(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
-       dom_work *w)
+       int cover_all, dom_work *w)
 {
     uint32_t count = 1;
     w->vertex[1] = MH_DOM_NONE; /* the virtual root */
     w->parent[1] = 0;
+    memset(w->dom, 0, w->cap * sizeof(uint32_t));
     for (size_t r = 0; r < nroots; r++) {
         uint32_t root = roots[r];
-        if (root >= g->n || w->pre[root] != 0) {
-            continue;
+        if (root < g->n && w->pre[root] == 0) {
+            count = dfs_from(g, root, count, w);
         }
-        w->pre[root] = ++count;
-        w->vertex[count] = root;
-        w->parent[count] = 1;
-        size_t top = 0;
-        w->stack[top] = root;
-        w->cursor[top] = g->off[root];
-        top++;
-        while (top > 0) {
-            uint32_t u = w->stack[top - 1];
-            uint32_t e = w->cursor[top - 1];
-            if (e == g->off[u + 1]) {
-                top--;
-                continue;
-            }
-            w->cursor[top - 1] = e + 1;
-            uint32_t v = g->edges[e];
-            if (w->pre[v] != 0) {
-                continue;
-            }
-            w->pre[v] = ++count;
-            w->vertex[count] = v;
-            w->parent[count] = w->pre[u];
-            w->stack[top] = v;
-            w->cursor[top] = g->off[v];
-            top++;
+    }
+    for (size_t r = 0; r < nroots; r++) {
+        if (roots[r] < g->n) {
+            w->dom[w->pre[roots[r]]] = 1;
+        }
+    }
+    for (uint32_t v = 0; cover_all && v < g->n; v++) {
+        if (w->pre[v] == 0) {
+            count = dfs_from(g, v, count, w);
+            w->dom[w->pre[v]] = 1;
         }
     }
     return count;
@@ -133,28 +154,23 @@ eval(dom_work *w, uint32_t v)
 
 int64_t
 mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
-              const uint64_t *size, uint32_t *idom, uint64_t *retained)
+              int cover_all, const uint64_t *size, uint32_t *idom,
+              uint64_t *retained)
 {
     dom_work w;
     if (work_alloc(&w, g->n) < 0) {
         return -1;
     }
-    uint32_t last = number(g, roots, nroots, &w);
+    uint32_t last = number(g, roots, nroots, cover_all, &w);
     for (uint32_t i = 1; i <= last; i++) {
         w.semi[i] = i;
         w.label[i] = i;
         w.ancestor[i] = 0;
     }
-    /* A root's predecessor in the virtual graph is the virtual root: mark
-     * roots in `dom` (unused until the last step) so that their semi is
-     * set to 1 when their turn comes, not before (an unprocessed node
-     * must still have semi == its own number). */
-    memset(w.dom, 0, w.cap * sizeof(uint32_t));
-    for (size_t r = 0; r < nroots; r++) {
-        if (roots[r] < g->n && w.pre[roots[r]] != 0) {
-            w.dom[w.pre[roots[r]]] = 1;
-        }
-    }
+    /* A root's predecessor in the virtual graph is the virtual root:
+     * number() marked roots in `dom` (unused until the last step) so that
+     * their semi is set to 1 when their turn comes, not before (an
+     * unprocessed node must still have semi == its own number). */
     for (uint32_t i = last; i >= 2; i--) {
         uint32_t node = w.vertex[i];
         if (w.dom[i]) {

@@ -23,16 +23,18 @@ typedef struct {
 
 /* Compute immediate dominators for the graph extended with a virtual root
  * whose children are roots[0..nroots) (duplicates allowed; ids >= n are
- * ignored).  Semi-NCA (Georgiadis, Tarjan, Werneck): Lengauer-Tarjan's
- * semidominators with path compression, then nearest common ancestors in
- * preorder; O(m log n), iterative (no recursion on deep heaps).
+ * ignored) and, when cover_all is set, then every node still unreached
+ * (each such node found in id order becomes a child of the virtual root
+ * and the entry to what it reaches).  Semi-NCA (Georgiadis, Tarjan, Werneck):
+ * Lengauer-Tarjan's semidominators with path compression, then nearest common
+ * ancestors in preorder; O(m log n), iterative (no recursion on deep heaps).
  * Outputs, n entries each: idom[v] = v's immediate dominator, MH_DOM_NONE
  * when it is the virtual root or v is not reached from it; and, when size
  * is not NULL, retained[v] = size[v] plus the sizes of every node v
  * dominates (0 when not reached).  Returns the number of nodes reached, or
  * -1 when out of memory (outputs unspecified). */
 int64_t mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots,
-                      size_t nroots, const uint64_t *size, uint32_t *idom,
-                      uint64_t *retained);
+                      size_t nroots, int cover_all, const uint64_t *size,
+                      uint32_t *idom, uint64_t *retained);
 
 #endif /* MH_HEAPGRAPH_DOMINATORS_H */

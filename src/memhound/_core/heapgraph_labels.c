@@ -8,6 +8,8 @@
  */
 #include "heapgraph_query.h"
 
+#include <frameobject.h> /* PyFrame_Check on 3.10 */
+
 #include <structmember.h> /* PyMemberDef before 3.12 */
 
 #include <stdio.h>
@@ -75,8 +77,18 @@ mh_heapgraph_type_name(PyTypeObject *tp, char *buf, size_t size)
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
         PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
         PyObject *module = NULL;
-        if (tp->tp_dict != NULL && PyDict_CheckExact(tp->tp_dict)) {
-            module = PyDict_GetItemString(tp->tp_dict, "__module__");
+        if (tp->tp_dict != NULL && PyDict_Check(tp->tp_dict)) {
+            /* A scan comparing exact str keys in C: a lookup could call
+             * the __eq__ of a user's key object on a hash collision. */
+            Py_ssize_t pos = 0;
+            PyObject *key, *value;
+            while (PyDict_Next(tp->tp_dict, &pos, &key, &value)) {
+                if (PyUnicode_CheckExact(key) &&
+                    PyUnicode_CompareWithASCIIString(key, "__module__") == 0) {
+                    module = value;
+                    break;
+                }
+            }
         }
         const char *q =
             ht->ht_qualname != NULL && PyUnicode_CheckExact(ht->ht_qualname)
@@ -117,7 +129,7 @@ mh_heapgraph_safe_repr(PyObject *obj, char *buf, size_t size)
         }
         PyErr_Clear();
     }
-    char name[64];
+    char name[112];
     mh_heapgraph_type_name(Py_TYPE(obj), name, sizeof(name));
     snprintf(buf, size, "<%s object at %p>", name, (void *)obj);
 }
@@ -176,6 +188,13 @@ label_members(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
         }
         for (PyMemberDef *m = tp->tp_members; m != NULL && m->name != NULL;
              m++) {
+#ifdef Py_RELATIVE_OFFSET
+            /* 3.12+: CPython makes offsets absolute when it creates the
+             * type; one still relative is not an offset into holder. */
+            if (m->flags & Py_RELATIVE_OFFSET) {
+                continue;
+            }
+#endif
             if ((m->type != MEMBER_T_OBJECT &&
                  m->type != MEMBER_T_OBJECT_EX) ||
                 m->offset <= 0 || m->offset > tp->tp_basicsize - 8) {

@@ -129,7 +129,7 @@ typedef struct {
     mh_hg_edge_kind_t kind;
     int ident;        /* DICT_VALUE: key usable as `.name` */
     Py_ssize_t index; /* INDEX, CLOSURE */
-    char text[96];    /* NUL-terminated UTF-8, truncated with "..." */
+    char text[160];   /* NUL-terminated UTF-8, truncated with "..." */
 } mh_hg_edge_t;
 
 /* Name the edge holder -> child as a user would write it, reading the

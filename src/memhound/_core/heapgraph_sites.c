@@ -138,6 +138,30 @@ add_type(mh_hg_site_t *s, PyTypeObject *type, uint64_t bytes)
     s->types[i].bytes += bytes;
 }
 
+/* 1 when node p is, by all signs, the __dict__ of an object of site tb
+ * (an exact dict whose shortest-path parent is such an object of a class
+ * with a __dict__): the dict is part of that object, so chains of the
+ * site's objects linked through attributes stay one group (CPython 3.10
+ * allocates instance dicts at the first attribute store, another site). */
+static int
+is_own_dict(const mh_heapgraph_t *g, uint32_t p, uint32_t tb)
+{
+    if (!PyDict_CheckExact(g->objs[p])) {
+        return 0;
+    }
+    uint32_t pp = g->parent[p];
+    if (pp == MH_HG_NONE || pp == MH_HG_ROOT || g->tb[pp] != tb) {
+        return 0;
+    }
+    PyTypeObject *tp = Py_TYPE(g->objs[pp]);
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+        return 1;
+    }
+#endif
+    return tp->tp_dictoffset != 0;
+}
+
 /* The nearest holder of node n outside site tb: its ancestors on the
  * shortest path are followed while they belong to the same site.  memo
  * caches answers (MH_HG_NONE: not known yet), so chains of a site's own
@@ -163,7 +187,7 @@ holder_of(const mh_heapgraph_t *g, uint32_t n, uint32_t *memo, uint32_t *path)
             answer = u; /* a root of the search holds it directly */
             break;
         }
-        if (g->tb[p] != tb) {
+        if (g->tb[p] != tb && !is_own_dict(g, p, tb)) {
             answer = p;
             break;
         }
@@ -221,15 +245,10 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
             roots[nr++] = id;
         }
     }
-    /* Garbage last: the search from the roots above reaches everything
-     * else first, and mh_dominators skips what is numbered already. */
-    for (uint32_t id = 0; id < n; id++) {
-        if (!(g->flags[id] & MH_HG_EXTERNAL)) {
-            roots[nr++] = id;
-        }
-    }
+    /* Garbage, which no root reaches, hangs from the virtual root too
+     * (cover_all). */
     mh_dom_graph_t dg = {g->nnodes, g->off, g->edges, g->roff, g->redges};
-    if (mh_dominators(&dg, roots, nr, g->size, idom, retained) < 0) {
+    if (mh_dominators(&dg, roots, nr, 1, g->size, idom, retained) < 0) {
         goto done;
     }
     g->idom = idom;

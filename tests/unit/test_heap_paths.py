@@ -1,0 +1,346 @@
+"""memhound.why_alive: shortest retention paths and their labels."""
+
+import ctypes
+import functools
+import threading
+
+import pytest
+
+import memhound
+from memhound import heap
+
+MOD = __name__
+
+
+class Thing:
+    pass
+
+
+class Holder:
+    registry: dict = {}
+
+    def __init__(self):
+        self.items = []
+
+    def callback(self):
+        return self
+
+
+class Slotted:
+    __slots__ = ("slot",)
+
+
+HOLD = {}
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    HOLD.clear()
+    Holder.registry.clear()
+    yield
+    HOLD.clear()
+    Holder.registry.clear()
+
+
+def objects_of(path):
+    return [step["object"] for step in path]
+
+
+def last(path):
+    return path[-1]
+
+
+def test_module_global_and_dict_key():
+    target = Thing()
+    HOLD["req-991"] = [target]
+    path = memhound.why_alive(target)
+    assert path[0] == {"via": "module", "object": MOD, "type": "dict"}
+    assert path[1]["via"] == "module global"
+    assert path[1]["object"] == f"{MOD}.HOLD"
+    assert path[2] == {
+        "via": "dict value",
+        "object": f"{MOD}.HOLD['req-991']",
+        "type": "list",
+    }
+    assert last(path) == {
+        "via": "list item",
+        "object": f"{MOD}.HOLD['req-991'][0]",
+        "type": f"{MOD}.Thing",
+    }
+
+
+def test_dict_key_labels_are_safe_reprs():
+    class Evil:
+        def __repr__(self):  # must never be called
+            raise AssertionError("user __repr__ called")
+
+        def __hash__(self):
+            return 1
+
+    target = Thing()
+    HOLD[(1, "a", 2.5, b"x", None)] = target
+    assert last(memhound.why_alive(target))["object"] == (
+        f"{MOD}.HOLD[(1, 'a', 2.5, b'x', None)]"
+    )
+    HOLD.clear()
+    evil = Evil()
+    HOLD[evil] = target
+    obj = last(memhound.why_alive(target))["object"]
+    assert obj.startswith(f"{MOD}.HOLD[<{MOD}.") and "Evil object at 0x" in obj
+    HOLD.clear()
+    HOLD["k" * 500] = target
+    obj = last(memhound.why_alive(target))["object"]
+    assert len(obj) < 200 and "..." in obj
+
+
+def test_object_as_dict_key():
+    target = Thing()
+    HOLD[target] = 1
+    assert last(memhound.why_alive(target))["via"] == "dict key"
+
+
+def test_class_attribute():
+    target = Thing()
+    Holder.registry["x"] = target
+    path = memhound.why_alive(target)
+    assert [s["via"] for s in path[1:]] == [
+        "module global",
+        "class attribute",
+        "dict value",
+    ]
+    assert last(path)["object"] == f"{MOD}.Holder.registry['x']"
+
+
+def test_instance_attribute_and_slots():
+    holder = Holder()
+    target = Thing()
+    holder.items.append(target)
+    HOLD["h"] = holder
+    path = memhound.why_alive(target)
+    assert objects_of(path)[-2:] == [
+        f"{MOD}.HOLD['h'].items",
+        f"{MOD}.HOLD['h'].items[0]",
+    ]
+    assert path[-2]["via"] == "attribute"
+    slotted = Slotted()
+    slotted.slot = target
+    HOLD.clear()
+    HOLD["s"] = slotted
+    path = memhound.why_alive(target)
+    assert last(path)["object"] == f"{MOD}.HOLD['s'].slot"
+    assert last(path)["via"] == "attribute"
+
+
+def test_instance_dict_with_materialized_dict():
+    holder = Holder()
+    vars(holder)  # a real __dict__ object: the edge goes through it
+    holder.extra = target = Thing()
+    HOLD["h"] = holder
+    assert last(memhound.why_alive(target))["object"] == f"{MOD}.HOLD['h'].extra"
+
+
+def test_tuple_index_and_set_member():
+    target = Thing()
+    HOLD["t"] = (0, 1, target)
+    path = memhound.why_alive(target)
+    assert last(path) == {
+        "via": "tuple item",
+        "object": f"{MOD}.HOLD['t'][2]",
+        "type": f"{MOD}.Thing",
+    }
+    HOLD.clear()
+    HOLD["s"] = {target}
+    path = memhound.why_alive(target)
+    assert last(path)["via"] == f"member of set {MOD}.HOLD['s']"
+    assert "Thing object at 0x" in last(path)["object"]
+
+
+def make_closure():
+    cache = [Thing()]
+
+    def handler():
+        return cache
+
+    return handler
+
+
+def test_closure_cell():
+    handler = make_closure()
+    HOLD["handler"] = handler
+    target = handler()[0]
+    path = memhound.why_alive(target)
+    assert path[-2] == {
+        "via": "closure variable 'cache'",
+        "object": f"{MOD}.HOLD['handler'].__closure__[0].cell_contents",
+        "type": "list",
+    }
+
+
+def test_bound_method_callback():
+    holder = Holder()
+    HOLD["callbacks"] = [holder.callback]
+    path = memhound.why_alive(holder)
+    assert path[-2]["type"] == "method"
+    assert last(path) == {
+        "via": "attribute",
+        "object": f"{MOD}.HOLD['callbacks'][0].__self__",
+        "type": f"{MOD}.Holder",
+    }
+
+
+def test_functools_partial_member():
+    target = Thing()
+    HOLD["p"] = functools.partial(print, target)
+    path = memhound.why_alive(target)
+    assert path[-2]["object"] == f"{MOD}.HOLD['p'].args"
+    assert last(path)["object"] == f"{MOD}.HOLD['p'].args[0]"
+
+
+def test_thread_local_storage():
+    local = threading.local()
+    local.batch = target = Thing()
+    HOLD["local"] = local
+    path = memhound.why_alive(target)
+    # The object is found through the threading.local's per-thread dict.
+    assert path[1]["object"] == f"{MOD}.HOLD"
+    assert last(path)["type"] == f"{MOD}.Thing"
+    assert len(path) <= 6
+
+
+def test_running_frame_local_of_another_thread():
+    ready = threading.Event()
+    done = threading.Event()
+    box = []
+
+    def handle():
+        batch = [Thing()]
+        box.append(batch[0])
+        ready.set()
+        done.wait(10)
+        return batch
+
+    worker = threading.Thread(target=handle, name="worker-2")
+    worker.start()
+    try:
+        assert ready.wait(10)
+        target = box.pop()
+        path = memhound.why_alive(target)
+        assert path[0]["via"] == "local of thread 'worker-2', handle()"
+        assert path[0]["object"] == "batch"
+        assert last(path)["object"] == "batch[0]"
+    finally:
+        done.set()
+        worker.join()
+
+
+def test_caller_frame_is_not_a_root():
+    target = Thing()
+    path = memhound.why_alive(target)
+    # Held only by this frame, which is left out: the interpreter's
+    # reference (3.11+ frames are not objects) or the frame object.
+    assert "held from outside" in path[0]["via"] or "frame" in str(path)
+
+
+def test_held_from_a_c_extension():
+    target = Thing()
+    target.inner = Thing()
+    inner = target.inner
+    ref = ctypes.py_object(target)
+    del target
+    ctypes.pythonapi.Py_IncRef(ref)  # a reference no traversal reports
+    try:
+        path = memhound.why_alive(inner)
+        # (inner is this frame's local too, but this frame is left out and
+        # the path through the C-held object is found first.)
+        assert path[0]["via"].startswith("held from outside the gc graph")
+        assert path[0]["type"] == f"{MOD}.Thing"
+        assert last(path)["object"].endswith(".inner")
+    finally:
+        ctypes.pythonapi.Py_DecRef(ref)
+
+
+def test_shortest_path_in_a_million_objects():
+    """A target reachable by a 30-step chain and a 4-step one: the path
+    found is the short one, among a million other objects."""
+    big = [Thing() for _ in range(1_000_000)]
+    HOLD["big"] = big
+    node = target = Thing()
+    chain = []
+    for _ in range(30):
+        outer = Thing()
+        outer.next = node
+        node = outer
+        chain.append(outer)
+    HOLD["long"] = node
+    HOLD["short"] = [[[target]]]
+    path = memhound.why_alive(target)
+    assert last(path)["object"] == f"{MOD}.HOLD['short'][0][0][0]"
+    del HOLD["short"]
+    path = memhound.why_alive(target)
+    assert len(path) == 2 + 1 + 30
+    assert last(path)["object"] == f"{MOD}.HOLD['long']" + ".next" * 30
+    del big, chain
+
+
+def test_format_path():
+    target = Thing()
+    HOLD["x"] = target
+    text = heap.format_path(memhound.why_alive(target))
+    assert f"{MOD}.HOLD['x']" in text.splitlines()[-1]
+
+
+def test_retained_size():
+    block = [bytearray(1000) for _ in range(100)]
+    HOLD["block"] = block
+    retained = heap.retained_size(block)
+    assert retained >= 100 * 1000
+    assert retained < 100 * 1000 + 10_000
+    shared = bytearray(50_000)
+    HOLD["a"] = [shared]
+    HOLD["b"] = [shared]
+    # Held twice: neither list retains the shared buffer.
+    assert heap.retained_size(HOLD["a"]) < 1000
+
+
+def test_largest_retainers():
+    HOLD["big"] = [bytearray(1 << 20) for _ in range(8)]
+    top = heap.largest_retainers(10)
+    assert top[0]["retained_bytes"] >= 8 << 20
+    sizes = [t["retained_bytes"] for t in top]
+    assert sizes == sorted(sizes, reverse=True)
+    mine = [t for t in top if t["retention_path"][-1]["object"] == f"{MOD}.HOLD['big']"]
+    assert len(mine) == 1
+    assert 8 << 20 <= mine[0]["retained_bytes"] < (8 << 20) + 10_000
+    assert mine[0]["type"] == "list"
+
+
+def test_no_user_code_runs():
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            raise AttributeError(name)
+
+        def __eq__(self, other):
+            calls.append("eq")
+            return False
+
+        def __hash__(self):
+            calls.append("hash")
+            return 0
+
+        @property
+        def prop(self):
+            calls.append("prop")
+
+    spy = Spy()
+    HOLD["spy"] = spy
+    spy.x = target = Thing()
+    HOLD[spy] = spy
+    calls.clear()
+    path = memhound.why_alive(target)
+    assert last(path)["object"].endswith(".x")
+    memhound.census()
+    heap.largest_retainers(3)
+    assert calls == []
