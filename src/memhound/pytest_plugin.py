@@ -274,9 +274,9 @@ def format_verdict(nodeid: str, verdict: dict, warmup: int) -> str:
             lines,
         )
         path = site.get("retention_path") or []
-        if path:
-            held = " <- ".join(f"{step['object']} ({step['via']})" for step in path)
-            lines.append(f"     retained by: {held}")
+        if path:  # root first
+            held = " -> ".join(f"{step['object']} ({step['via']})" for step in path)
+            lines.append(f"     held by: {held}")
     return "\n".join(lines)
 
 
@@ -310,6 +310,24 @@ def _settle() -> None:
 
 
 # ---- running a test several times ------------------------------------------
+
+
+def _annotate(report: dict) -> None:
+    """Add the heap graph's fields (retention_path, types, retained_bytes)
+    to the report's leaks: memhound.heap.annotate_report, one heap-graph
+    session.  Costs a walk of the whole heap, so only for leaking tests;
+    a failure is a warning of the report, not of the test."""
+    # The graph sees what the collector tracks: give back the objects
+    # _young_gc froze (its own unfreeze on exit is then a no-op).
+    gc.unfreeze()
+    try:
+        from memhound import heap
+
+        heap.annotate_report(report, retainers=0)
+    except Exception as error:
+        report.setdefault("warnings", []).append(
+            f"no retention paths: {type(error).__name__}: {error}"
+        )
 
 
 def _passed(reports) -> bool:
@@ -435,7 +453,12 @@ class MemhoundPlugin:
                     return reports, None, "the test stopped memhound's tracing"
                 _settle()
                 check.checkpoint(force=True)
-        return reports, check.report(), None
+            # Analysed inside the block, while the leaked objects are still
+            # traced: the heap graph can then say who holds them.
+            report = check.report()
+            if _verdict(report, self.measured, self.min_growth)["leaked"]:
+                _annotate(report)
+        return reports, report, None
 
     def _checked(self, item) -> bool:
         option = self.config.option

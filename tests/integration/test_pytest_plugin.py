@@ -247,6 +247,40 @@ def test_exempt():
 """
 
 
+def test_retention_path_of_a_leak(pytester):
+    pytester.makepyfile(
+        test_registry="""
+        class Record:
+            def __init__(self, i):
+                self.payload = [i] * 50
+
+        REGISTRY = []
+
+        def test_registers():
+            REGISTRY.append(Record(len(REGISTRY)))
+        """
+    )
+    out = pytester.path / "out.json"
+    result = run(pytester, "--memhound", f"--memhound-json={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "   > test_registry.py:3 in Record.__init__",
+            "     held by: test_registry (module) -> test_registry.REGISTRY "
+            "(module global) -> test_registry.REGISTRY[[]0[]] (list item) -> "
+            "test_registry.REGISTRY[[]0[]].payload (attribute)",
+        ]
+    )
+    (test,) = verdicts(out).values()
+    assert [step["via"] for step in test["sites"][0]["retention_path"]] == [
+        "module",
+        "module global",
+        "list item",
+        "attribute",
+    ]
+    assert test["sites"][0]["types"][0]["type"] == "list"
+
+
 def test_markers_without_the_flag(pytester):
     pytester.makepyfile(test_markers=MARKERS)
     result = run(pytester, "--strict-markers", "-rA")

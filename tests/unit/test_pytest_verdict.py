@@ -122,7 +122,10 @@ def test_format_verdict_names_sites_and_retention():
     entry = leak(
         {2: 2048, 3: 2048, 4: 2048},
         [test_frame, pytest_frame],
-        retention_path=[{"via": "module global", "object": "app.cache._store"}],
+        retention_path=[
+            {"via": "module", "object": "app.cache"},
+            {"via": "module global", "object": "app.cache._store"},
+        ],
     )
     verdict = plugin._verdict(report(entry), 3)
     text = plugin.format_verdict("tests/test_x.py::test_y", verdict, warmup=2)
@@ -131,7 +134,7 @@ def test_format_verdict_names_sites_and_retention():
         "2.0 KiB, 2.0 KiB in 3 measured rounds after 2 warm-up) at 1 site:",
         "#1: +2.0 KiB per round (2.0 KiB, 2.0 KiB, 2.0 KiB), python",
         f"   > {TEST_FILE}:12 in test_y",
-        "     retained by: app.cache._store (module global)",
+        "     held by: app.cache (module) -> app.cache._store (module global)",
     ]
 
 
