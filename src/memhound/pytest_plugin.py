@@ -404,7 +404,13 @@ def _run_round(item, quiet: bool):
     # Every round must reach the test through the same lines: a site is its
     # whole traceback.
     with _quiet(item) if quiet else nullcontext():
-        return runtestprotocol(item, log=False, nextitem=item.parent)
+        reports = runtestprotocol(item, log=False, nextitem=item.parent)
+    if getattr(item, "_cached_errors_and_skips", None) is not None:
+        # pytest's unittest items cache their subtests' outcomes (Python
+        # < 3.11) past teardown; setup resets the cache, and it is not the
+        # test's memory.
+        item._cached_errors_and_skips = None
+    return reports
 
 
 def _teardown_rest(item, nextitem, teardown_report):

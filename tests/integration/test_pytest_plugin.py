@@ -265,7 +265,7 @@ def test_retention_path_of_a_leak(pytester):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "   > test_registry.py:3 in Record.__init__",
+            "   > test_registry.py:3 in *__init__",  # Record.__init__ on 3.11+
             "     held by: test_registry (module) -> test_registry.REGISTRY "
             "(module global) -> test_registry.REGISTRY[[]0[]] (list item) -> "
             "test_registry.REGISTRY[[]0[]].payload (attribute)",
