@@ -7,7 +7,7 @@
 #   make test-all   the suite on every CPython 3.10-3.13 found under pyenv
 #   make sanitize   the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make conformance  the stdlib's test_tracemalloc against memhound.tracemalloc
-#   make fuzz       libFuzzer on the snapshot-file reader (FUZZ_SECONDS)
+#   make fuzz       libFuzzer on the snapshot and capture readers (FUZZ_SECONDS)
 #   make bench      the benchmark suite (writes bench/results-*.json)
 #   make format / make lint
 
@@ -23,7 +23,7 @@ PYFREE_SRCS := $(CORE)/rawmem.c $(CORE)/snapdata.c $(CORE)/traces.c \
 	$(CORE)/fnmatch.c $(CORE)/stats.c $(CORE)/bytes.c $(CORE)/crc32c.c \
 	$(CORE)/utf8.c $(CORE)/snapfile_encode.c $(CORE)/snapfile_decode.c \
 	$(CORE)/snapfile_io.c $(CORE)/gens.c $(CORE)/leaks.c \
-	$(CORE)/heapgraph_dominators.c
+	$(CORE)/heapgraph_dominators.c $(CORE)/capfile.c
 CC ?= cc
 C_TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror \
 	-Wno-missing-field-initializers \
@@ -105,16 +105,22 @@ $(VENV)-asan/bin/python:
 conformance: build
 	$(PY) tests/conformance/run_stdlib_tracemalloc.py
 
+# Two targets share FUZZ_SECONDS: the snapshot reader and the capture
+# reader get half each.
+FUZZ_TARGETS := snapfile capfile
 fuzz:
 	@command -v clang >/dev/null || { echo "fuzz: needs clang (apt-get install clang libclang-rt-14-dev)"; exit 1; }
-	@mkdir -p fuzz/bin fuzz/corpus-work
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-I$(CORE) -o fuzz/bin/fuzz_snapfile fuzz/fuzz_snapfile.c $(filter %.c,$(wildcard $(PYFREE_SRCS))) -lm
-	@# libFuzzer prints a line per new input: keep it in a log, show the end.
-	@cd fuzz/bin && ./fuzz_snapfile -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-		-max_len=65536 -print_final_stats=1 ../corpus-work ../corpus > fuzz.log 2>&1 \
-		|| { tail -n 60 fuzz.log; echo "fuzz: failed; log in fuzz/bin/fuzz.log, crash input in fuzz/bin/"; exit 1; }
-	@grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" fuzz/bin/fuzz.log || tail -n 5 fuzz/bin/fuzz.log
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/bin/$$t fuzz/corpus-work/$$t; \
+		corpus=fuzz/corpus; [ $$t = snapfile ] || corpus=fuzz/corpus-$$t; \
+		echo "clang ... -o fuzz/bin/fuzz_$$t fuzz/fuzz_$$t.c"; \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+			-I$(CORE) -o fuzz/bin/fuzz_$$t fuzz/fuzz_$$t.c $(filter %.c,$(wildcard $(PYFREE_SRCS))) -lm; \
+		( cd fuzz/bin/$$t && ../fuzz_$$t -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -rss_limit_mb=2048 \
+			-max_len=65536 -print_final_stats=1 ../../corpus-work/$$t ../../../$$corpus > fuzz.log 2>&1 ) \
+			|| { tail -n 60 fuzz/bin/$$t/fuzz.log; echo "fuzz: $$t failed; log in fuzz/bin/$$t/fuzz.log, crash input in fuzz/bin/$$t/"; exit 1; }; \
+		echo "fuzz_$$t:"; grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" fuzz/bin/$$t/fuzz.log || tail -n 5 fuzz/bin/$$t/fuzz.log; \
+	done
 
 bench: build
 	$(PY) bench/run.py

@@ -43,6 +43,7 @@ sources = [
     "snapfile_encode.c",
     "snapfile_decode.c",
     "snapfile_io.c",
+    "capfile.c",
     "gens.c",
     "leaks.c",
     "leaks_binding.c",

@@ -243,8 +243,8 @@ def main():
     per_m = 1e6 / info["nodes"]
     for name, values in times.items():
         med = statistics.median(values) * 1e3
-        runs = ", ".join(f"{v * 1e3:.1f}" for v in values)
-        print(f"| {name} | {med:.1f} | {med * per_m:.1f} | {runs} |")
+        runs = ", ".join(f"{v * 1e3:.3g}" for v in values)
+        print(f"| {name} | {med:.3g} | {med * per_m:.3g} | {runs} |")
     print()
     n = held["nodes"]
     print(

@@ -4,57 +4,22 @@
  * result and aborts unless both snapshots are equal (blocks compared as a
  * multiset, attributes byte for byte) and re-encoding is byte-stable.
  * Inputs of odd length get their header's file size and their checksum
- * rewritten first so that mutations reach the section parsers; even-length
- * inputs are decoded exactly as they are, which exercises the header and
- * checksum checks (fuzz/README.md).  Single-threaded, as libFuzzer runs it.
+ * rewritten first (fuzz_input.h) so that mutations reach the section
+ * parsers; even-length inputs are decoded exactly as they are, which
+ * exercises the header and checksum checks (fuzz/README.md).  Single-threaded,
+ * as libFuzzer runs it.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "snapdata.h"
 #include "snapfile.h"
 
 /* Offsets from docs/snapshot-format.md. */
 enum { FILE_SIZE_OFFSET = 16, MIN_SEALABLE = 52 };
-
-/* Table for CRC-32C (reflected 0x82F63B78), built on first use; written
- * once by libFuzzer's single thread. */
-static uint32_t crc_table[256];
-static int crc_ready;
-
-static uint32_t
-crc32c(const uint8_t *p, size_t n)
-{
-    if (!crc_ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) {
-                c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-            }
-            crc_table[i] = c;
-        }
-        crc_ready = 1;
-    }
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c = (c >> 8) ^ crc_table[(c ^ p[i]) & 0xff];
-    }
-    return ~c;
-}
-
-static void
-reseal(uint8_t *b, size_t n)
-{
-    for (int i = 0; i < 8; i++) {
-        b[FILE_SIZE_OFFSET + i] = (uint8_t)((uint64_t)n >> (8 * i));
-    }
-    uint32_t c = crc32c(b, n - 4);
-    for (int i = 0; i < 4; i++) {
-        b[n - 4 + i] = (uint8_t)(c >> (8 * i));
-    }
-}
 
 static int
 block_cmp(const void *pa, const void *pb)
@@ -138,16 +103,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
-    uint8_t *input = malloc(size ? size : 1);
-    if (input == NULL) {
-        abort();
-    }
-    if (size) {
-        memcpy(input, data, size);
-    }
-    if ((size & 1) && size >= MIN_SEALABLE) {
-        reseal(input, size);
-    }
+    uint8_t *input =
+        fuzz_input_copy(data, size, FILE_SIZE_OFFSET, MIN_SEALABLE);
     mh_snapdata_t *a = mh_snapfile_decode(input, size, err, sizeof(err));
     free(input);
     if (a == NULL) {

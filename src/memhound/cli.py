@@ -29,6 +29,9 @@ examples:
   memhound run --json leaks.json --fail-on-leak -m mypackage.worker
   memhound run --sample 64KiB --interval 5 service.py
   memhound run --follow-fork server.py
+  memhound run --output run.mhc --html report.html app.py
+  memhound report run.mhc --tree
+  memhound diff before.mhs after.mhs --by traceback
 """
 
 # Exit status of `memhound run --fail-on-leak` when a leak was reported.
@@ -151,6 +154,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="print no report and no status line"
     )
+    run.add_argument(
+        "--output", metavar="FILE", help="write a capture file (.mhc) at exit"
+    )
+    run.add_argument("--html", metavar="FILE", help="write the HTML report at exit")
     # The target and its arguments are split off by _split_run_argv before
     # argparse sees them (everything after the target is the program's, as
     # with python); these entries are for --help.
@@ -158,6 +165,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", dest="code", metavar="CODE", help="run code")
     run.add_argument("script", nargs="?", help="the script to run")
     run.add_argument("args", nargs="*", help="the program's arguments")
+    # memhound report / memhound diff (cli_report.py).
+    from memhound.cli_report import add_parsers
+
+    add_parsers(commands)
     return parser
 
 
@@ -167,6 +178,8 @@ _RUN_OPTIONS_WITH_VALUE = {
     "--sample",
     "--top",
     "--dump",
+    "--output",
+    "--html",
     "--interval",
     "--json",
     "--min-confidence",
@@ -287,6 +300,7 @@ def _on_sigterm(signum, frame):
 
 
 def cmd_run(options) -> int:
+    from memhound.cli_report import RunOutputs  # --output / --html
     from memhound.report import format_text, write_json
     from memhound.runner import Session
 
@@ -301,6 +315,7 @@ def cmd_run(options) -> int:
     if options.min_confidence is not None:
         settings["min_confidence"] = options.min_confidence
     session = Session(**settings)
+    outputs = RunOutputs.from_options(options)
     try:
         session.start()
     except (ValueError, TypeError) as error:
@@ -308,17 +323,24 @@ def cmd_run(options) -> int:
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    if outputs is not None:
+        outputs.start()
     status, main_module = _run_target(options)
     argv = list(sys.argv)
+    # The exit snapshot comes before the report is built, so that it holds
+    # the program's memory, not the report's.
+    want_snapshot = options.dump or outputs is not None
+    snapshot = _core_snapshot() if want_snapshot else None
     report = session.finish(argv=argv)
     if report is None:  # a forked child that is not followed
         return status
-    snapshot = _core_snapshot() if options.dump else None
+    if outputs is not None and outputs.finish(snapshot, report) and status == 0:
+        status = 1
     import memhound
 
     memhound.stop()
     del main_module
-    if snapshot is not None:
+    if options.dump:
         snapshot.dump(options.dump)
     if options.json:
         try:
@@ -369,5 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         options.args = program_args
         return cmd_run(options)
     options = parser.parse_args(argv)
+    if options.command in ("report", "diff"):
+        from memhound import cli_report
+
+        return getattr(cli_report, f"cmd_{options.command}")(options)
     parser.print_help()
     return 2

@@ -244,8 +244,9 @@ def _type_name(obj) -> str:
 
 class Census:
     """Objects and bytes per type at one moment: every object the collector
-    tracks, plus the untracked objects (ints, floats, strings...) they
-    reference directly, each counted once.  Bytes are sys.getsizeof()'s
+    tracks, plus the untracked objects (ints, floats, strings, and the
+    dicts and tuples of atoms the collector untracks, with what they hold)
+    reachable from them, each counted once.  Bytes are sys.getsizeof()'s
     view (no user __sizeof__ is called).  Take one with census() or
     Census.take(); compare two with census_diff().
 

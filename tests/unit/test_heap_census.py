@@ -109,3 +109,40 @@ def test_census_restores_gc_state():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_counts_what_untracked_containers_hold():
+    # The collector untracks dicts and tuples that hold only atoms; the
+    # strings in them are the program's all the same.
+    before = memhound.census()
+    records = [{"name": f"user-{i}-{'y' * 30}"} for i in range(3000)]
+    pairs = [(f"key-{i}-{'z' * 30}", i * 1.5) for i in range(2000)]
+    assert not gc.is_tracked(records[0]) and not gc.is_tracked(pairs[0])
+    now = memhound.census()
+    try:
+        diff = {r["type"]: r for r in memhound.census_diff(before, now)}
+        assert diff["str"]["count_diff"] >= 5000
+        assert diff["float"]["count_diff"] >= 2000
+    finally:
+        del records, pairs
+
+
+def test_leak_in_untracked_dicts_has_types_and_holder():
+    store = []
+    with memhound.LeakCheck() as check:
+        for i in range(12):
+            for j in range(200):
+                store.append({"text": f"row {i} {j} " + "q" * 40})
+            check.checkpoint(force=True)
+    report = check.report()
+    by_type = {}
+    for leak in report["leaks"]:
+        for row in leak["types"]:
+            by_type[row["type"]] = by_type.get(row["type"], 0) + row["count"]
+    assert by_type.get("str", 0) >= 2000, report["leaks"]
+    holders = [
+        leak["retention_path"][-1]["object"]
+        for leak in report["leaks"]
+        if leak["retention_path"]
+    ]
+    assert any("['text']" in holder for holder in holders), holders

@@ -607,7 +607,7 @@ heap_retained(PyObject *module, PyObject *args)
 }
 
 /* heap_census(skip: tuple) -> {type name: (count, bytes)} of every
- * tracked object and every untracked object they reference directly. */
+ * tracked object and every untracked object reachable from them. */
 static PyObject *
 heap_census(PyObject *module, PyObject *skip)
 {

@@ -1,7 +1,8 @@
 /* heapgraph.h: the heap graph, a compact snapshot of who references whom.
  *
  * One node per object the collector tracks, plus one per untracked object
- * a tracked one references directly (ints, strings, floats...).  Edges are
+ * reachable from them (ints, strings, floats..., and the dicts and tuples
+ * of atoms the collector untracks, whose edges are walked too).  Edges are
  * what tp_traverse reports, in CSR form (uint32 node ids).  The graph holds
  * a strong reference to every node (the collector's object list for the
  * tracked ones, one incref each for the others) so that node pointers stay

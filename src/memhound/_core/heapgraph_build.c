@@ -144,48 +144,96 @@ node_add(mh_heapgraph_t *g, PyObject *obj, uint8_t flags)
     return id;
 }
 
+/* Referents are resolved to node ids in batches: the map slots of a whole
+ * batch are prefetched first, then the node each slot names, so the
+ * cache misses of many lookups overlap instead of following one another.
+ * Edges keep their order: off[] counts pending referents too. */
+#define BATCH 256
+
 typedef struct {
     mh_heapgraph_t *g;
     PyObject *const *skip;
     int nskip;
     int failed;
+    size_t npending;
+    PyObject *pending[BATCH];
+    uint32_t cand[BATCH];
 } build_ctx;
+
+/* Append the node ids of the pending referents to the edges.  Returns 0
+ * or -1 when out of memory. */
+static int
+flush(build_ctx *ctx)
+{
+    mh_heapgraph_t *g = ctx->g;
+    size_t n = ctx->npending;
+    if (n == 0) {
+        return 0;
+    }
+    if ((size_t)g->nedges + n >= UINT32_MAX - 1) {
+        return -1;
+    }
+    if ((size_t)g->nedges + n > g->edgecap) {
+        void *edges = g->edges;
+        if (mh_rawmem_reserve(&edges, &g->edgecap, (size_t)g->nedges + n,
+                              sizeof(uint32_t)) < 0) {
+            return -1;
+        }
+        g->edges = edges;
+    }
+    size_t mask = g->mapcap - 1;
+    int added = 0; /* once a node is added, slots read above may be stale */
+    for (size_t i = 0; i < n; i++) {
+        __builtin_prefetch(&g->map[map_hash(ctx->pending[i], mask)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = g->map[map_hash(ctx->pending[i], mask)];
+        ctx->cand[i] = c;
+        if (c != MH_HG_NONE) {
+            __builtin_prefetch(&g->objs[c]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *child = ctx->pending[i];
+        uint32_t id = ctx->cand[i];
+        if (id != MH_HG_NONE && g->objs[id] != child) {
+            id = mh_heapgraph_find(g, child);
+        }
+        /* An empty home slot: with linear probing, child is not in the
+         * map (a node added since this batch began is found by find). */
+        else if (id == MH_HG_NONE && added) {
+            id = mh_heapgraph_find(g, child);
+        }
+        if (id == MH_HG_NONE) {
+            id = node_add(g, child, 0);
+            if (id == MH_HG_NONE) {
+                return -1;
+            }
+            added = 1;
+            /* Untracked (or tracked but not listed: frozen) objects are
+             * held by the graph itself; the listed ones by the list. */
+            Py_INCREF(child);
+        }
+        g->edges[g->nedges++] = id;
+    }
+    ctx->npending = 0;
+    return 0;
+}
 
 static int
 visit_edge(PyObject *child, void *arg)
 {
     build_ctx *ctx = arg;
-    mh_heapgraph_t *g = ctx->g;
-    uint32_t id = mh_heapgraph_find(g, child);
-    if (id == MH_HG_NONE) {
-        for (int i = 0; i < ctx->nskip; i++) {
-            if (ctx->skip[i] == child) {
-                return 0;
-            }
+    for (int i = 0; i < ctx->nskip; i++) {
+        if (ctx->skip[i] == child) {
+            return 0;
         }
-        id = node_add(g, child, 0);
-        if (id == MH_HG_NONE) {
-            ctx->failed = 1;
-            return -1;
-        }
-        /* Untracked (or tracked but not listed: frozen) objects are held
-         * by the graph itself; the listed ones by the list. */
-        Py_INCREF(child);
     }
-    if (g->nedges >= g->edgecap) {
-        if (g->nedges >= UINT32_MAX - 1) {
-            ctx->failed = 1;
-            return -1;
-        }
-        void *edges = g->edges;
-        if (mh_rawmem_reserve(&edges, &g->edgecap, (size_t)g->nedges + 1,
-                              sizeof(uint32_t)) < 0) {
-            ctx->failed = 1;
-            return -1;
-        }
-        g->edges = edges;
+    ctx->pending[ctx->npending++] = child;
+    if (ctx->npending == BATCH && flush(ctx) < 0) {
+        ctx->failed = 1;
+        return -1;
     }
-    g->edges[g->nedges++] = id;
     return 0;
 }
 
@@ -243,7 +291,8 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
         for (int k = 0; k < nskip; k++) {
             skipped |= skip[k] == obj;
         }
-        if (skipped || mh_heapgraph_find(g, obj) != MH_HG_NONE) {
+        /* gc.get_objects() lists each object once: no lookup needed. */
+        if (skipped) {
             continue;
         }
         if (node_add(g, obj, MH_HG_TRACKED) == MH_HG_NONE) {
@@ -253,21 +302,43 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
     g->ntracked = g->nnodes;
     /* Walk every node that has edges, tracked ones and the frozen tracked
      * objects found as referents alike; the node list grows as it goes. */
-    build_ctx ctx = {.g = g, .skip = skip, .nskip = nskip, .failed = 0};
-    for (uint32_t id = 0; id < g->nnodes; id++) {
-        g->off[id] = g->nedges;
-        PyObject *obj = g->objs[id];
-        traverseproc traverse = Py_TYPE(obj)->tp_traverse;
-        if (traverse == NULL || !PyObject_IS_GC(obj) ||
-            !PyObject_GC_IsTracked(obj)) {
-            continue;
+    build_ctx *ctx = mh_rawmem_malloc(sizeof(build_ctx));
+    if (ctx == NULL) {
+        goto nomem;
+    }
+    ctx->g = g;
+    ctx->skip = skip;
+    ctx->nskip = nskip;
+    ctx->failed = 0;
+    ctx->npending = 0;
+    uint32_t id = 0;
+    /* Nodes found by a flush are walked too (the frozen tracked objects
+     * among them have edges): loop until a flush adds none. */
+    do {
+        for (; id < g->nnodes; id++) {
+            g->off[id] = g->nedges + (uint32_t)ctx->npending;
+            PyObject *obj = g->objs[id];
+            traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+            if (traverse == NULL || !PyObject_IS_GC(obj)) {
+                continue;
+            }
+            /* Untracked containers are walked too: the collector untracks
+             * dicts and tuples that hold only atoms (ints, strs, ...), and
+             * the program's leaked strings sit in exactly those. */
+            if (PyObject_GC_IsTracked(obj)) {
+                g->flags[id] |= MH_HG_TRACKED;
+            }
+            traverse(obj, visit_edge, ctx);
+            if (ctx->failed) {
+                break;
+            }
         }
-        g->flags[id] |= MH_HG_TRACKED;
-        traverse(obj, visit_edge, &ctx);
-        if (ctx.failed) {
+        if (ctx->failed || flush(ctx) < 0) {
+            mh_rawmem_free(ctx, sizeof(build_ctx));
             goto nomem;
         }
-    }
+    } while (id < g->nnodes);
+    mh_rawmem_free(ctx, sizeof(build_ctx));
     g->off[g->nnodes] = g->nedges;
     shrink(g);
     /* The collector's computation: references from outside the graph are

@@ -148,6 +148,8 @@ typedef struct {
     rows_t *rows;
     PyObject **deferred; /* untracked referents whose size needs a call */
     size_t ndeferred, deferredcap;
+    PyObject **containers; /* untracked containers still to walk */
+    size_t ncontainers, containerscap;
     int failed;
 } walk_t;
 
@@ -165,6 +167,19 @@ visit_untracked(PyObject *child, void *arg)
     if (added <= 0) {
         w->failed = added < 0;
         return added;
+    }
+    /* An untracked container (a dict or tuple of atoms, which the
+     * collector untracks) is walked after this traversal: what it holds
+     * is the program's too. */
+    if (PyObject_IS_GC(child) && Py_TYPE(child)->tp_traverse != NULL) {
+        void *c = w->containers;
+        if (mh_rawmem_reserve(&c, &w->containerscap, w->ncontainers + 1,
+                              sizeof(PyObject *)) < 0) {
+            w->failed = 1;
+            return -1;
+        }
+        w->containers = c;
+        w->containers[w->ncontainers++] = child;
     }
     uint64_t size = mh_heapgraph_sizeof_nocall(child);
     if (size != 0) {
@@ -220,6 +235,15 @@ mh_census_take(PyObject *objects, PyObject *const *skip, int nskip,
         if (count(&r, obj) < 0) {
             goto done;
         }
+        /* Walk the untracked containers found so far (a worklist, not
+         * recursion: nesting may be deep). */
+        while (w.ncontainers > 0) {
+            PyObject *c = w.containers[--w.ncontainers];
+            Py_TYPE(c)->tp_traverse(c, visit_untracked, &w);
+            if (w.failed) {
+                goto done;
+            }
+        }
     }
     /* Now that no traversal is under way, sizes that need a call. */
     for (size_t i = 0; i < w.ndeferred; i++) {
@@ -231,6 +255,7 @@ mh_census_take(PyObject *objects, PyObject *const *skip, int nskip,
 done:
     mh_rawmem_free(w.set.slots, w.set.cap * sizeof(PyObject *));
     mh_rawmem_free(w.deferred, w.deferredcap * sizeof(PyObject *));
+    mh_rawmem_free(w.containers, w.containerscap * sizeof(PyObject *));
     mh_table_fini(&r.index);
     mh_rawmem_free(r.fixed, r.fixedcap * sizeof(uint64_t));
     if (rc < 0) {

@@ -1,8 +1,9 @@
 /* heapgraph_census.h: counting objects by type (heapgraph_census.c).
  *
  * A census counts every object the collector tracks and every untracked
- * object one of them references directly (each once), so that ints,
- * floats and strings held in containers are counted too.  It walks
+ * object reachable from them (each once; untracked containers, dicts and
+ * tuples of atoms, are walked too), so that ints, floats and strings held
+ * in containers are counted.  It walks
  * tp_traverse once per object but builds no graph.  GIL held; runs no
  * user code; memory from rawmem.h.
  */

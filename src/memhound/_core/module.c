@@ -11,6 +11,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdlib.h>
+
+#include "capfile.h"
 #include "frames.h"
 #include "heap_binding.h"
 #include "hooks.h"
@@ -211,6 +214,115 @@ core_inject_alloc_failures(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* ---- capture files (capfile.c) ----------------------------------------- */
+
+/* The _core.Snapshot's data, or NULL for None; NULL with TypeError set
+ * (and *ok = 0) for anything else. */
+static const mh_snapdata_t *
+snapdata_or_none(module_state *state, PyObject *obj, const char *what, int *ok)
+{
+    *ok = 1;
+    if (obj == Py_None) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(obj, state->snapshot_type)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a _core.Snapshot or None, not %s", what,
+                     Py_TYPE(obj)->tp_name);
+        *ok = 0;
+        return NULL;
+    }
+    return ((mh_snapshot_object_t *)obj)->data;
+}
+
+/* capture_encode(report: str, peak, exit) -> bytes of a capture file. */
+static PyObject *
+core_capture_encode(PyObject *module, PyObject *args)
+{
+    module_state *state = get_state(module);
+    PyObject *report, *peak_obj, *exit_obj;
+    if (!PyArg_ParseTuple(args, "UOO:capture_encode", &report, &peak_obj,
+                          &exit_obj)) {
+        return NULL;
+    }
+    int ok;
+    const mh_snapdata_t *peak = snapdata_or_none(state, peak_obj, "peak", &ok);
+    if (!ok) {
+        return NULL;
+    }
+    const mh_snapdata_t *exit = snapdata_or_none(state, exit_obj, "exit", &ok);
+    if (!ok) {
+        return NULL;
+    }
+    Py_ssize_t report_len;
+    const char *text = PyUnicode_AsUTF8AndSize(report, &report_len);
+    if (text == NULL) {
+        return NULL;
+    }
+    uint8_t *buf;
+    size_t len;
+    char err[256] = "";
+    if (mh_capfile_encode(text, (size_t)report_len, peak, exit, &buf, &len,
+                          err, sizeof(err)) < 0) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    PyObject *result =
+        PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)len);
+    free(buf);
+    return result;
+}
+
+/* capture_decode(data: bytes-like) -> (report: str, peak, exit), the
+ * snapshots as _core.Snapshot or None; ValueError names what is wrong. */
+static PyObject *
+core_capture_decode(PyObject *module, PyObject *arg)
+{
+    module_state *state = get_state(module);
+    Py_buffer view;
+    PyObject *report = NULL, *peak = NULL, *exit = NULL, *result = NULL;
+    char err[256] = "";
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    mh_capture_t *cap = mh_capfile_decode((const uint8_t *)view.buf,
+                                          (size_t)view.len, err, sizeof(err));
+    PyBuffer_Release(&view);
+    if (cap == NULL) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    /* surrogatepass: the format accepts surrogates as the snapshot strings
+     * do; json.loads then sees them as lone surrogates. */
+    report = PyUnicode_DecodeUTF8(cap->report, (Py_ssize_t)cap->report_len,
+                                  "surrogatepass");
+    if (report == NULL) {
+        goto done;
+    }
+    mh_snapdata_t *data[2] = {cap->peak, cap->exit};
+    PyObject **objs[2] = {&peak, &exit};
+    cap->peak = cap->exit = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (data[i] == NULL) {
+            *objs[i] = Py_NewRef(Py_None);
+            continue;
+        }
+        *objs[i] = mh_snapshot_wrap_steal(state->snapshot_type, data[i]);
+        data[i] = NULL;
+        if (*objs[i] == NULL) {
+            mh_snapdata_free(data[1]);
+            goto done;
+        }
+    }
+    result = PyTuple_Pack(3, report, peak, exit);
+done:
+    mh_capture_free(cap);
+    Py_XDECREF(report);
+    Py_XDECREF(peak);
+    Py_XDECREF(exit);
+    return result;
+}
+
 static PyObject *
 core_suspend_thread(PyObject *module, PyObject *unused)
 {
@@ -246,6 +358,10 @@ static PyMethodDef core_methods[] = {
     {"next_generation", core_next_generation, METH_NOARGS, NULL},
     {"get_object_traceback", core_get_object_traceback, METH_O, NULL},
     {"take_snapshot", core_take_snapshot, METH_NOARGS, NULL},
+    {"capture_encode", core_capture_encode, METH_VARARGS,
+     "capture_encode(report, peak, exit) -> bytes of a capture file"},
+    {"capture_decode", core_capture_decode, METH_O,
+     "capture_decode(data) -> (report, peak, exit); ValueError when bad"},
     {"gens_restart", (PyCFunction)(void (*)(void))mh_binding_gens_restart,
      METH_VARARGS | METH_KEYWORDS, "gens_restart(iteration=-1)"},
     {"gens_checkpoint",

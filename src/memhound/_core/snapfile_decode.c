@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "crc32c.h"
+#include "filecheck.h"
 #include "rawmem.h"
 #include "snapfile_format.h"
 #include "utf8.h"
@@ -556,37 +556,9 @@ check_header(const uint8_t *data, size_t len, char *err, size_t err_len)
         return -1;
     }
     uint64_t file_size = mh_le_load(data + MH_HDR_FILE_SIZE, 8);
-    if (file_size > len) {
-        mh_snapfile_set_error(
-            err, err_len,
-            "truncated file: the header says %llu bytes, only %zu are "
-            "present",
-            (unsigned long long)file_size, len);
-        return -1;
-    }
-    if (file_size < len) {
-        mh_snapfile_set_error(
-            err, err_len,
-            "%llu bytes of trailing data after the snapshot (the "
-            "header says %llu bytes, the file has %zu)",
-            (unsigned long long)(len - file_size),
-            (unsigned long long)file_size, len);
-        return -1;
-    }
-    if (len < MH_HDR_SIZE + 2 + MH_CHECKSUM_SIZE) {
-        mh_snapfile_set_error(
-            err, err_len,
-            "corrupt header: a %zu-byte file cannot hold a snapshot", len);
-        return -1;
-    }
-    uint32_t stored = (uint32_t)mh_le_load(data + len - MH_CHECKSUM_SIZE, 4);
-    uint32_t computed = mh_crc32c_compute(data, len - MH_CHECKSUM_SIZE);
-    if (stored != computed) {
-        mh_snapfile_set_error(
-            err, err_len,
-            "checksum mismatch (stored 0x%08x, computed 0x%08x): the "
-            "file is corrupt",
-            (unsigned)stored, (unsigned)computed);
+    if (mh_filecheck_size_and_checksum(data, len, file_size,
+                                       MH_HDR_SIZE + 2 + MH_CHECKSUM_SIZE,
+                                       "snapshot", err, err_len) < 0) {
         return -1;
     }
     unsigned ptr_size = data[MH_HDR_POINTER_SIZE];
