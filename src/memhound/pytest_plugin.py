@@ -312,33 +312,6 @@ def _settle() -> None:
 # ---- running a test several times ------------------------------------------
 
 
-_ROUNDS_CHECK = None
-
-
-def _rounds_check_class():
-    """memhound.LeakCheck whose reports skip the heap graph.  LeakCheck
-    annotates every report that has leaks, and in a pytest process nearly
-    every test's report has some (pytest's own per-round bookkeeping, which
-    _verdict then discards): two heap walks per test made --memhound ~6x
-    slower per round.  The plugin annotates leaking tests itself."""
-    global _ROUNDS_CHECK
-    if _ROUNDS_CHECK is None:
-        import memhound
-        from memhound import leaks
-
-        class RoundsCheck(memhound.LeakCheck):
-            def _analyse(self) -> dict:
-                return leaks.build_report(
-                    iteration=self.iterations,
-                    min_confidence=self.min_confidence,
-                    min_generations=self.min_generations,
-                    graph=False,
-                )
-
-        _ROUNDS_CHECK = RoundsCheck
-    return _ROUNDS_CHECK
-
-
 def _annotate(report: dict) -> None:
     """Add the heap graph's fields (retention_path, types, retained_bytes)
     to the report's leaks: memhound.heap.annotate_report, one heap-graph
@@ -472,10 +445,15 @@ class MemhoundPlugin:
         total = self.warmup + self.measured
         # LeakCheck starts tracing if it is off and stops it on exit, after
         # taking the report; it generations from 0, one per round.
-        check = _rounds_check_class()(
+        # graph=False: nearly every test's report has some "leak" (pytest's
+        # own per-round bookkeeping, which _verdict then discards), and a
+        # heap walk per test made --memhound ~6x slower per round; leaking
+        # tests are annotated below.
+        check = memhound.LeakCheck(
             min_confidence=self.min_confidence,
             min_generations=self.measured,
             depth=self.depth,
+            graph=False,
         )
         with _young_gc(), check:
             for number in range(1, total + 1):
