@@ -358,8 +358,15 @@ class LeakCheck:
     Starts tracing if it was off (and stops it on exit); each checkpoint()
     begins a generation.  report() returns the report dict; inside the
     block it analyses now, after the block it returns the report taken on
-    exit.  `collect`: run gc.collect() at every checkpoint (slower, but a
-    collectable cycle then never looks like survivors)."""
+    exit (the one report() made inside, when no checkpoint came after it).
+    `collect`: run gc.collect() at every checkpoint (slower, but a
+    collectable cycle then never looks like survivors).  `graph`: annotate
+    the report with the heap graph (who holds each leak) only when it has
+    leaks ("leaks", the default), always (True) or never (False: cheaper
+    for many short checks).
+
+    Not available under `memhound run`, whose generations belong to the
+    whole run: there, use iterations() or checkpoint()."""
 
     def __init__(
         self,
@@ -368,7 +375,10 @@ class LeakCheck:
         min_generations: int = 3,
         collect: bool = False,
         depth: int | None = None,
+        graph: bool | str = "leaks",
     ) -> None:
+        if graph not in (True, False, "leaks"):
+            raise ValueError('graph must be True, False or "leaks"')
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be in [0, 1]")
         if min_generations < 1:
@@ -376,7 +386,9 @@ class LeakCheck:
         self.min_confidence = min_confidence
         self.min_generations = min_generations
         self.collect = collect
+        self.graph = graph
         self._depth = depth
+        self._inner_report = None  # report() made inside, still current
         self._started_tracing = False
         self._policy = None
         self._iterations = 0
@@ -385,7 +397,14 @@ class LeakCheck:
 
     def __enter__(self) -> LeakCheck:
         import memhound
+        from memhound import runner
 
+        if runner.current_session() is not None:
+            raise RuntimeError(
+                "memhound.LeakCheck can't run under `memhound run`, whose "
+                "generations belong to the whole run: use "
+                "memhound.iterations() or memhound.checkpoint() there"
+            )
         if not _core.is_tracing():
             if self._depth is None:
                 memhound.start()
@@ -398,6 +417,7 @@ class LeakCheck:
         self._policy = GenerationPolicy()
         self._iterations = 0
         self._report = None
+        self._inner_report = None
         self._active = True
         return self
 
@@ -409,6 +429,7 @@ class LeakCheck:
         if not self._active:
             raise RuntimeError("LeakCheck.checkpoint() outside its with block")
         self._iterations += 1
+        self._inner_report = None
         if self.collect and gc.isenabled():
             gc.collect()
         self._policy.checkpoint(self._iterations, forced=force)
@@ -420,7 +441,8 @@ class LeakCheck:
     def report(self) -> dict:
         """The report dict (docs/report-schema.md)."""
         if self._active:
-            return self._analyse()
+            self._inner_report = self._analyse()
+            return self._inner_report
         if self._report is None:
             raise RuntimeError("LeakCheck.report() before the with block ran")
         return self._report
@@ -430,11 +452,14 @@ class LeakCheck:
             iteration=self._iterations,
             min_confidence=self.min_confidence,
             min_generations=self.min_generations,
+            graph=self.graph,
         )
 
     def __exit__(self, *exc_info) -> None:
         try:
-            if _core.is_tracing():
+            if self._inner_report is not None:
+                self._report = self._inner_report
+            elif _core.is_tracing():
                 self._report = self._analyse()
         finally:
             self._active = False

@@ -280,3 +280,23 @@ def test_no_graph_skips_the_heap_fields(tmp_path):
     top = json.loads(out.read_text())["leaks"][0]
     assert top["retention_path"] is None and top["retained_bytes"] is None
     assert "held by" not in proc.stderr
+
+
+def test_leakcheck_under_memhound_run_says_why_not(tmp_path):
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import memhound
+        try:
+            with memhound.LeakCheck():
+                pass
+        except RuntimeError as error:
+            print("refused:", error)
+        for _ in memhound.iterations(range(3)):
+            pass
+        """,
+    )
+    proc = memhound_run(["--quiet", str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused:" in proc.stdout and "memhound.iterations()" in proc.stdout

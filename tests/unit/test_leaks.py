@@ -264,3 +264,19 @@ def linecache_line(frame):
     import linecache
 
     return linecache.getline(frame.filename, frame.lineno)
+
+
+def test_report_inside_the_block_is_kept_on_exit():
+    kept = []
+    with memhound.LeakCheck(graph=False) as check:
+        for _ in range(8):
+            kept.extend(bytes(60) for _ in range(30))
+            check.checkpoint(force=True)
+        inner = check.report()
+    assert check.report() is inner  # not analysed a second time
+    assert inner["leaks"] and inner["leaks"][0]["retention_path"] is None
+
+
+def test_leakcheck_graph_setting():
+    with pytest.raises(ValueError):
+        memhound.LeakCheck(graph="sometimes")
