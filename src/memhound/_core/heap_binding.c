@@ -365,20 +365,36 @@ path_of_node(mh_heapgraph_t *g, uint32_t id)
 
 /* heap_path(g, obj) -> (root, steps) (see path_of_node), or None when obj
  * is not in the graph. */
+/* Parse (graph, obj) for the functions named `format` ("OO:name"): 1 with
+ * *g and *id set, 0 when obj is not in the graph, -1 with an exception
+ * set. */
+static int
+graph_node_arg(PyObject *args, const char *format, mh_heapgraph_t **g,
+               uint32_t *id)
+{
+    PyObject *capsule, *obj;
+    if (!PyArg_ParseTuple(args, format, &capsule, &obj)) {
+        return -1;
+    }
+    *g = graph_of(capsule);
+    if (*g == NULL) {
+        return -1;
+    }
+    *id = mh_heapgraph_find(*g, obj);
+    return *id != MH_HG_NONE;
+}
+
 static PyObject *
 heap_path(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *capsule, *obj;
-    if (!PyArg_ParseTuple(args, "OO:heap_path", &capsule, &obj)) {
+    mh_heapgraph_t *g;
+    uint32_t id;
+    int found = graph_node_arg(args, "OO:heap_path", &g, &id);
+    if (found < 0) {
         return NULL;
     }
-    mh_heapgraph_t *g = graph_of(capsule);
-    if (g == NULL) {
-        return NULL;
-    }
-    uint32_t id = mh_heapgraph_find(g, obj);
-    if (id == MH_HG_NONE) {
+    if (!found) {
         Py_RETURN_NONE;
     }
     return path_of_node(g, id);
@@ -585,16 +601,13 @@ static PyObject *
 heap_retained(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *capsule, *obj;
-    if (!PyArg_ParseTuple(args, "OO:heap_retained", &capsule, &obj)) {
+    mh_heapgraph_t *g;
+    uint32_t id;
+    int found = graph_node_arg(args, "OO:heap_retained", &g, &id);
+    if (found < 0) {
         return NULL;
     }
-    mh_heapgraph_t *g = graph_of(capsule);
-    if (g == NULL) {
-        return NULL;
-    }
-    uint32_t id = mh_heapgraph_find(g, obj);
-    if (id == MH_HG_NONE) {
+    if (!found) {
         Py_RETURN_NONE;
     }
     mh_hooks_suspend_thread();
