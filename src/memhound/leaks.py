@@ -27,9 +27,10 @@ from memhound import _core
 # (an iteration loop may checkpoint millions of times; generation numbers
 # are 16-bit and every scan walks the live table).
 _FREE_GENERATIONS = 64
-# Scans may cost at most this share of the run: the next one waits
-# SCAN_BUDGET times as long as the last one took.
-_SCAN_BUDGET = 20.0
+# Scans of the live table may cost at most ~1/SCAN_BUDGET of the run: the
+# next one waits SCAN_BUDGET times as long as the last one took (here and
+# in memhound.runner's clock).
+SCAN_BUDGET = 20.0
 DEFAULT_MIN_CONFIDENCE = 0.5
 
 
@@ -40,7 +41,7 @@ class GenerationPolicy:
     generation until _FREE_GENERATIONS of them, then at most one per
     1/_FREE_GENERATIONS of the elapsed time, so a run of any length keeps a
     useful number.  A scan is skipped while the last one's cost, times
-    _SCAN_BUDGET, has not elapsed since."""
+    SCAN_BUDGET, has not elapsed since."""
 
     def __init__(self) -> None:
         self.generations = 0
@@ -57,7 +58,7 @@ class GenerationPolicy:
 
     def want_scan(self) -> bool:
         now = time.monotonic() - self.started
-        return now - self.last_scan_t >= self.last_scan_cost * _SCAN_BUDGET
+        return now - self.last_scan_t >= self.last_scan_cost * SCAN_BUDGET
 
     def checkpoint(self, iteration: int = -1, forced: bool = False) -> bool:
         """Begin a generation if the policy says so; True when it did."""
@@ -270,6 +271,11 @@ def build_report(
     if stats["sample_mean"]:
         warnings.append(
             "sampling: sizes are estimates, and small leaks need longer runs to be seen"
+        )
+    if raw["lost_scans"]:
+        warnings.append(
+            f"{raw['lost_scans']} scans of the live table were dropped (memhound "
+            "ran out of memory for them): growth checks rest on fewer points"
         )
     if raw["saturated"]:
         warnings.append(

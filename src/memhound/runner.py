@@ -27,7 +27,7 @@ import threading
 import time
 
 from memhound import _core
-from memhound.leaks import DEFAULT_MIN_CONFIDENCE, build_report
+from memhound.leaks import DEFAULT_MIN_CONFIDENCE, SCAN_BUDGET, build_report
 
 _current = None  # the Session of this process, if any
 
@@ -36,7 +36,6 @@ _current = None  # the Session of this process, if any
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 10.0
 TARGET_GENERATIONS = 40
-SCAN_BUDGET = 20.0  # wait at least this many times the last scan's cost
 # The volume trigger: checked every VOLUME_POLL seconds; fires when the
 # bytes allocated since the last generation reach max(VOLUME_MIN, the live
 # heap), at most once per VOLUME_MIN_INTERVAL.
@@ -117,11 +116,8 @@ class _Clock(threading.Thread):
             f"memhound: {elapsed:6.1f} s  traced {format_size(traced):>10}  "
             f"generation {info.get('generation', 0)}"
         )
-        try:
-            sys.stderr.write("\r" + line[:79] + "\x1b[K")
-            sys.stderr.flush()
-            self.status_shown = True
-        except (OSError, ValueError):
+        self.status_shown = _status_note(line)
+        if not self.status_shown:
             self.session.status = False
 
     def stop(self) -> None:
@@ -129,11 +125,7 @@ class _Clock(threading.Thread):
         if self is not threading.current_thread():
             self.join(timeout=5.0)
         if self.status_shown:
-            try:
-                sys.stderr.write("\r\x1b[K")
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
+            _status_note("")
 
 
 class Session:
@@ -333,13 +325,15 @@ def _start_spawned_child(children_dir: str) -> None:
     atexit.register(finish_child)
 
 
-def _status_note(text: str) -> None:
-    """A transient line on the terminal (cleared by an empty text)."""
+def _status_note(text: str) -> bool:
+    """A transient line on the terminal (cleared by an empty text); False
+    when stderr can't take it."""
     try:
         sys.stderr.write("\r" + text[:79] + "\x1b[K")
         sys.stderr.flush()
     except (OSError, ValueError):
-        pass
+        return False
+    return True
 
 
 def _site_key(leak: dict) -> tuple:

@@ -280,3 +280,16 @@ def test_report_inside_the_block_is_kept_on_exit():
 def test_leakcheck_graph_setting():
     with pytest.raises(ValueError):
         memhound.LeakCheck(graph="sometimes")
+
+
+def test_a_scan_lost_for_memory_is_reported():
+    with memhound.LeakCheck(graph=False) as check:
+        _core._inject_alloc_failures(0)  # the first scan can't get memory
+        try:
+            check.checkpoint(force=True)
+        finally:
+            _core._inject_alloc_failures(-1)
+        for _ in range(4):
+            check.checkpoint(force=True)
+    warnings = check.report()["warnings"]
+    assert any("scans of the live table were dropped" in w for w in warnings)

@@ -27,7 +27,8 @@
 static mh_gens_t *history;
 static double history_t0; /* CLOCK_MONOTONIC seconds at restart */
 static uint64_t history_sample_mean;
-static int history_saturated; /* generation numbers ran out */
+static int history_saturated;         /* generation numbers ran out */
+static Py_ssize_t history_lost_scans; /* scans dropped for lack of memory */
 
 static double
 monotonic_seconds(void)
@@ -94,6 +95,7 @@ restart(long long iteration)
     history_t0 = monotonic_seconds();
     history_sample_mean = mh_hooks_config().sample_mean;
     history_saturated = 0;
+    history_lost_scans = 0;
     mh_gen_record_t start;
     fill_record(&start, iteration);
     mh_gens_t *fresh = mh_gens_new(&start);
@@ -208,9 +210,10 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
         scan_state_t st = {history, NULL, history_sample_mean};
         mh_gens_scan_begin(history);
         int failed = mh_hooks_foreach_block(scan_series_visit, &st);
+        /* Out of memory for this column only: the history stays as it
+         * was, the analysis has one scan fewer, and the report says so. */
         if (mh_gens_scan_commit(history) < 0 || failed) {
-            /* Out of memory for this column only: the history stays as it
-             * was, the analysis has one scan fewer. */
+            history_lost_scans++;
         }
     }
     return Py_BuildValue("(nd)", (Py_ssize_t)next,
@@ -499,11 +502,13 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
             goto done;
         }
     }
-    out = Py_BuildValue(
-        "{s:O,s:O,s:O,s:n,s:n,s:d,s:O}", "leaks", leaks, "largest", largest,
-        "generations", gens, "sites", (Py_ssize_t)result.nsites, "candidates",
-        (Py_ssize_t)result.nleaks, "elapsed", monotonic_seconds() - history_t0,
-        "saturated", history_saturated ? Py_True : Py_False);
+    out = Py_BuildValue("{s:O,s:O,s:O,s:n,s:n,s:d,s:O,s:n}", "leaks", leaks,
+                        "largest", largest, "generations", gens, "sites",
+                        (Py_ssize_t)result.nsites, "candidates",
+                        (Py_ssize_t)result.nleaks, "elapsed",
+                        monotonic_seconds() - history_t0, "saturated",
+                        history_saturated ? Py_True : Py_False, "lost_scans",
+                        history_lost_scans);
 done:
     mh_rawmem_free(top, ((size_t)nlargest + 1) * sizeof(size_t));
     Py_XDECREF(leaks);
