@@ -34,6 +34,7 @@ sources = [
     "nativestack.c",
     "tracebacks.c",
     "frames_common.c",
+    "frames_gc.c",
     "traces.c",
     "snapdata.c",
     "snapshot.c",

@@ -65,4 +65,14 @@ int mh_frames_watch_creations(void (*on_create)(PyObject *obj));
  * held.  Can't fail. */
 void mh_frames_unwatch_creations(void);
 
+/* Call visit(obj, arg) for every object in the collector's generations of
+ * the calling thread's interpreter, in list order: the objects
+ * gc.get_objects() lists (frozen ones excluded), without building a list
+ * or touching reference counts.  Stops at the first nonzero return of
+ * visit and returns it; else returns 0.  visit must not track, untrack or
+ * free an object, allocate a Python object or run Python code (the lists
+ * must not change under the walk).  GIL held.  Implemented once, in
+ * frames_gc.c, for every supported version. */
+int mh_frames_gc_visit(int (*visit)(PyObject *obj, void *arg), void *arg);
+
 #endif /* MH_FRAMES_H */

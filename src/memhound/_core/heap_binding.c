@@ -630,7 +630,7 @@ heap_census(PyObject *module, PyObject *skip)
                         "skip must be a tuple of at most 64 objects");
         return NULL;
     }
-    PyObject *gc = NULL, *objects = NULL, *result = NULL;
+    PyObject *result = NULL;
     mh_census_row_t *rows = NULL;
     size_t nrows = 0;
     mh_hooks_suspend_thread();
@@ -638,26 +638,8 @@ heap_census(PyObject *module, PyObject *skip)
      * collection (and so no finalizer) may run while the walk's borrowed
      * pointers are in use. */
     int was_enabled = PyGC_Disable();
-    gc = PyImport_ImportModule("gc");
-    if (gc == NULL) {
-        goto done;
-    }
-    objects = PyObject_CallMethod(gc, "get_objects", NULL);
-    if (objects == NULL) {
-        goto done;
-    }
-    if (!PyList_CheckExact(objects)) {
-        PyErr_SetString(PyExc_TypeError, "gc.get_objects() returned no list");
-        goto done;
-    }
-    PyObject *const *skipped = &PyTuple_GET_ITEM(skip, 0);
-    PyObject *self[65];
-    int nskip = (int)PyTuple_GET_SIZE(skip);
-    for (int i = 0; i < nskip; i++) {
-        self[i] = skipped[i];
-    }
-    self[nskip++] = objects;
-    if (mh_census_take(objects, self, nskip, &rows, &nrows) < 0) {
+    if (mh_census_take(&PyTuple_GET_ITEM(skip, 0), (int)PyTuple_GET_SIZE(skip),
+                       &rows, &nrows) < 0) {
         PyErr_NoMemory();
         goto done;
     }
@@ -683,8 +665,6 @@ heap_census(PyObject *module, PyObject *skip)
     }
 done:
     mh_rawmem_free(rows, nrows * sizeof(mh_census_row_t));
-    Py_XDECREF(objects);
-    Py_XDECREF(gc);
     if (was_enabled) {
         PyGC_Enable();
     }
