@@ -250,8 +250,8 @@ def main():
     print(
         f"- memhound bookkeeping held by the graph after paths + "
         f"dominators + sites: {held['memory']} bytes = "
-        f"{held['memory'] / n:.1f} bytes per node (plus gc.get_objects()'s "
-        f"list, 8 bytes per tracked object)"
+        f"{held['memory'] / n:.1f} bytes per node (no gc.get_objects() list: "
+        f"the collector's lists are walked in place)"
     )
     if can_reset:
         print(

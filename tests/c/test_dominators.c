@@ -62,7 +62,17 @@ run(const graph *g, const uint32_t *roots, size_t nroots, const uint64_t *size,
     uint32_t *idom, uint64_t *retained)
 {
     mh_dom_graph_t dg = {g->n, g->off, g->edges, g->roff, g->redges};
-    return mh_dominators(&dg, roots, nroots, 0, size, idom, retained);
+    uint32_t *small = NULL;
+    if (size != NULL) {
+        small = malloc((g->n ? g->n : 1) * sizeof(uint32_t));
+        for (uint32_t v = 0; v < g->n; v++) {
+            small[v] = (uint32_t)size[v];
+        }
+    }
+    int64_t r = mh_dominators(&dg, roots, nroots, 0, small, NULL, NULL, idom,
+                              retained);
+    free(small);
+    return r;
 }
 
 static void
@@ -275,16 +285,46 @@ test_cover_all(void)
     graph g = make_graph(5, pairs, 4);
     mh_dom_graph_t dg = {g.n, g.off, g.edges, g.roff, g.redges};
     uint32_t root = 0, idom[5];
-    uint64_t size[5] = {1, 1, 10, 100, 1000}, retained[5];
-    CHECK(mh_dominators(&dg, &root, 1, 1, size, idom, retained) == 5);
+    uint32_t size[5] = {1, 1, 10, 100, 1000};
+    uint64_t retained[5];
+    CHECK(mh_dominators(&dg, &root, 1, 1, size, NULL, NULL, idom, retained) ==
+          5);
     CHECK(idom[1] == 0 && idom[2] == MH_DOM_NONE);
     CHECK(idom[3] == 2 && idom[4] == 3);
     CHECK(retained[2] == 1110 && retained[0] == 2);
     /* A root listed again after it was reached keeps its own edge from
      * the virtual root. */
     uint32_t roots[] = {0, 1};
-    CHECK(mh_dominators(&dg, roots, 2, 0, size, idom, retained) == 2);
+    CHECK(mh_dominators(&dg, roots, 2, 0, size, NULL, NULL, idom, retained) ==
+          2);
     CHECK(idom[1] == MH_DOM_NONE && retained[0] == 1);
+    free_graph(&g);
+}
+
+/* Sizes of 4 GiB and more: MH_DOM_BIG in the array, the size from the
+ * callback. */
+static uint64_t
+five_gib(const void *ctx, uint32_t node)
+{
+    CHECK(ctx == (const void *)five_gib && node == 2);
+    return (uint64_t)5 << 30;
+}
+
+static void
+test_big_sizes(void)
+{
+    /* 0 -> 1 -> 2 */
+    uint32_t pairs[] = {0, 1, 1, 2};
+    graph g = make_graph(3, pairs, 2);
+    mh_dom_graph_t dg = {g.n, g.off, g.edges, g.roff, g.redges};
+    uint32_t root = 0, idom[3];
+    uint32_t size[3] = {7, 3, MH_DOM_BIG};
+    uint64_t retained[3];
+    CHECK(mh_dominators(&dg, &root, 1, 0, size, five_gib,
+                        (const void *)five_gib, idom, retained) == 3);
+    CHECK(retained[2] == (uint64_t)5 << 30);
+    CHECK(retained[1] == ((uint64_t)5 << 30) + 3);
+    CHECK(retained[0] == ((uint64_t)5 << 30) + 10);
     free_graph(&g);
 }
 
@@ -314,6 +354,7 @@ main(void)
     test_random_against_naive();
     test_long_chain();
     test_cover_all();
+    test_big_sizes();
     test_out_of_memory();
     return check_report("test_dominators");
 }

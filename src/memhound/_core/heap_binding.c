@@ -48,46 +48,28 @@ graph_of(PyObject *capsule)
     return PyCapsule_GetPointer(capsule, CAPSULE_NAME);
 }
 
-/* heap_graph(skip: tuple) -> capsule.  Lists every tracked object with
- * gc.get_objects() and builds the graph, leaving out the objects of
- * `skip` (the caller's own bookkeeping). */
+/* heap_graph(skip: tuple) -> capsule.  Builds the graph of every tracked
+ * object, leaving out the objects of `skip` (the caller's own
+ * bookkeeping). */
 static PyObject *
 heap_graph(PyObject *module, PyObject *skip)
 {
     (void)module;
-    PyObject *gc = NULL, *objects = NULL, *capsule = NULL;
-    mh_heapgraph_t *g = NULL;
     if (!PyTuple_Check(skip) || PyTuple_GET_SIZE(skip) > 64) {
         PyErr_SetString(PyExc_TypeError,
                         "skip must be a tuple of at most 64 objects");
         return NULL;
     }
     mh_hooks_suspend_thread();
-    gc = PyImport_ImportModule("gc");
-    if (gc == NULL) {
-        goto done;
+    PyObject *capsule = NULL;
+    mh_heapgraph_t *g = mh_heapgraph_build(&PyTuple_GET_ITEM(skip, 0),
+                                           (int)PyTuple_GET_SIZE(skip));
+    if (g != NULL) {
+        capsule = PyCapsule_New(g, CAPSULE_NAME, capsule_destroy);
+        if (capsule == NULL) {
+            mh_heapgraph_free(g);
+        }
     }
-    objects = PyObject_CallMethod(gc, "get_objects", NULL);
-    if (objects == NULL) {
-        goto done;
-    }
-    if (!PyList_CheckExact(objects)) {
-        PyErr_SetString(PyExc_TypeError, "gc.get_objects() returned no list");
-        goto done;
-    }
-    g = mh_heapgraph_build_steal(objects, &PyTuple_GET_ITEM(skip, 0),
-                                 (int)PyTuple_GET_SIZE(skip));
-    objects = NULL;
-    if (g == NULL) {
-        goto done;
-    }
-    capsule = PyCapsule_New(g, CAPSULE_NAME, capsule_destroy);
-    if (capsule == NULL) {
-        mh_heapgraph_free(g);
-    }
-done:
-    Py_XDECREF(objects);
-    Py_XDECREF(gc);
     mh_hooks_resume_thread();
     return capsule;
 }
@@ -253,8 +235,10 @@ heap_prepare_paths(PyObject *module, PyObject *args)
     if (ids == NULL || parent == NULL) {
         goto done;
     }
-    for (size_t i = 0; i < nroots; i++) {
-        ids[i] = mh_heapgraph_find(g, PyList_GET_ITEM(roots, i));
+    /* (an empty list may have no item array at all) */
+    PyObject *const *items = nroots ? &PyList_GET_ITEM(roots, 0) : NULL;
+    if (mh_heapgraph_find_many(g, items, nroots, ids) < 0) {
+        goto done;
     }
     memset(parent, 0xff, (size_t)g->nnodes * sizeof(uint32_t));
     if (mh_heapgraph_mark_live(g) < 0 ||
@@ -584,9 +568,9 @@ heap_largest_retainers(PyObject *module, PyObject *args)
         PyObject *t =
             path == NULL
                 ? NULL
-                : Py_BuildValue("(NKK)", path,
-                                (unsigned long long)g->retained[top[i]],
-                                (unsigned long long)g->size[top[i]]);
+                : Py_BuildValue(
+                      "(NKK)", path, (unsigned long long)g->retained[top[i]],
+                      (unsigned long long)mh_heapgraph_size(g, top[i]));
         if (t == NULL || PyList_Append(result, t) < 0) {
             Py_CLEAR(result);
         }
@@ -716,7 +700,7 @@ heap_garbage_types(PyObject *module, PyObject *capsule)
             }
         }
         rows[row].count++;
-        rows[row].bytes += g->size[id];
+        rows[row].bytes += mh_heapgraph_size(g, id);
     }
     result = PyList_New(0);
     for (size_t i = 0; result != NULL && i < nrows; i++) {

@@ -4,9 +4,8 @@
  * reachable from them (ints, strings, floats..., and the dicts and tuples
  * of atoms the collector untracks, whose edges are walked too).  Edges are
  * what tp_traverse reports, in CSR form (uint32 node ids).  The graph holds
- * a strong reference to every node (the collector's object list for the
- * tracked ones, one incref each for the others) so that node pointers stay
- * valid for the life of the graph; nothing else of Python is kept.
+ * a strong reference to every node so that node pointers stay valid for
+ * the life of the graph; nothing else of Python is kept.
  * Bookkeeping memory comes from rawmem.h.  GIL held for every call; the
  * build runs no Python code and allocates no Python object after its start.
  */
@@ -33,22 +32,26 @@ typedef struct {
     uint32_t nnodes;
     uint32_t ntracked; /* nodes [0, ntracked) are tracked, the rest not */
     uint32_t nedges;   /* refused beyond UINT32_MAX - 1 */
-    PyObject **objs;   /* node -> object (strong reference held) */
+    PyObject **objs;   /* node -> object (a strong reference each) */
     uint32_t *off;     /* CSR: out-edges of n are edges[off[n], off[n+1]) */
     uint32_t *edges;   /* target node ids */
     uint32_t *roff;    /* reverse CSR (NULL until mh_heapgraph_reverse) */
     uint32_t *redges;  /* source node ids */
     uint8_t *flags;    /* MH_HG_* */
-    uint32_t *map;     /* open addressing: slot -> node id, MH_HG_NONE empty */
+    uint32_t *map;     /* build only (NULL after): open addressing, slot ->
+                          node id, MH_HG_NONE empty */
     size_t mapcap;     /* power of two */
-    PyObject *list;    /* the collector's object list, owned */
     /* Query state, filled by the binding's queries and freed with the
      * graph (each array has nnodes entries, NULL until computed). */
     uint32_t *parent; /* shortest-path parent (heapgraph_query.h) */
     uint32_t *roots;  /* labelled root node ids, in the caller's order */
     size_t nroots;
-    uint32_t *tb;       /* allocation site per node, 0: untraced */
-    uint64_t *size;     /* block size per node */
+    uint32_t *tb;      /* allocation site per node, 0: untraced */
+    uint32_t *size;    /* block size per node; MH_HG_BIG: in bigsize
+                          (read through mh_heapgraph_size) */
+    uint32_t *bigids;  /* nodes of MH_HG_BIG size, ascending */
+    uint64_t *bigsize; /* their sizes */
+    size_t nbig, bigidcap, bigsizecap;
     uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
     uint64_t *retained; /* retained bytes per node */
     size_t nodecap;     /* capacity of off (nodecap + 1 entries) */
@@ -57,23 +60,41 @@ typedef struct {
     size_t edgecap;     /* capacity of edges */
 } mh_heapgraph_t;
 
-/* Build the graph of every object the collector tracks (from `objects`,
- * a list such as gc.get_objects() returns: stolen, the graph keeps it as the
- * strong reference to the tracked nodes).  Every object listed in `skip`
- * (borrowed, may be NULL, up to nskip) is left out, with its edges.
- * Returns a new graph, or NULL with an exception set (MemoryError when
- * out of bookkeeping memory; `objects` is released then too).  GIL held;
- * runs no Python code between its start and its end. */
-mh_heapgraph_t *mh_heapgraph_build_steal(PyObject *objects,
-                                         PyObject *const *skip, int nskip);
+#define MH_HG_BIG UINT32_MAX /* size[] escape: the size is in bigsize */
+
+/* The size of node n from the 32-bit size array and its overflow list
+ * (g->size filled: mh_heapgraph_ensure_sites).  Can't fail. */
+uint64_t mh_heapgraph_size_big(const mh_heapgraph_t *g, uint32_t n);
+
+static inline uint64_t
+mh_heapgraph_size(const mh_heapgraph_t *g, uint32_t n)
+{
+    uint32_t s = g->size[n];
+    return s != MH_HG_BIG ? s : mh_heapgraph_size_big(g, n);
+}
+
+/* Build the graph of every object in the collector's lists (walked in
+ * place, mh_frames_gc_visit) and of the objects they reach.  Every object
+ * listed in `skip` (borrowed, may be NULL, up to nskip) is left out, with
+ * its edges.  Returns a new graph, or NULL with an exception set
+ * (MemoryError when out of bookkeeping memory).  GIL held; runs no Python
+ * code between its start and its end. */
+mh_heapgraph_t *mh_heapgraph_build(PyObject *const *skip, int nskip);
 
 /* Release the graph: its references (which may free objects and so run
  * arbitrary finalizers) and its memory.  NULL allowed.  GIL held. */
 void mh_heapgraph_free(mh_heapgraph_t *g);
 
-/* The node id of obj, or MH_HG_NONE when obj is not in the graph.  Can't
- * fail. */
+/* The node id of obj, or MH_HG_NONE when obj is not in the graph.  The
+ * address map exists only during the build: afterwards this scans the
+ * node array (O(nodes), a few ms per million).  Can't fail. */
 uint32_t mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj);
+
+/* ids[i] = the node id of objs[i] (MH_HG_NONE when not in the graph) for
+ * i < n, in one scan of the nodes.  Returns 0 or -1 when out of memory (no
+ * exception set). */
+int mh_heapgraph_find_many(const mh_heapgraph_t *g, PyObject *const *objs,
+                           size_t n, uint32_t *ids);
 
 /* Bookkeeping bytes the graph holds now, query arrays included (for the
  * benchmarks).  Can't fail. */
@@ -82,6 +103,10 @@ size_t mh_heapgraph_memory(const mh_heapgraph_t *g);
 /* Build the reverse edges (once; later calls return 0 at once).  Returns
  * 0, or -1 when out of memory (no exception set). */
 int mh_heapgraph_reverse(mh_heapgraph_t *g);
+
+/* Free the reverse edges (built again by the next mh_heapgraph_reverse).
+ * Can't fail. */
+void mh_heapgraph_unreverse(mh_heapgraph_t *g);
 
 /* Mark MH_HG_LIVE every node reachable from an MH_HG_EXTERNAL node, the
  * collector's view: what is left unmarked is unreachable garbage (cycles

@@ -14,6 +14,7 @@
 #include "frames.h"
 #include "hooks.h"
 #include "rawmem.h"
+#include "table.h"
 
 /* ---- the address map ---------------------------------------------------- */
 
@@ -24,8 +25,9 @@ map_hash(const void *p, size_t mask)
     return (size_t)((x * 0x9E3779B97F4A7C15ULL) >> 20) & mask;
 }
 
-uint32_t
-mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj)
+/* The node of obj through the build's map. */
+static uint32_t
+map_find(const mh_heapgraph_t *g, PyObject *obj)
 {
     size_t mask = g->mapcap - 1;
     for (size_t i = map_hash(obj, mask);; i = (i + 1) & mask) {
@@ -37,6 +39,56 @@ mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj)
             return id;
         }
     }
+}
+
+uint32_t
+mh_heapgraph_find(const mh_heapgraph_t *g, PyObject *obj)
+{
+    if (g->map != NULL) {
+        return map_find(g, obj);
+    }
+    /* The map is gone after the build (8 bytes a node): a query names one
+     * object, and one sequential scan of objs costs a few milliseconds
+     * per million nodes. */
+    PyObject *const *objs = g->objs;
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        if (objs[id] == obj) {
+            return id;
+        }
+    }
+    return MH_HG_NONE;
+}
+
+int
+mh_heapgraph_find_many(const mh_heapgraph_t *g, PyObject *const *objs,
+                       size_t n, uint32_t *ids)
+{
+    mh_table_t want; /* address -> position in objs */
+    mh_table_init(&want);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = MH_HG_NONE;
+        if (i < UINT32_MAX && mh_table_put(&want, (uint64_t)(uintptr_t)objs[i],
+                                           (uint32_t)i) < 0) {
+            mh_table_fini(&want);
+            return -1;
+        }
+    }
+    for (uint32_t id = 0; n > 0 && id < g->nnodes; id++) {
+        uint32_t i;
+        if (mh_table_get(&want, (uint64_t)(uintptr_t)g->objs[id], &i)) {
+            ids[i] = id;
+        }
+    }
+    /* An object listed twice: the table kept its last position. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t j;
+        if (ids[i] == MH_HG_NONE &&
+            mh_table_get(&want, (uint64_t)(uintptr_t)objs[i], &j)) {
+            ids[i] = ids[j];
+        }
+    }
+    mh_table_fini(&want);
+    return 0;
 }
 
 /* Put id (whose object is not in the map yet) into the map. */
@@ -197,12 +249,12 @@ flush(build_ctx *ctx)
         PyObject *child = ctx->pending[i];
         uint32_t id = ctx->cand[i];
         if (id != MH_HG_NONE && g->objs[id] != child) {
-            id = mh_heapgraph_find(g, child);
+            id = map_find(g, child);
         }
         /* An empty home slot: with linear probing, child is not in the
          * map (a node added since this batch began is found by find). */
         else if (id == MH_HG_NONE && added) {
-            id = mh_heapgraph_find(g, child);
+            id = map_find(g, child);
         }
         if (id == MH_HG_NONE) {
             id = node_add(g, child, 0);
@@ -210,9 +262,7 @@ flush(build_ctx *ctx)
                 return -1;
             }
             added = 1;
-            /* Untracked (or tracked but not listed: frozen) objects are
-             * held by the graph itself; the listed ones by the list. */
-            Py_INCREF(child);
+            Py_INCREF(child); /* the graph holds every node */
         }
         g->edges[g->nedges++] = id;
     }
@@ -247,9 +297,10 @@ mh_heapgraph_memory(const mh_heapgraph_t *g)
         m += ((size_t)g->nnodes + 1 + g->nedges) * sizeof(uint32_t);
     }
     /* Query arrays, one entry per node each. */
-    size_t per = (g->parent ? 4 : 0) + (g->tb ? 4 : 0) + (g->size ? 8 : 0) +
+    size_t per = (g->parent ? 4 : 0) + (g->tb ? 4 : 0) + (g->size ? 4 : 0) +
                  (g->idom ? 4 : 0) + (g->retained ? 8 : 0);
-    return m + per * (size_t)g->nnodes + g->nroots * sizeof(uint32_t);
+    return m + per * (size_t)g->nnodes + g->nroots * sizeof(uint32_t) +
+           g->bigidcap * sizeof(uint32_t) + g->bigsizecap * sizeof(uint64_t);
 }
 
 /* Give back the unused end of the edge array (a shrinking realloc; when
@@ -268,36 +319,52 @@ shrink(mh_heapgraph_t *g)
     }
 }
 
+typedef struct {
+    mh_heapgraph_t *g;
+    PyObject *const *skip;
+    int nskip;
+} list_ctx;
+
+/* One object of the collector's lists: a node (each is listed once, so
+ * no lookup), held by the graph; the map is filled after the walk. */
+static int
+add_listed(PyObject *obj, void *arg)
+{
+    list_ctx *ctx = arg;
+    for (int k = 0; k < ctx->nskip; k++) {
+        if (ctx->skip[k] == obj) {
+            return 0;
+        }
+    }
+    mh_heapgraph_t *g = ctx->g;
+    if (node_reserve(g, (size_t)g->nnodes + 1) < 0) {
+        return -1;
+    }
+    uint32_t id = g->nnodes++;
+    g->objs[id] = obj;
+    g->flags[id] = MH_HG_TRACKED;
+    Py_INCREF(obj);
+    return 0;
+}
+
 mh_heapgraph_t *
-mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
+mh_heapgraph_build(PyObject *const *skip, int nskip)
 {
     mh_heapgraph_t *g = mh_rawmem_calloc(1, sizeof(mh_heapgraph_t));
     if (g == NULL) {
-        Py_DECREF(objects);
         return (mh_heapgraph_t *)PyErr_NoMemory();
     }
-    g->list = objects;
-    Py_ssize_t n = PyList_GET_SIZE(objects);
+    list_ctx lc = {g, skip, nskip};
+    if (mh_frames_gc_visit(add_listed, &lc) != 0) {
+        goto nomem;
+    }
+    size_t n = g->nnodes;
     /* Untracked referents add a few percent on typical heaps. */
-    size_t guess = (size_t)n + (size_t)n / 16 + 16;
+    size_t guess = n + n / 16 + 16;
     if (node_reserve(g, guess) < 0 || map_reserve(g, guess) < 0 ||
         mh_rawmem_reserve((void **)&g->edges, &g->edgecap, guess * 2,
                           sizeof(uint32_t)) < 0) {
         goto nomem;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *obj = PyList_GET_ITEM(objects, i);
-        int skipped = 0;
-        for (int k = 0; k < nskip; k++) {
-            skipped |= skip[k] == obj;
-        }
-        /* gc.get_objects() lists each object once: no lookup needed. */
-        if (skipped) {
-            continue;
-        }
-        if (node_add(g, obj, MH_HG_TRACKED) == MH_HG_NONE) {
-            goto nomem;
-        }
     }
     g->ntracked = g->nnodes;
     /* Walk every node that has edges, tracked ones and the frozen tracked
@@ -341,6 +408,9 @@ mh_heapgraph_build_steal(PyObject *objects, PyObject *const *skip, int nskip)
     mh_rawmem_free(ctx, sizeof(build_ctx));
     g->off[g->nnodes] = g->nedges;
     shrink(g);
+    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
+    g->map = NULL;
+    g->mapcap = 0;
     /* The collector's computation: references from outside the graph are
      * the refcount minus the edges into a node minus the graph's own. */
     uint32_t *indeg =
@@ -376,30 +446,37 @@ mh_heapgraph_free(mh_heapgraph_t *g)
     PyObject **objs = g->objs;
     size_t objcap = g->objcap;
     uint32_t nnodes = g->nnodes;
-    uint32_t ntracked = g->ntracked;
-    PyObject *list = g->list;
     mh_rawmem_free(g->flags, g->flagcap);
     if (g->off != NULL) {
         mh_rawmem_free(g->off, (g->nodecap + 1) * sizeof(uint32_t));
     }
     mh_rawmem_free(g->edges, g->edgecap * sizeof(uint32_t));
     mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
-    if (g->roff != NULL) {
-        mh_rawmem_free(g->roff, ((size_t)g->nnodes + 1) * sizeof(uint32_t));
-        mh_rawmem_free(g->redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
-    }
+    mh_heapgraph_unreverse(g);
     mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
     mh_rawmem_free(g->tb, (size_t)g->nnodes * sizeof(uint32_t));
-    mh_rawmem_free(g->size, (size_t)g->nnodes * sizeof(uint64_t));
+    mh_rawmem_free(g->size, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_free(g->bigids, g->bigidcap * sizeof(uint32_t));
+    mh_rawmem_free(g->bigsize, g->bigsizecap * sizeof(uint64_t));
     mh_rawmem_free(g->idom, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->retained, (size_t)g->nnodes * sizeof(uint64_t));
     mh_rawmem_free(g, sizeof(mh_heapgraph_t));
-    for (uint32_t id = ntracked; id < nnodes; id++) {
+    for (uint32_t id = 0; id < nnodes; id++) {
         Py_DECREF(objs[id]);
     }
     mh_rawmem_free(objs, objcap * sizeof(PyObject *));
-    Py_XDECREF(list);
+}
+
+void
+mh_heapgraph_unreverse(mh_heapgraph_t *g)
+{
+    if (g->roff != NULL) {
+        mh_rawmem_free(g->roff, ((size_t)g->nnodes + 1) * sizeof(uint32_t));
+        mh_rawmem_free(g->redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
+        g->roff = NULL;
+        g->redges = NULL;
+    }
 }
 
 int

@@ -154,8 +154,8 @@ eval(dom_work *w, uint32_t v)
 
 int64_t
 mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
-              int cover_all, const uint64_t *size, uint32_t *idom,
-              uint64_t *retained)
+              int cover_all, const uint32_t *size, mh_dom_bigsize_fn big,
+              const void *ctx, uint32_t *idom, uint64_t *retained)
 {
     dom_work w;
     if (work_alloc(&w, g->n) < 0) {
@@ -209,7 +209,9 @@ mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
         /* A dominator precedes what it dominates in preorder: summing in
          * reverse preorder adds each subtree before its root is read. */
         for (uint32_t i = 2; i <= last; i++) {
-            retained[w.vertex[i]] = size[w.vertex[i]];
+            uint32_t v = w.vertex[i];
+            retained[v] =
+                size[v] == MH_DOM_BIG && big != NULL ? big(ctx, v) : size[v];
         }
         for (uint32_t i = last; i >= 2; i--) {
             if (w.dom[i] >= 2) {

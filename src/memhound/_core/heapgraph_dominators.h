@@ -30,11 +30,16 @@ typedef struct {
  * ancestors in preorder; O(m log n), iterative (no recursion on deep heaps).
  * Outputs, n entries each: idom[v] = v's immediate dominator, MH_DOM_NONE
  * when it is the virtual root or v is not reached from it; and, when size
- * is not NULL, retained[v] = size[v] plus the sizes of every node v
- * dominates (0 when not reached).  Returns the number of nodes reached, or
- * -1 when out of memory (outputs unspecified). */
+ * is not NULL, retained[v] = the size of v plus the sizes of every node v
+ * dominates (0 when not reached).  The size of v is size[v], or, when that
+ * is MH_DOM_BIG and big is not NULL, big(ctx, v) (sizes of 4 GiB and more
+ * kept aside).  Returns the number of nodes reached, or -1 when out of
+ * memory (outputs unspecified). */
+#define MH_DOM_BIG UINT32_MAX
+typedef uint64_t (*mh_dom_bigsize_fn)(const void *ctx, uint32_t node);
 int64_t mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots,
-                      size_t nroots, int cover_all, const uint64_t *size,
-                      uint32_t *idom, uint64_t *retained);
+                      size_t nroots, int cover_all, const uint32_t *size,
+                      mh_dom_bigsize_fn big, const void *ctx, uint32_t *idom,
+                      uint64_t *retained);
 
 #endif /* MH_HEAPGRAPH_DOMINATORS_H */

@@ -26,13 +26,6 @@ typedef struct {
 int mh_heapgraph_garbage_by_site(const mh_heapgraph_t *g,
                                  mh_hg_sitesum_t **out, size_t *count);
 
-/* The traceback index of every node (0: untraced) and its block size
- * (traced size, else mh_heapgraph_sizeof) into new arrays *tb and *size of
- * g->nnodes entries.  Returns 0 or -1 when out of memory.  May call
- * builtin __sizeof__ methods (no user code); never raises. */
-int mh_heapgraph_node_sites(const mh_heapgraph_t *g, uint32_t **tb,
-                            uint64_t **size);
-
 /* ---- per-site view (heapgraph_sites.c) ---------------------------------- */
 
 #define MH_HG_SITE_TYPES 8             /* distinct types kept per site */
@@ -69,7 +62,11 @@ typedef struct {
                           object of the site dominates (needs g->idom) */
 } mh_hg_site_t;
 
-/* Fill g->tb and g->size (once).  Returns 0 or -1 when out of memory. */
+/* Fill g->tb (the traceback index of every node, 0: untraced) and g->size
+ * (its block size: traced size, else mh_heapgraph_sizeof; sizes of 4 GiB
+ * and more in g->bigids/bigsize), once.  Returns 0 or -1 when out of
+ * memory.  May call builtin __sizeof__ methods (no user code); never
+ * raises. */
 int mh_heapgraph_ensure_sites(mh_heapgraph_t *g);
 
 /* Fill sites[0..n) (traceback set by the caller) with the site's objects

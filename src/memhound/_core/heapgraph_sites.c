@@ -83,24 +83,20 @@ nomem:
     return -1;
 }
 
-int
-mh_heapgraph_node_sites(const mh_heapgraph_t *g, uint32_t **tb,
-                        uint64_t **size)
+uint64_t
+mh_heapgraph_size_big(const mh_heapgraph_t *g, uint32_t n)
 {
-    size_t n = g->nnodes;
-    uint32_t *t = mh_rawmem_malloc(n * sizeof(uint32_t));
-    uint64_t *s = mh_rawmem_malloc(n * sizeof(uint64_t));
-    if (t == NULL || s == NULL) {
-        mh_rawmem_free(t, n * sizeof(uint32_t));
-        mh_rawmem_free(s, n * sizeof(uint64_t));
-        return -1;
+    size_t lo = 0, hi = g->nbig;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->bigids[mid] < n) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
     }
-    for (uint32_t id = 0; id < g->nnodes; id++) {
-        mh_heapgraph_block(g, id, &s[id], &t[id]);
-    }
-    *tb = t;
-    *size = s;
-    return 0;
+    return lo < g->nbig && g->bigids[lo] == n ? g->bigsize[lo] : MH_HG_BIG;
 }
 
 int
@@ -109,7 +105,42 @@ mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
     if (g->tb != NULL) {
         return 0;
     }
-    return mh_heapgraph_node_sites(g, &g->tb, &g->size);
+    size_t n = g->nnodes;
+    uint32_t *t = mh_rawmem_malloc(n * sizeof(uint32_t));
+    uint32_t *s = mh_rawmem_malloc(n * sizeof(uint32_t));
+    if (t == NULL || s == NULL) {
+        goto nomem;
+    }
+    /* Sizes of 4 GiB and more go to a list sorted by node (filled in
+     * node order): a node costs 4 bytes, not 8. */
+    for (uint32_t id = 0; id < g->nnodes; id++) {
+        uint64_t size;
+        mh_heapgraph_block(g, id, &size, &t[id]);
+        s[id] = size < MH_HG_BIG ? (uint32_t)size : MH_HG_BIG;
+        if (size < MH_HG_BIG) {
+            continue;
+        }
+        void *ids = g->bigids, *sizes = g->bigsize;
+        if (mh_rawmem_reserve(&ids, &g->bigidcap, g->nbig + 1,
+                              sizeof(uint32_t)) < 0) {
+            goto nomem;
+        }
+        g->bigids = ids;
+        if (mh_rawmem_reserve(&sizes, &g->bigsizecap, g->nbig + 1,
+                              sizeof(uint64_t)) < 0) {
+            goto nomem;
+        }
+        g->bigsize = sizes;
+        g->bigids[g->nbig] = id;
+        g->bigsize[g->nbig++] = size;
+    }
+    g->tb = t;
+    g->size = s;
+    return 0;
+nomem:
+    mh_rawmem_free(t, n * sizeof(uint32_t));
+    mh_rawmem_free(s, n * sizeof(uint32_t));
+    return -1;
 }
 
 static void
@@ -219,6 +250,12 @@ by_type_bytes_desc(const void *a, const void *b)
     return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
+static uint64_t
+big_size(const void *g, uint32_t node)
+{
+    return mh_heapgraph_size_big(g, node);
+}
+
 int
 mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
 {
@@ -248,13 +285,17 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
     /* Garbage, which no root reaches, hangs from the virtual root too
      * (cover_all). */
     mh_dom_graph_t dg = {g->nnodes, g->off, g->edges, g->roff, g->redges};
-    if (mh_dominators(&dg, roots, nr, 1, g->size, idom, retained) < 0) {
+    if (mh_dominators(&dg, roots, nr, 1, g->size, big_size, g, idom,
+                      retained) < 0) {
         goto done;
     }
     g->idom = idom;
     g->retained = retained;
     idom = NULL;
     retained = NULL;
+    /* Nothing else walks the reverse edges: give back their 4 bytes a
+     * node and an edge for the rest of the session. */
+    mh_heapgraph_unreverse(g);
     rc = 0;
 done:
     mh_rawmem_free(roots, (g->nroots + n) * sizeof(uint32_t));
@@ -341,7 +382,7 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
             continue;
         }
         mh_hg_site_t *s = &sites[slot];
-        uint64_t bytes = g->size[id];
+        uint64_t bytes = mh_heapgraph_size(g, id);
         s->bytes += bytes;
         s->blocks++;
         if (!(g->flags[id] & MH_HG_LIVE)) {
