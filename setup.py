@@ -57,6 +57,7 @@ sources = [
     "heapgraph_labels.c",
     "heapgraph_dominators.c",
     "heapgraph_census.c",
+    "heapgraph_retained.c",
     FRAME_READERS[version],
 ]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
-from memhound.heap import Census, census, census_diff, why_alive
+from memhound.heap import Census, census, census_diff, retained_by_type, why_alive
 from memhound.leaks import LeakCheck, assert_no_leaks, checkpoint, iterations
 from memhound.snapshot import (
     DomainFilter,
@@ -62,6 +62,7 @@ __all__ = [
     "assert_no_leaks",
     "census",
     "census_diff",
+    "retained_by_type",
     "checkpoint",
     "clear",
     "get_memory_overhead",

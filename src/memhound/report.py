@@ -260,6 +260,16 @@ def format_text(
                 f"   {format_size(row['retained_bytes']):>10}  "
                 f"{_shorten(name, width - 17)}"
             )
+    by_type = report.get("retained_by_type") or []
+    if by_type:
+        out.append("")
+        out.append(style.bold("Retained by type:"))
+        for row in by_type[:5]:
+            out.append(
+                f"   {format_size(row['retained_bytes']):>10}  "
+                f"{_shorten(str(row['type']), 40):40} "
+                f"{row['count']:,} objects"
+            )
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
         out.append(

@@ -149,10 +149,21 @@ def test_annotate_report_fills_schema_fields():
     assert grew[f"{__name__}.Request"]["count_diff"] == 500
     assert isinstance(report["largest_retainers"], list)
     assert report["largest_retainers"][0]["retained_bytes"] > 0
+    by_type = report["retained_by_type"]
+    assert len(by_type) == 10
+    assert set(by_type[0]) == {"type", "count", "bytes", "retained_bytes"}
+    kept = [row["retained_bytes"] for row in by_type]
+    assert kept == sorted(kept, reverse=True)
+    assert all(row["retained_bytes"] >= row["bytes"] > 0 for row in by_type)
     assert set(report["cycle_sites"]) == {"unreachable", "types", "gc_garbage"}
     import json
 
     json.dumps(report)  # plain data only
+    from memhound.report import format_text
+
+    text = format_text({"leaks": [], "retained_by_type": by_type}, width=100)
+    assert "Retained by type:" in text
+    assert by_type[0]["type"] in text
 
 
 def test_cycle_sites_and_finalizer_types(gc_off):

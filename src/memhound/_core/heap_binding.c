@@ -603,6 +603,82 @@ heap_retained(PyObject *module, PyObject *args)
     return PyLong_FromUnsignedLongLong(g->retained[id]);
 }
 
+/* heap_retained_one(g, roots: list, obj) -> retained bytes of obj, or None
+ * when obj is not in the graph.  The dominator tree's value when the graph
+ * has one already; else three walks from the roots (the objects of
+ * `roots`), no tree (mh_heapgraph_retained_one). */
+static PyObject *
+heap_retained_one(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *capsule, *roots, *obj;
+    if (!PyArg_ParseTuple(args, "OO!O:heap_retained_one", &capsule,
+                          &PyList_Type, &roots, &obj)) {
+        return NULL;
+    }
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    uint32_t id = mh_heapgraph_find(g, obj);
+    if (id == MH_HG_NONE) {
+        Py_RETURN_NONE;
+    }
+    if (g->retained != NULL) {
+        return PyLong_FromUnsignedLongLong(g->retained[id]);
+    }
+    size_t nroots = (size_t)PyList_GET_SIZE(roots);
+    uint32_t *ids = mh_rawmem_malloc((nroots ? nroots : 1) * sizeof(uint32_t));
+    if (ids == NULL) {
+        return PyErr_NoMemory();
+    }
+    /* (an empty list may have no item array at all) */
+    PyObject *const *items = nroots ? &PyList_GET_ITEM(roots, 0) : NULL;
+    uint64_t bytes = 0;
+    mh_hooks_suspend_thread();
+    int failed = mh_heapgraph_find_many(g, items, nroots, ids) < 0 ||
+                 mh_heapgraph_retained_one(g, ids, nroots, id, &bytes) < 0;
+    mh_hooks_resume_thread();
+    mh_rawmem_free(ids, (nroots ? nroots : 1) * sizeof(uint32_t));
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
+/* heap_retained_by_type(g) -> [(type name, count, bytes, retained)], the
+ * largest retained first.  heap_prepare_paths must have run (roots). */
+static PyObject *
+heap_retained_by_type(PyObject *module, PyObject *capsule)
+{
+    (void)module;
+    mh_heapgraph_t *g = graph_of(capsule);
+    if (g == NULL) {
+        return NULL;
+    }
+    mh_hg_typeret_t *rows = NULL;
+    size_t nrows = 0;
+    mh_hooks_suspend_thread();
+    int failed = mh_heapgraph_retained_by_type(g, &rows, &nrows) < 0;
+    mh_hooks_resume_thread();
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = PyList_New(0);
+    for (size_t i = 0; result != NULL && i < nrows; i++) {
+        PyObject *t = Py_BuildValue("(NKKK)", type_name_new(rows[i].type),
+                                    (unsigned long long)rows[i].count,
+                                    (unsigned long long)rows[i].bytes,
+                                    (unsigned long long)rows[i].retained);
+        if (t == NULL || PyList_Append(result, t) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(t);
+    }
+    mh_rawmem_free(rows, (nrows ? nrows : 1) * sizeof(*rows));
+    return result;
+}
+
 /* heap_census(skip: tuple) -> {type name: (count, bytes)} of every
  * tracked object and every untracked object reachable from them. */
 static PyObject *
@@ -747,6 +823,10 @@ PyMethodDef mh_heap_methods[] = {
     {"heap_graph_release", heap_graph_release, METH_O,
      "free a heap graph and its references now"},
     {"heap_graph_info", heap_graph_info, METH_O, "sizes of a heap graph"},
+    {"heap_retained_one", heap_retained_one, METH_VARARGS,
+     "retained bytes of one object without a dominator tree"},
+    {"heap_retained_by_type", heap_retained_by_type, METH_O,
+     "[(type, count, bytes, retained)] per type, largest retained first"},
     {"heap_unreachable_by_site", heap_unreachable_by_site, METH_O,
      "{traceback index: (bytes, blocks)} of traced unreachable garbage"},
     {NULL, NULL, 0, NULL},

@@ -26,6 +26,8 @@ enum {
                            running threads, the interpreter) */
     MH_HG_LIVE = 4,     /* reachable from an external node: not garbage
                            (set by mh_heapgraph_mark_live) */
+    MH_HG_MARK_A = 8,   /* scratch marks of one query, clear between */
+    MH_HG_MARK_B = 16,  /* queries (heapgraph_retained.c) */
 };
 
 typedef struct {

@@ -82,6 +82,38 @@ int mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n);
  * -1 when out of memory. */
 int mh_heapgraph_ensure_dominators(mh_heapgraph_t *g);
 
+/* ---- retained sizes (heapgraph_retained.c) ----------------------------- */
+
+/* *out = the bytes freed if node target went: its size and that of every
+ * node it dominates in the graph rooted at a virtual root whose children
+ * are roots[0..nroots) (ids >= nnodes ignored), the MH_HG_EXTERNAL nodes
+ * and the garbage (the value mh_heapgraph_ensure_dominators gives, for a
+ * target reachable from a root), computed by three linear walks without
+ * reverse edges or a dominator tree.  For a target no root reaches: the
+ * nodes it reaches that no other garbage outside its reach does.  Sizes
+ * from g->size when filled, else mh_heapgraph_block (which may call a
+ * builtin __sizeof__).  Returns 0 or -1 when out of memory (no exception
+ * set).  GIL held. */
+int mh_heapgraph_retained_one(mh_heapgraph_t *g, const uint32_t *roots,
+                              size_t nroots, uint32_t target, uint64_t *out);
+
+typedef struct {
+    PyTypeObject *type; /* borrowed (the graph's objects keep it alive) */
+    uint64_t count;     /* objects of the type in the graph */
+    uint64_t bytes;     /* their sizes */
+    uint64_t retained;  /* bytes freed if every object of the type went */
+} mh_hg_typeret_t;
+
+/* One row per type of the graph's objects into a new array *out of *count
+ * rows (free with mh_rawmem_free(*out, max(*count, 1) * sizeof **out)),
+ * largest `retained` first: Eclipse MAT's retained heap of a class, the
+ * sum of the retained sizes of the type's objects that no other object of
+ * the type dominates.  Computes the dominator tree first when needed
+ * (mh_heapgraph_ensure_dominators: g->roots must be set).  Returns 0 or -1
+ * when out of memory (no exception set).  GIL held. */
+int mh_heapgraph_retained_by_type(mh_heapgraph_t *g, mh_hg_typeret_t **out,
+                                  size_t *count);
+
 /* ---- shortest retention paths (heapgraph_paths.c) ---------------------- */
 
 #define MH_HG_ROOT (UINT32_MAX - 1) /* parent of a BFS source */
