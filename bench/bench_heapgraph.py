@@ -135,7 +135,7 @@ def main():
         "--slow-repeat",
         type=int,
         default=1,
-        help="repetitions of the slow tools (guppy3, pympler)",
+        help="repetitions of the slow censuses (guppy3 heap(), pympler)",
     )
     args = parser.parse_args()
     header(args)
@@ -207,7 +207,7 @@ def main():
             "retained size of the chain head: memhound retained_size()",
             timed(heap.retained_size, CHAIN)[0],
         )
-        if "guppy3" in found and slow:
+        if "guppy3" in found:
             hp = found["guppy3"]()
             record(
                 "retained size of the chain head: guppy3 iso(obj).domisize",
