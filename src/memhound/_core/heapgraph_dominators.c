@@ -196,6 +196,16 @@ mh_dominators(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
         }
         w.dom[i] = d;
     }
+    /* Only vertex and dom are read from here on: give the rest back
+     * before the outputs are written (their pages are the peak's). */
+    mh_rawmem_free(w.pre, (size_t)(g->n ? g->n : 1) * sizeof(uint32_t));
+    w.pre = NULL;
+    uint32_t **dead[] = {&w.parent,   &w.semi,  &w.label,
+                         &w.ancestor, &w.stack, &w.cursor};
+    for (size_t i = 0; i < sizeof(dead) / sizeof(dead[0]); i++) {
+        mh_rawmem_free(*dead[i], w.cap * sizeof(uint32_t));
+        *dead[i] = NULL;
+    }
     for (uint32_t v = 0; v < g->n; v++) {
         idom[v] = MH_DOM_NONE;
         if (retained != NULL) {
