@@ -13,6 +13,9 @@ before and after it.
     .venv/bin/python bench/bench_heapgraph.py --objects 1000000 --repeat 3
 
 Comparison tools are optional: a missing one is reported and skipped.
+retained_size() needs no graph (it walks what the object reaches), so its
+rows measure that walk; the dominator-tree row measures the tree of the
+whole graph.
 """
 
 import argparse
@@ -212,6 +215,17 @@ def main():
             record(
                 "retained size of the chain head: guppy3 iso(obj).domisize",
                 timed(guppy_domisize, hp, CHAIN)[0],
+            )
+            del hp
+        record(
+            "retained size of the list of all instances: memhound retained_size()",
+            timed(heap.retained_size, HEAP)[0],
+        )
+        if "guppy3" in found:
+            hp = found["guppy3"]()
+            record(
+                "retained size of the list of all instances: guppy3 domisize",
+                timed(guppy_domisize, hp, HEAP)[0],
             )
             del hp
         gc.collect()

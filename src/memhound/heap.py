@@ -314,16 +314,13 @@ def census_diff(old: Census, new: Census, limit: int | None = None) -> list[dict
 # ---- retained size ---------------------------------------------------------
 
 
-def retained_size(obj) -> int | None:
+def retained_size(obj) -> int:
     """Bytes that would be freed if obj went away: its own size plus that
     of every object only reachable through it (what obj dominates in the
-    heap graph, found by three walks of the graph, no dominator tree).
-    None when obj is not in the graph."""
-    caller = sys._getframe(1)
-    objects, _ = _roots(skip_frames=(caller,))
-    del caller
-    with _graph(objects) as graph:
-        return _core.heap_retained_one(graph, objects, obj)
+    heap graph).  Computed from obj's reach alone, without the graph: an
+    object obj reaches whose reference count exceeds the references it
+    gets from obj's reach is held from elsewhere, with what it reaches."""
+    return _core.heap_retained_alone(obj)
 
 
 def retained_by_type(n: int | None = 10) -> list[dict]:

@@ -97,6 +97,9 @@ def test_retained_one_equals_the_dominator_tree():
     sample = rng.sample(nodes, 40) + nodes[:5]
     del nodes
     try:
+        # (outside any graph session: a graph holds a reference to every
+        # object, which would make each one held from outside)
+        alone = [_core.heap_retained_alone(o) for o in sample]
         objects, _ = heap._roots()
         with heap._graph(objects) as graph:
             _core.heap_prepare_paths(graph, objects)
@@ -104,6 +107,7 @@ def test_retained_one_equals_the_dominator_tree():
             tree = [_core.heap_retained(graph, o) for o in sample]
         assert None not in one
         assert one == tree
+        assert alone == tree
         assert len(set(one)) > 5  # the sample is not all alike
     finally:
         HOLD.clear()
@@ -118,5 +122,24 @@ def test_retained_size_of_a_shared_object_is_its_own_size():
         row = _rows()[f"{__name__}.Leaf"]
         assert heap.retained_size(leaf) == row["bytes"] // row["count"]
         assert heap.retained_size(HOLD["a"]) < heap.retained_size(HOLD)
+    finally:
+        HOLD.clear()
+
+
+def test_retained_size_counts_holders_outside_its_reach():
+    inner = [bytearray(10_000)]
+    HOLD["outer"] = [inner]
+    try:
+        # this frame's local `inner` holds the inner list: not retained
+        held = heap.retained_size(HOLD["outer"])
+        del inner
+        alone = heap.retained_size(HOLD["outer"])
+        assert alone >= held + 10_000
+        # a reference cycle through the target is retained with it
+        cycle = [bytearray(5_000)]
+        cycle.append([cycle])
+        HOLD["cycle"] = cycle
+        del cycle
+        assert heap.retained_size(HOLD["cycle"]) >= 5_000
     finally:
         HOLD.clear()

@@ -646,6 +646,28 @@ heap_retained_one(PyObject *module, PyObject *args)
     return PyLong_FromUnsignedLongLong(bytes);
 }
 
+/* heap_retained_alone(obj) -> retained bytes of obj, computed from obj's
+ * reach alone, no graph (mh_heapgraph_retained_alone). */
+static PyObject *
+heap_retained_alone(PyObject *module, PyObject *obj)
+{
+    (void)module;
+    uint64_t bytes = 0;
+    mh_hooks_suspend_thread();
+    /* No collection (and so no finalizer) while the walk's borrowed
+     * pointers are in use: sizes may call builtin __sizeof__. */
+    int was_enabled = PyGC_Disable();
+    int failed = mh_heapgraph_retained_alone(obj, &bytes) < 0;
+    if (was_enabled) {
+        PyGC_Enable();
+    }
+    mh_hooks_resume_thread();
+    if (failed) {
+        return PyErr_NoMemory();
+    }
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
 /* heap_retained_by_type(g) -> [(type name, count, bytes, retained)], the
  * largest retained first.  heap_prepare_paths must have run (roots). */
 static PyObject *
@@ -825,6 +847,8 @@ PyMethodDef mh_heap_methods[] = {
     {"heap_graph_info", heap_graph_info, METH_O, "sizes of a heap graph"},
     {"heap_retained_one", heap_retained_one, METH_VARARGS,
      "retained bytes of one object without a dominator tree"},
+    {"heap_retained_alone", heap_retained_alone, METH_O,
+     "retained bytes of one object from its reach alone, no graph"},
     {"heap_retained_by_type", heap_retained_by_type, METH_O,
      "[(type, count, bytes, retained)] per type, largest retained first"},
     {"heap_unreachable_by_site", heap_unreachable_by_site, METH_O,

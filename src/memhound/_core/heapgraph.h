@@ -133,4 +133,8 @@ uint64_t mh_heapgraph_sizeof_nocall(PyObject *obj);
 int mh_heapgraph_block(const mh_heapgraph_t *g, uint32_t n, uint64_t *size,
                        uint32_t *traceback);
 
+/* The same for any object (node or not). */
+int mh_heapgraph_object_block(PyObject *obj, uint64_t *size,
+                              uint32_t *traceback);
+
 #endif /* MH_HEAPGRAPH_H */

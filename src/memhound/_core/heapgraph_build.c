@@ -330,20 +330,35 @@ mh_heapgraph_memory(const mh_heapgraph_t *g)
            g->bigidcap * sizeof(uint32_t) + g->bigsizecap * sizeof(uint64_t);
 }
 
-/* Give back the unused end of the edge array (a shrinking realloc; when
- * it fails the larger array is simply kept). */
+/* Shrink *array from *cap to `want` elements of `size` bytes (a shrinking
+ * realloc; when it fails the larger array is simply kept). */
+static void
+shrink_one(void **array, size_t *cap, size_t want, size_t size)
+{
+    if (want < *cap) {
+        void *p = mh_rawmem_realloc(*array, *cap * size, want * size);
+        if (p != NULL) {
+            *array = p;
+            *cap = want;
+        }
+    }
+}
+
+/* Give back the unused ends of the edge and node arrays: they grow by
+ * doubling, and the node count is only known at the end (up to 1.7x too
+ * large otherwise). */
 static void
 shrink(mh_heapgraph_t *g)
 {
-    size_t ecap = (size_t)g->nedges + 1;
-    if (ecap < g->edgecap) {
-        void *edges = mh_rawmem_realloc(
-            g->edges, g->edgecap * sizeof(uint32_t), ecap * sizeof(uint32_t));
-        if (edges != NULL) {
-            g->edges = edges;
-            g->edgecap = ecap;
-        }
-    }
+    size_t n = (size_t)g->nnodes + 1;
+    shrink_one((void **)&g->edges, &g->edgecap, (size_t)g->nedges + 1,
+               sizeof(uint32_t));
+    shrink_one((void **)&g->objs, &g->objcap, n, sizeof(PyObject *));
+    shrink_one((void **)&g->flags, &g->flagcap, n, 1);
+    /* off has nodecap + 1 entries */
+    size_t offcap = g->nodecap + 1;
+    shrink_one((void **)&g->off, &offcap, n + 1, sizeof(uint32_t));
+    g->nodecap = offcap - 1;
 }
 
 #define PREFETCH 8 /* objects ahead whose header is fetched early */
@@ -687,7 +702,12 @@ int
 mh_heapgraph_block(const mh_heapgraph_t *g, uint32_t n, uint64_t *size,
                    uint32_t *traceback)
 {
-    PyObject *obj = g->objs[n];
+    return mh_heapgraph_object_block(g->objs[n], size, traceback);
+}
+
+int
+mh_heapgraph_object_block(PyObject *obj, uint64_t *size, uint32_t *traceback)
+{
     uint16_t gen;
     uint8_t domain;
     if (mh_hooks_is_tracing() &&

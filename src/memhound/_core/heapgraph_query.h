@@ -97,6 +97,18 @@ int mh_heapgraph_ensure_dominators(mh_heapgraph_t *g);
 int mh_heapgraph_retained_one(mh_heapgraph_t *g, const uint32_t *roots,
                               size_t nroots, uint32_t target, uint64_t *out);
 
+/* *out = the bytes freed if target went, without a graph: only what
+ * target reaches is walked (tp_traverse, twice), and an object of that set
+ * whose reference count exceeds the references it gets from the set is
+ * held from outside (the collector's test), with everything it reaches
+ * without passing through target.  Same answer as the dominator tree of
+ * the whole heap (references from running frames, C code and garbage
+ * outside the set count as holders, as the graph's external nodes do).
+ * The caller must keep the collector paused (PyGC_Disable): sizes may
+ * call builtin __sizeof__, after the walks.  Returns 0 or -1 when out of
+ * memory (no exception set).  GIL held. */
+int mh_heapgraph_retained_alone(PyObject *target, uint64_t *out);
+
 typedef struct {
     PyTypeObject *type; /* borrowed (the graph's objects keep it alive) */
     uint64_t count;     /* objects of the type in the graph */

@@ -264,3 +264,178 @@ done:
     mh_table_fini(&t.index);
     return rc;
 }
+
+/* ---- one object, no graph -----------------------------------------------
+ *
+ * Only the objects target reaches can be in its retained set, and the
+ * collector's own test tells which of them something else holds: an
+ * object whose reference count exceeds the references it gets from that
+ * set is held from outside it (by a live object, a frame, C code or
+ * garbage outside), and so is everything it reaches without passing
+ * through target.  The rest is what target retains: the dominator tree's
+ * answer, at the cost of walking target's reach twice.  The set is
+ * numbered in discovery order (target is 0) with its edges in CSR form. */
+
+typedef struct {
+    PyObject **objs; /* borrowed: the caller keeps target alive */
+    size_t nobjs, objcap;
+    uint32_t *off; /* off[i]: first edge of node i (nobjs + 1 entries) */
+    size_t offcap;
+    uint32_t *edges;
+    size_t nedges, edgecap;
+    uint32_t *map; /* open addressing: slot -> node, UINT32_MAX empty */
+    size_t mapcap; /* power of two */
+    int failed;
+} reach_t;
+
+static inline size_t
+reach_hash(const void *p, size_t mask)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
+    return (size_t)((x * 0x9E3779B97F4A7C15ULL) >> 24) & mask;
+}
+
+static int
+reach_grow(reach_t *r)
+{
+    size_t cap = r->mapcap ? r->mapcap * 2 : 256;
+    uint32_t *map = mh_rawmem_malloc(cap * sizeof(uint32_t));
+    if (map == NULL) {
+        return -1;
+    }
+    memset(map, 0xff, cap * sizeof(uint32_t));
+    for (size_t i = 0; i < r->nobjs; i++) {
+        size_t j = reach_hash(r->objs[i], cap - 1);
+        while (map[j] != UINT32_MAX) {
+            j = (j + 1) & (cap - 1);
+        }
+        map[j] = (uint32_t)i;
+    }
+    mh_rawmem_free(r->map, r->mapcap * sizeof(uint32_t));
+    r->map = map;
+    r->mapcap = cap;
+    return 0;
+}
+
+/* The node of obj, added when new; UINT32_MAX when out of memory. */
+static uint32_t
+reach_node(reach_t *r, PyObject *obj)
+{
+    if ((r->nobjs + 1) * 2 > r->mapcap &&
+        (r->nobjs >= UINT32_MAX - 1 || reach_grow(r) < 0)) {
+        return UINT32_MAX;
+    }
+    size_t mask = r->mapcap - 1;
+    size_t i = reach_hash(obj, mask);
+    for (; r->map[i] != UINT32_MAX; i = (i + 1) & mask) {
+        if (r->objs[r->map[i]] == obj) {
+            return r->map[i];
+        }
+    }
+    void *p = r->objs;
+    if (mh_rawmem_reserve(&p, &r->objcap, r->nobjs + 1, sizeof(PyObject *)) <
+        0) {
+        return UINT32_MAX;
+    }
+    r->objs = p;
+    r->objs[r->nobjs] = obj;
+    r->map[i] = (uint32_t)r->nobjs;
+    return (uint32_t)r->nobjs++;
+}
+
+static int
+visit_reach(PyObject *child, void *arg)
+{
+    reach_t *r = arg;
+    uint32_t id = reach_node(r, child);
+    void *p = r->edges;
+    if (id == UINT32_MAX || r->nedges >= UINT32_MAX - 1 ||
+        mh_rawmem_reserve(&p, &r->edgecap, r->nedges + 1, sizeof(uint32_t)) <
+            0) {
+        r->failed = 1;
+        return -1;
+    }
+    r->edges = p;
+    r->edges[r->nedges++] = id;
+    return 0;
+}
+
+int
+mh_heapgraph_retained_alone(PyObject *target, uint64_t *out)
+{
+    reach_t r = {.objs = NULL};
+    uint32_t *cnt = NULL, *stack = NULL;
+    uint8_t *held = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (reach_node(&r, target) == UINT32_MAX) {
+        goto done;
+    }
+    /* Breadth-first over tp_traverse, untracked containers too (as the
+     * graph does): nothing runs but the traverse functions. */
+    for (size_t i = 0; i < r.nobjs; i++) {
+        void *p = r.off;
+        if (mh_rawmem_reserve(&p, &r.offcap, i + 2, sizeof(uint32_t)) < 0) {
+            goto done;
+        }
+        r.off = p;
+        r.off[i] = (uint32_t)r.nedges;
+        PyObject *obj = r.objs[i];
+        traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+        if (traverse != NULL && PyObject_IS_GC(obj)) {
+            traverse(obj, visit_reach, &r);
+            if (r.failed) {
+                goto done;
+            }
+        }
+    }
+    n = r.nobjs;
+    r.off[n] = (uint32_t)r.nedges;
+    cnt = mh_rawmem_calloc(n, sizeof(uint32_t));
+    stack = mh_rawmem_malloc(n * sizeof(uint32_t));
+    held = mh_rawmem_calloc(n, 1);
+    if (cnt == NULL || stack == NULL || held == NULL) {
+        goto done;
+    }
+    for (size_t e = 0; e < r.nedges; e++) {
+        cnt[r.edges[e]]++;
+    }
+    size_t top = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (Py_REFCNT(r.objs[i]) > (Py_ssize_t)cnt[i]) {
+            held[i] = 1;
+            stack[top++] = (uint32_t)i;
+        }
+    }
+    while (top > 0) {
+        uint32_t u = stack[--top];
+        for (uint32_t e = r.off[u]; e < r.off[u + 1]; e++) {
+            uint32_t v = r.edges[e];
+            if (v != 0 && !held[v]) {
+                held[v] = 1;
+                stack[top++] = v;
+            }
+        }
+    }
+    /* Sizes last: a builtin __sizeof__ may allocate. */
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!held[i]) {
+            uint64_t size;
+            uint32_t tb;
+            mh_heapgraph_object_block(r.objs[i], &size, &tb);
+            total += size;
+        }
+    }
+    *out = total;
+    rc = 0;
+done:
+    mh_rawmem_free(cnt, n * sizeof(uint32_t));
+    mh_rawmem_free(stack, n * sizeof(uint32_t));
+    mh_rawmem_free(held, n);
+    mh_rawmem_free(r.objs, r.objcap * sizeof(PyObject *));
+    mh_rawmem_free(r.off, r.offcap * sizeof(uint32_t));
+    mh_rawmem_free(r.edges, r.edgecap * sizeof(uint32_t));
+    mh_rawmem_free(r.map, r.mapcap * sizeof(uint32_t));
+    return rc;
+}
