@@ -301,7 +301,7 @@ def test_report_leaves_memhound_itself_out():
     # the verdict are memhound's: not a retainer, not an allocation site.
     kept = []
     with memhound.LeakCheck(graph=True) as check:
-        for i in range(10):
+        for _ in range(10):
             kept.append([str(j) * 20 for j in range(300)])  # the leak
             check.checkpoint(force=True)
     report = check.report()
