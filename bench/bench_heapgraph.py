@@ -206,28 +206,21 @@ def main():
             t, chain = timed(og.find_backref_chain, target, og.is_proper_module)
             record("objgraph.find_backref_chain(target), depth-30 chain", t)
             del chain
-        record(
-            "retained size of the chain head: memhound retained_size()",
-            timed(heap.retained_size, CHAIN)[0],
-        )
-        if "guppy3" in found:
-            hp = found["guppy3"]()
+        for what, obj in (
+            ("the chain head", CHAIN),
+            ("the list of all instances", HEAP),
+        ):
             record(
-                "retained size of the chain head: guppy3 iso(obj).domisize",
-                timed(guppy_domisize, hp, CHAIN)[0],
+                f"retained size of {what}: memhound retained_size()",
+                timed(heap.retained_size, obj)[0],
             )
-            del hp
-        record(
-            "retained size of the list of all instances: memhound retained_size()",
-            timed(heap.retained_size, HEAP)[0],
-        )
-        if "guppy3" in found:
-            hp = found["guppy3"]()
-            record(
-                "retained size of the list of all instances: guppy3 domisize",
-                timed(guppy_domisize, hp, HEAP)[0],
-            )
-            del hp
+            if "guppy3" in found:
+                hp = found["guppy3"]()
+                record(
+                    f"retained size of {what}: guppy3 iso(obj).domisize",
+                    timed(guppy_domisize, hp, obj)[0],
+                )
+                del hp
         gc.collect()
 
     # --- memory ----------------------------------------------------------

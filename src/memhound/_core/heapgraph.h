@@ -75,6 +75,18 @@ mh_heapgraph_size(const mh_heapgraph_t *g, uint32_t n)
     return s != MH_HG_BIG ? s : mh_heapgraph_size_big(g, n);
 }
 
+/* 1 when obj is one of skip[0..nskip), else 0. */
+static inline int
+mh_heapgraph_skipped(PyObject *const *skip, int nskip, const PyObject *obj)
+{
+    for (int k = 0; k < nskip; k++) {
+        if (skip[k] == obj) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Build the graph of every object in the collector's lists (walked in
  * place, mh_frames_gc_visit) and of the objects they reach.  Every object
  * listed in `skip` (borrowed, may be NULL, up to nskip) is left out, with

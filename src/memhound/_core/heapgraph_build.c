@@ -301,10 +301,8 @@ static int
 visit_edge(PyObject *child, void *arg)
 {
     build_ctx *ctx = arg;
-    for (int i = 0; i < ctx->nskip; i++) {
-        if (ctx->skip[i] == child) {
-            return 0;
-        }
+    if (mh_heapgraph_skipped(ctx->skip, ctx->nskip, child)) {
+        return 0;
     }
     ctx->pending[ctx->npending++] = child;
     if (ctx->npending == BATCH && flush(ctx) < 0) {
@@ -375,10 +373,8 @@ static int
 add_listed(PyObject *obj, void *arg)
 {
     list_ctx *ctx = arg;
-    for (int k = 0; k < ctx->nskip; k++) {
-        if (ctx->skip[k] == obj) {
-            return 0;
-        }
+    if (mh_heapgraph_skipped(ctx->skip, ctx->nskip, obj)) {
+        return 0;
     }
     mh_heapgraph_t *g = ctx->g;
     if (node_reserve(g, (size_t)g->nnodes + 1) < 0) {

@@ -330,10 +330,8 @@ static int
 visit_tracked(PyObject *obj, void *arg)
 {
     walk_t *w = arg;
-    for (int k = 0; k < w->nskip; k++) {
-        if (w->skip[k] == obj) {
-            return 0;
-        }
+    if (mh_heapgraph_skipped(w->skip, w->nskip, obj)) {
+        return 0;
     }
     traverseproc traverse = Py_TYPE(obj)->tp_traverse;
     if (traverse != NULL) {
