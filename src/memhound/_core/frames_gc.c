@@ -21,7 +21,9 @@
 int
 mh_frames_gc_visit(int (*visit)(PyObject *obj, void *arg), void *arg)
 {
-    PyInterpreterState *interp = _PyInterpreterState_GET();
+    /* The public call: 3.12+ inlines _PyInterpreterState_GET() through a
+     * thread-local that libpython does not export. */
+    PyInterpreterState *interp = PyInterpreterState_Get();
     struct _gc_runtime_state *gcstate = &interp->gc;
     for (int i = 0; i < NUM_GENERATIONS; i++) {
         PyGC_Head *head = &gcstate->generations[i].head;
