@@ -16,6 +16,7 @@ of docs/report-schema.md.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -32,6 +33,22 @@ _FREE_GENERATIONS = 64
 # in memhound.runner's clock).
 SCAN_BUDGET = 20.0
 DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+def _memhound_work(method):
+    """Run method with this thread's tracing suspended: what memhound's own
+    bookkeeping allocates (and, on 3.10, the frames of the functions it
+    calls) is not the program's and must not show up as its sites."""
+
+    @functools.wraps(method)
+    def untraced(*args, **kwargs):
+        _core._suspend_thread()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _core._resume_thread()
+
+    return untraced
 
 
 class GenerationPolicy:
@@ -409,6 +426,7 @@ class LeakCheck:
         self._report = None
         self._active = False
 
+    @_memhound_work
     def __enter__(self) -> LeakCheck:
         import memhound
         from memhound import runner
@@ -428,17 +446,14 @@ class LeakCheck:
         if gc.isenabled():
             gc.collect()
         _core.gens_restart(iteration=0)
-        _core._suspend_thread()  # the policy is memhound's, not traced
-        try:
-            self._policy = GenerationPolicy()
-        finally:
-            _core._resume_thread()
+        self._policy = GenerationPolicy()
         self._iterations = 0
         self._report = None
         self._inner_report = None
         self._active = True
         return self
 
+    @_memhound_work
     def checkpoint(self, *, force: bool = False) -> None:
         """End an iteration: begin the next generation (always, while
         there are few, or with `force`; rate-limited after that).  `force`
@@ -450,16 +465,13 @@ class LeakCheck:
         self._inner_report = None
         if self.collect and gc.isenabled():
             gc.collect()
-        _core._suspend_thread()  # the policy's numbers are memhound's
-        try:
-            self._policy.checkpoint(self._iterations, forced=force)
-        finally:
-            _core._resume_thread()
+        self._policy.checkpoint(self._iterations, forced=force)
 
     @property
     def iterations(self) -> int:
         return self._iterations
 
+    @_memhound_work
     def report(self) -> dict:
         """The report dict (docs/report-schema.md)."""
         if self._active:
@@ -477,6 +489,7 @@ class LeakCheck:
             graph=self.graph,
         )
 
+    @_memhound_work
     def __exit__(self, *exc_info) -> None:
         try:
             if self._inner_report is not None:
