@@ -32,6 +32,7 @@ sources = [
     "hooks.c",
     "native.c",
     "nativestack.c",
+    "nativestack_binding.c",
     "tracebacks.c",
     "frames_common.c",
     "traces.c",

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from memhound import _core
+from memhound import _core, _native_cli
 
 # Generations every explicit checkpoint gets before they are rate-limited
 # (an iteration loop may checkpoint millions of times; generation numbers
@@ -131,6 +131,11 @@ def _shape_site(raw: dict, with_confidence: bool) -> dict:
         # In-process only (the traceback index); write_json drops it.
         "site": raw["site"],
     }
+    stack = raw.get("native_stack")  # only with native stacks recorded
+    if stack is not None:
+        blocks, _bytes, frames = stack
+        site["native_frames"] = _native_cli.frame_dicts(frames)
+        site["native_frames_blocks"] = blocks
     if with_confidence:
         site = {"confidence": round(raw["confidence"], 4), **site}
     else:
@@ -259,6 +264,9 @@ def build_report(
     biggest = [_shape_site(site, False) for site in raw["largest"]]
     for site in biggest:
         site["leaking"] = site["site"] in leaking_sites
+    _native_cli.add_source_lines(
+        [f for site in leaks + biggest for f in site.get("native_frames", ())]
+    )
     generations = raw["generations"]
     iterations = generations[-1]["iteration"] if iteration < 0 else iteration
     warnings = []

@@ -239,6 +239,52 @@ def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
         assert len(native) == (0 if fixed else 1), report["leaks"]
 
 
+def test_memhound_run_native_stack_joins_native_frames_to_the_leak(
+    native_build, tmp_path
+):
+    import json
+
+    script = tmp_path / "leaky_stack.py"
+    script.write_text(
+        "import ctypes, sys, time\n"
+        "import memhound\n"
+        "lib = ctypes.CDLL(sys.argv[1])\n"
+        "lib.leak.restype = ctypes.c_void_p\n"
+        "lib.leak.argtypes = [ctypes.c_size_t]\n"
+        "for _ in memhound.iterations(range(60)):\n"
+        "    lib.leak(20000)\n"
+        "    time.sleep(0.02)\n"
+    )
+    out, capture, page = (tmp_path / name for name in ("r.json", "r.mhc", "r.html"))
+    proc = run_python(
+        "import sys; from memhound.cli import main; "
+        "sys.exit(main(['run', '--native-stack', '--interval', '0.02', "
+        f"'--json', {str(out)!r}, '--output', {str(capture)!r}, "
+        f"'--html', {str(page)!r}, {str(script)!r}, {str(native_build[0])!r}]))"
+    )
+    check_ok(proc)
+    report = json.loads(out.read_text())
+    native = [
+        leak
+        for leak in report["leaks"]
+        if leak["kind"] == "native" and leak["traceback"][0]["lineno"] == 7
+    ]
+    assert len(native) == 1, report["leaks"]
+    frames = native[0]["native_frames"]
+    assert frames[0]["function"] == "leak", frames
+    assert frames[0]["library"].endswith("libleaky.so"), frames
+    assert native[0]["native_frames_blocks"] == native[0]["live_blocks"]
+    assert "allocated by leak (libleaky.so+0x" in proc.stderr, proc.stderr
+    assert "native_frames" in page.read_text()
+    # The capture file keeps the frames: `memhound report` shows them.
+    shown = run_python(
+        "import sys; from memhound.cli import main; "
+        f"sys.exit(main(['report', {str(capture)!r}]))"
+    )
+    check_ok(shown)
+    assert "allocated by leak (libleaky.so+0x" in shown.stdout + shown.stderr
+
+
 def test_dlopen_of_a_bare_name_uses_the_callers_rpath(tmp_path):
     # libcaller.so (RUNPATH $ORIGIN/deps) dlopens "libdep_mh.so", which
     # only its own search path finds.  Through memhound's dlopen wrapper
