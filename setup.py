@@ -30,6 +30,7 @@ sources = [
     "snapshot_from_traces.c",
     "rawmem.c",
     "hooks.c",
+    "hooks_native.c",
     "native.c",
     "nativestack.c",
     "nativestack_binding.c",
