@@ -134,11 +134,11 @@ traceback_unattached(uintptr_t ptr, uint64_t size, uint64_t *serial)
     if (n == 0) {
         return 0;
     }
-    mh_tbcache_t *cache = &mh_tls_tbcache;
-    if (n == cache->nlast &&
-        same_frames(pending->scratch, cache->frames[cache->last], n)) {
-        *serial = cache->store_serial;
-        return cache->nodes[cache->last][0];
+    uint32_t last =
+        mh_tbcache_last_if_same(&mh_tls_tbcache, pending->scratch, n);
+    if (last != MH_TB_NONE) {
+        *serial = mh_tls_tbcache.store_serial;
+        return last;
     }
     if (pending->nblocks == 0 || n != pending->nframes ||
         !same_frames(pending->scratch, pending->frames, n)) {
