@@ -123,6 +123,7 @@ def gens_analyze(
 ) -> dict:
     """The verdicts; with native stacks recorded, each native site also has
     "native_stack": (blocks, bytes, frames), frames as native_stacks()'s"""
+
 def _suspend_thread() -> None: ...
 def _resume_thread() -> None: ...
 
