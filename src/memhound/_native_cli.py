@@ -108,6 +108,7 @@ def add_source_lines(frames: list[dict]) -> None:
     per library.  Frames it can't place stay as they are; nothing raises."""
     import shutil
     import subprocess
+    import time
 
     tool = shutil.which("addr2line")
     if tool is None or not frames:
@@ -117,6 +118,7 @@ def add_source_lines(frames: list[dict]) -> None:
         library = frame.get("library", "??")
         if library != "??" and os.path.isabs(library) and frame["offset"] > 0:
             by_library.setdefault(library, []).append(frame)
+    deadline = time.monotonic() + _ADDR2LINE_TIMEOUT_S
     for library, group in by_library.items():
         # A return address: the call is the instruction before it.
         offsets = sorted({frame["offset"] - 1 for frame in group})
@@ -126,7 +128,7 @@ def add_source_lines(frames: list[dict]) -> None:
                 capture_output=True,
                 text=True,
                 errors="replace",
-                timeout=_ADDR2LINE_TIMEOUT_S,
+                timeout=max(deadline - time.monotonic(), 0.1),
             )
         except (OSError, subprocess.SubprocessError):
             return

@@ -272,9 +272,15 @@ def build_report(
     biggest = [_shape_site(site, False) for site in raw["largest"]]
     for site in biggest:
         site["leaking"] = site["site"] in leaking_sites
-    _native_cli.add_source_lines(
-        [f for site in leaks + biggest for f in site.get("native_frames", ())]
-    )
+    native_frames = [
+        f for site in leaks + biggest for f in site.get("native_frames", ())
+    ]
+    if native_frames:
+        _core._suspend_thread()  # addr2line's pipes are memhound's, not the program's
+        try:
+            _native_cli.add_source_lines(native_frames)
+        finally:
+            _core._resume_thread()
     generations = raw["generations"]
     iterations = generations[-1]["iteration"] if iteration < 0 else iteration
     warnings = []
