@@ -270,7 +270,7 @@ def test_memhound_run_native_stack_joins_native_frames_to_the_leak(
     frames = native[0]["native_frames"]
     assert frames[0]["function"] == "leak", frames
     assert frames[0]["library"].endswith("libleaky.so"), frames
-    assert native[0]["native_frames_blocks"] == native[0]["live_blocks"]
+    assert 0 < native[0]["native_frames_blocks"] <= native[0]["live_blocks"]
     assert "allocated by leak (libleaky.so+0x" in proc.stderr, proc.stderr
     assert "native_frames" in page.read_text()
     # The capture file keeps the frames: `memhound report` shows them.
