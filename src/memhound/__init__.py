@@ -221,25 +221,13 @@ def native_stacks(limit: int = 20) -> list[dict]:
     limit = _check_int("limit", limit)
     if limit < 0:
         raise ValueError("limit must be >= 0")
-    groups = []
-    for size, count, frames in _core.native_stacks(limit):
-        groups.append(
-            {
-                "size": size,
-                "count": count,
-                "frames": [
-                    {
-                        "filename": library or "??",
-                        "lineno": 0,
-                        "function": function or "??",
-                        "native": True,
-                        "library": library or "??",
-                        "offset": offset,
-                    }
-                    for library, function, offset, _pc in frames
-                ],
-            }
-        )
+    from memhound import _native_cli
+
+    groups = [
+        {"size": size, "count": count, "frames": _native_cli.frame_dicts(frames)}
+        for size, count, frames in _core.native_stacks(limit)
+    ]
+    _native_cli.add_source_lines([f for group in groups for f in group["frames"]])
     return groups
 
 

@@ -120,7 +120,10 @@ def gens_analyze(
     min_generations: int = 3,
     max_leaks: int = 50,
     largest: int = 10,
-) -> dict: ...
+) -> dict:
+    """The verdicts; with native stacks recorded, each native site also has
+    "native_stack": (blocks, bytes, frames), frames as native_stacks()'s"""
+
 def _suspend_thread() -> None: ...
 def _resume_thread() -> None: ...
 

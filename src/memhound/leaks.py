@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from memhound import _core
+from memhound import _core, _native_cli
 
 # Generations every explicit checkpoint gets before they are rate-limited
 # (an iteration loop may checkpoint millions of times; generation numbers
@@ -148,6 +148,11 @@ def _shape_site(raw: dict, with_confidence: bool) -> dict:
         # In-process only (the traceback index); write_json drops it.
         "site": raw["site"],
     }
+    stack = raw.get("native_stack")  # only with native stacks recorded
+    if stack is not None:
+        blocks, _bytes, frames = stack
+        site["native_frames"] = _native_cli.frame_dicts(frames)
+        site["native_frames_blocks"] = blocks
     if with_confidence:
         site = {"confidence": round(raw["confidence"], 4), **site}
     else:
@@ -284,6 +289,15 @@ def build_report(
     biggest = [_shape_site(site, False) for site in raw["largest"]]
     for site in biggest:
         site["leaking"] = site["site"] in leaking_sites
+    native_frames = [
+        f for site in leaks + biggest for f in site.get("native_frames", ())
+    ]
+    if native_frames:
+        _core._suspend_thread()  # addr2line's pipes are memhound's, not the program's
+        try:
+            _native_cli.add_source_lines(native_frames)
+        finally:
+            _core._resume_thread()
     generations = raw["generations"]
     iterations = generations[-1]["iteration"] if iteration < 0 else iteration
     warnings = []

@@ -15,6 +15,8 @@ import os
 import sys
 import sysconfig
 
+from memhound import _native_cli
+
 _FRAMES_SHOWN = 8
 
 
@@ -166,6 +168,9 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
         f"{format_size(leak['growth_bytes'])} since generation "
         f"{leak['first_generation']}{since}"
     )
+    allocated_by = _native_cli.allocated_by(leak)
+    if allocated_by:
+        out.append("   " + allocated_by)
     if kind == "cycle":
         out.append(
             "   unreachable reference cycles, never collected "
@@ -239,6 +244,9 @@ def format_text(
                 f"#{rank} {format_size(site['live_bytes'])} in {blocks:,} "
                 f"block{'s' if blocks != 1 else ''}{tag}"
             )
+            allocated_by = _native_cli.allocated_by(site)
+            if allocated_by:
+                out.append("   " + allocated_by)
             _format_traceback(site["traceback"][:3], style, width, out)
     grew = report.get("types_grew") or []
     if grew:

@@ -10,7 +10,9 @@
  *   gens_info() -> dict | None   where the history stands
  *   gens_analyze(iteration=-1, min_confidence=0.5, min_generations=3,
  *                max_leaks=50, largest=10) -> dict
- *                                the verdicts (see memhound/leaks.py)
+ *                                the verdicts (see memhound/leaks.py); with
+ *                                native stacks recorded, native sites carry
+ *                                "native_stack": (blocks, bytes, frames)
  */
 #ifndef MH_LEAKS_BINDING_H
 #define MH_LEAKS_BINDING_H

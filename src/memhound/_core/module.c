@@ -20,6 +20,7 @@
 #include "leaks_binding.h"
 #include "native.h"
 #include "nativestack.h"
+#include "nativestack_binding.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
@@ -385,32 +386,6 @@ block_is_traced(uintptr_t ptr, void *arg)
            domain == MH_DOMAIN_NATIVE;
 }
 
-/* One native frame as (library, function or None, offset, pc). */
-static PyObject *
-native_frame_new(uintptr_t pc)
-{
-    const char *library = NULL, *function = NULL;
-    uintptr_t offset = 0;
-    if (!mh_nstack_symbolize(pc, &library, &function, &offset)) {
-        return Py_BuildValue("(OOKK)", Py_None, Py_None,
-                             (unsigned long long)pc, (unsigned long long)pc);
-    }
-    PyObject *lib = PyUnicode_DecodeFSDefault(library);
-    if (lib == NULL) {
-        return NULL;
-    }
-    PyObject *fn = function != NULL
-                       ? PyUnicode_DecodeUTF8(function, strlen(function),
-                                              "surrogateescape")
-                       : Py_NewRef(Py_None);
-    if (fn == NULL) {
-        Py_DECREF(lib);
-        return NULL;
-    }
-    return Py_BuildValue("(NNKK)", lib, fn, (unsigned long long)offset,
-                         (unsigned long long)pc);
-}
-
 /* [(size, count, ((library, function, offset, pc), ...)), ...] of live
  * native blocks by native stack, largest first, at most `limit`. */
 static PyObject *
@@ -437,19 +412,11 @@ core_native_stacks(PyObject *module, PyObject *arg)
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        PyObject *frames = PyTuple_New(groups[i].depth);
+        PyObject *frames =
+            mh_binding_native_frames_new(groups[i].pcs, groups[i].depth);
         if (frames == NULL) {
             Py_CLEAR(result);
             goto done;
-        }
-        for (int k = 0; k < groups[i].depth; k++) {
-            PyObject *frame = native_frame_new(groups[i].pcs[k]);
-            if (frame == NULL) {
-                Py_DECREF(frames);
-                Py_CLEAR(result);
-                goto done;
-            }
-            PyTuple_SET_ITEM(frames, k, frame);
         }
         PyObject *item =
             Py_BuildValue("(KKN)", (unsigned long long)groups[i].size,
