@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "frames.h"
+#include "gcchurn.h"
 #include "lock.h"
 #include "rawmem.h"
 #include "table.h"
@@ -502,7 +503,12 @@ hook_free(void *ctx, void *ptr)
     if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook &&
         wants_free((uintptr_t)ptr)) {
         mh_trace_t removed;
-        forget_block(hd, (uintptr_t)ptr, &removed);
+        /* Cycle churn (gcchurn.h): one TLS test unless this thread runs a
+         * collection. */
+        if (forget_block(hd, (uintptr_t)ptr, &removed) &&
+            mh_gcchurn_collecting()) {
+            mh_gcchurn_count(&removed, charge_of(removed.size));
+        }
     }
     hd->orig.free(hd->orig.ctx, ptr);
 }
