@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from memhound import _core
+from memhound import _core, churn
 
 # Generations every explicit checkpoint gets before they are rate-limited
 # (an iteration loop may checkpoint millions of times; generation numbers
@@ -242,7 +242,7 @@ def build_report(
     if collect:
         _clear_interpreter_caches()
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
     _core._suspend_thread()  # memhound's own objects are not the program's
     try:
         raw = _core.gens_analyze(
@@ -333,6 +333,7 @@ def build_report(
         "children": [],
         "warnings": warnings,
     }
+    report["cycle_churn"], report["gc"] = churn.report_fields(raw["elapsed"])
     del raw, generations, biggest  # not the program's: out of the graph
     if graph is True or (graph == "leaks" and leaks):
         _annotate_with_heap_graph(report, baseline)
@@ -418,7 +419,7 @@ class LeakCheck:
                 memhound.start(depth=self._depth)
             self._started_tracing = True
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
         _core.gens_restart(iteration=0)
         self._policy = GenerationPolicy()
         self._iterations = 0
@@ -437,7 +438,7 @@ class LeakCheck:
         self._iterations += 1
         self._inner_report = None
         if self.collect and gc.isenabled():
-            gc.collect()
+            churn.collect()
         self._policy.checkpoint(self._iterations, forced=force)
 
     @property

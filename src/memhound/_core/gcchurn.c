@@ -41,6 +41,8 @@ struct mh_churn {
     int gc_generation;
     uint16_t mh_generation;
     double began;
+    uintptr_t ignore[MH_GCCHURN_IGNORE_MAX];
+    size_t nignore;
     mh_churn_totals_t totals;
 };
 
@@ -131,7 +133,7 @@ commit_pending(mh_churn_t *churn)
 
 void
 mh_churn_begin(mh_churn_t *churn, int gc_generation, uint16_t mh_generation,
-               double now)
+               double now, const uintptr_t *ignore, size_t nignore)
 {
     if (churn->collection != 0) {
         discard_pending(churn);
@@ -144,6 +146,10 @@ mh_churn_begin(mh_churn_t *churn, int gc_generation, uint16_t mh_generation,
     churn->gc_generation = clamp_generation(gc_generation);
     churn->mh_generation = mh_generation;
     churn->began = now;
+    churn->nignore = 0;
+    for (size_t i = 0; i < nignore && i < MH_GCCHURN_IGNORE_MAX; i++) {
+        churn->ignore[churn->nignore++] = ignore[i];
+    }
     mh_gcchurn_tls_collection = churn->collection;
 }
 
@@ -205,6 +211,12 @@ mh_churn_count(mh_churn_t *churn, const mh_trace_t *trace, uint64_t charge)
         mh_gcchurn_tls_collection != churn->collection ||
         (trace->domain != MH_DOMAIN_OBJ && trace->domain != MH_DOMAIN_MEM)) {
         return;
+    }
+    for (size_t i = 0; i < churn->nignore; i++) {
+        if (churn->ignore[i] == trace->ptr) {
+            churn->ignore[i] = churn->ignore[--churn->nignore];
+            return;
+        }
     }
     int64_t index = site_index(churn, trace->traceback);
     if (index < 0) {

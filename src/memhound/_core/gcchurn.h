@@ -75,10 +75,15 @@ void mh_churn_reset(mh_churn_t *churn);
 
 /* A collection of collector generation gc_generation (0..2, clamped)
  * begins on the calling thread, during memhound generation mh_generation,
- * at time `now` (seconds, any epoch).  A collection still open (its end
- * never came) is discarded.  Marks the calling thread.  Can't fail. */
+ * at time `now` (seconds, any epoch).  The blocks at ignore[0..nignore)
+ * (at most MH_GCCHURN_IGNORE_MAX are kept) are not counted when freed: gc's
+ * own bookkeeping (the callbacks' arguments), freed as the collection
+ * starts.  A collection still open (its end never came) is discarded.
+ * Marks the calling thread.  Can't fail. */
+#define MH_GCCHURN_IGNORE_MAX 8
 void mh_churn_begin(mh_churn_t *churn, int gc_generation,
-                    uint16_t mh_generation, double now);
+                    uint16_t mh_generation, double now,
+                    const uintptr_t *ignore, size_t nignore);
 
 /* The open collection ended: gc reported `collected` and `uncollectable`
  * objects.  Commits the pending counts when collected > 0, else discards

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "frames.h"
 #include "gcchurn.h"
 #include "gcchurn_binding.h"
 #include "hooks.h"
@@ -52,6 +53,29 @@ info_long(PyObject *info, const char *key, long fallback)
     return result;
 }
 
+/* The blocks of gc's own arguments to the callbacks (the phase string,
+ * the info dict, its keys and values), which gc frees right after the
+ * "start" callbacks, inside the collection: their addresses, at most
+ * MH_GCCHURN_IGNORE_MAX, in out[].  Borrowed references only. */
+static size_t
+own_blocks(PyObject *phase, PyObject *info, uintptr_t *out)
+{
+    size_t n = 0;
+    out[n++] = (uintptr_t)mh_frames_object_block(phase);
+    if (!PyDict_Check(info)) {
+        return n;
+    }
+    out[n++] = (uintptr_t)mh_frames_object_block(info);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (n + 2 <= MH_GCCHURN_IGNORE_MAX &&
+           PyDict_Next(info, &pos, &key, &value)) {
+        out[n++] = (uintptr_t)mh_frames_object_block(key);
+        out[n++] = (uintptr_t)mh_frames_object_block(value);
+    }
+    return n;
+}
+
 static PyObject *
 gc_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -67,10 +91,12 @@ gc_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         mh_stats_snapshot_t stats;
         mh_hooks_stats(&stats);
         int generation = (int)info_long(args[1], "generation", 0);
+        uintptr_t ignore[MH_GCCHURN_IGNORE_MAX];
+        size_t nignore = own_blocks(args[0], args[1], ignore);
         /* Last thing before returning: what this call frees is not
          * counted. */
         mh_churn_begin(churn, generation, stats.generation,
-                       monotonic_seconds());
+                       monotonic_seconds(), ignore, nignore);
     }
     else {
         /* First thing: the "stop" phase frees nothing of the cycles. */
