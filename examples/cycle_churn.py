@@ -36,10 +36,11 @@ def handle(request_id):
 
 def main():
     deadline = time.monotonic() + DURATION
-    served = 0
+    requests = children = 0
     while time.monotonic() < deadline:
-        served += handle(served)
-    print(f"served {served} requests")
+        children += handle(requests)
+        requests += 1
+    print(f"served {requests} requests, made {children} children")
 
 
 if __name__ == "__main__":

@@ -199,22 +199,22 @@ def _format_churn(report: dict, style, width: int, out: list) -> None:
     out.append(style.bold("Cycle churn (objects the garbage collector freed):"))
     for rank, site in enumerate(sites[:5], 1):
         per_s = site.get("objects_per_s")
-        rate = f", {per_s:,.0f}/s" if per_s is not None else ""
+        rate = f"{per_s:,.0f}/s, " if per_s is not None else ""
         out.append(
-            f"#{rank} {site['objects']:,} objects ({format_size(site['bytes'])}) "
-            f"in {site['collections']:,} collections{rate}, "
-            f"{site['objects_per_generation']:,.1f}/generation"
+            f"#{rank} {site['objects']:,} objects, {format_size(site['bytes'])}, "
+            f"freed in {site['collections']:,} collections"
         )
+        out.append(f"   {rate}{site['objects_per_generation']:,.0f} per generation")
         _format_traceback(site["traceback"][:3], style, width, out)
     activity = report.get("gc") or {}
     collections = activity.get("collections") or [0, 0, 0]
     seconds = sum(activity.get("seconds") or [0.0])
     share = activity.get("share_of_run")
-    where = f" ({share:.1%} of the run)" if share is not None else ""
+    where = f", {share:.1%} of the run" if share is not None else ""
     out.append(
         f"   gc: {sum(collections):,} collections "
-        f"({'/'.join(str(c) for c in collections)} by generation), "
-        f"{seconds:.3f} s collecting{where}"
+        f"({'/'.join(str(c) for c in collections)}), "
+        f"{seconds:.3f} s{where}"
     )
     out.append(
         style.dim("   each cycle costs the collector time: break it with a weakref,")
