@@ -10,6 +10,7 @@ and shapes the results.  See docs/heap.md.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -28,7 +29,8 @@ __all__ = [
     "why_alive",
 ]
 
-_HERE = __file__
+# memhound's own source files: their frames are not the program's.
+_PACKAGE = os.path.dirname(__file__) + os.sep
 _OUTSIDE = (
     "held from outside the gc graph (a C extension, C code or the "
     "interpreter holds a reference)"
@@ -92,7 +94,8 @@ def _roots(skip_frames=()):
     """(objects, labels): the labelled roots of the retention paths, in
     search order.  Module globals first (each module's __dict__, read in
     C), then the locals of every thread's running frames (memhound's own
-    frames and skip_frames left out).  A label is ("module", name) or
+    frames, anywhere in the package, and skip_frames left out: the report
+    being built is not a retainer of the program's).  A label is ("module", name) or
     ("local", where, name)."""
     objects = []
     labels = []
@@ -104,7 +107,9 @@ def _roots(skip_frames=()):
         thread = names.get(ident, str(ident))
         while frame is not None:
             code = frame.f_code
-            if code.co_filename != _HERE and not any(frame is s for s in skip_frames):
+            if not code.co_filename.startswith(_PACKAGE) and not any(
+                frame is s for s in skip_frames
+            ):
                 where = f"thread {thread!r}, {code.co_name}()"
                 for name, value in list(frame.f_locals.items()):
                     objects.append(value)
@@ -335,9 +340,14 @@ def largest_retainers(n: int = 10) -> list[dict]:
         return _retainers(graph, labels, n)
 
 
-def _retainers(graph, labels, n):
+def _retainers(graph, labels, n, hidden_root=None):
+    """The n largest retainers, leaving out what is reached from the root
+    hidden_root (the report being built: memhound's, not the program's)."""
     out = []
-    for (root, steps), retained, size in _core.heap_largest_retainers(graph, n):
+    extra = 0 if hidden_root is None else 4
+    for (root, steps), retained, size in _core.heap_largest_retainers(graph, n + extra):
+        if root == hidden_root or len(out) == n:
+            continue
         path = _compose(root, steps, labels)
         out.append(
             {
@@ -419,6 +429,10 @@ def annotate_report(
             row for row in census_diff(baseline, census()) if row["bytes_diff"] > 0
         ][:20]
     objects, labels = _roots()
+    # The report itself is a root searched last, so that it and what only
+    # it holds are named as memhound's and left out of the retainers.
+    objects.append(report)
+    labels.append(("local", "memhound", "report"))
     with _graph(objects) as graph:
         _core.heap_prepare_paths(graph, objects)
         infos = _core.heap_sites(
@@ -426,7 +440,9 @@ def annotate_report(
         )
         for leak, info in zip(leaks, infos, strict=True):
             leak.update(_site_entry(info, labels))
-        report["largest_retainers"] = _retainers(graph, labels, retainers)
+        report["largest_retainers"] = _retainers(
+            graph, labels, retainers, hidden_root=len(objects) - 1
+        )
         cycles = {
             "unreachable": [
                 {"site": site, "bytes": nbytes, "blocks": blocks}

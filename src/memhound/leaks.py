@@ -183,8 +183,16 @@ def _clear_interpreter_caches() -> None:
     program's leak.  Only modules already imported are touched; clearing
     costs the program nothing but a refill.  The type attribute cache, for
     one, holds the name string of every getattr() until the entry is
-    reused, which looks like steady growth in a short run."""
-    modules = sys.modules
+    reused, which looks like steady growth in a short run.  What the
+    cleaning itself allocates is memhound's, so it is not traced."""
+    _core._suspend_thread()
+    try:
+        _clear_caches(sys.modules)
+    finally:
+        _core._resume_thread()
+
+
+def _clear_caches(modules) -> None:
     sys._clear_type_cache()
     cleaners = [
         ("re", "purge"),
@@ -421,7 +429,11 @@ class LeakCheck:
         if gc.isenabled():
             churn.collect()
         _core.gens_restart(iteration=0)
-        self._policy = GenerationPolicy()
+        _core._suspend_thread()  # the policy is memhound's, not traced
+        try:
+            self._policy = GenerationPolicy()
+        finally:
+            _core._resume_thread()
         self._iterations = 0
         self._report = None
         self._inner_report = None
@@ -439,7 +451,11 @@ class LeakCheck:
         self._inner_report = None
         if self.collect and gc.isenabled():
             churn.collect()
-        self._policy.checkpoint(self._iterations, forced=force)
+        _core._suspend_thread()  # the policy's numbers are memhound's
+        try:
+            self._policy.checkpoint(self._iterations, forced=force)
+        finally:
+            _core._resume_thread()
 
     @property
     def iterations(self) -> int:

@@ -209,6 +209,29 @@ def test_warn_mode_lists_but_passes(pytester):
     )
 
 
+def test_code_compiled_per_round_is_not_a_leak(pytester):
+    # namedtuple, dataclass and exec compile new code objects every round;
+    # memhound's traceback store once kept them all alive.
+    pytester.makepyfile(
+        """
+        import collections, dataclasses
+
+        def test_defines_types_per_round():
+            point = collections.namedtuple("Point", "x y")
+            record = dataclasses.make_dataclass("Record", ["a", "b"])
+            namespace = {}
+            exec("def f(v):\\n    return [v] * 4\\n", namespace)
+            assert point(1, 2).x == 1 and record(1, 2).b == 2
+            assert namespace["f"](3) == [3, 3, 3, 3]
+        """
+    )
+    result = run(pytester, "--memhound")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["memhound: 1 tests checked (2 warm-up + 3 measured rounds), 0 leaking"]
+    )
+
+
 MARKERS = """\
 import sys
 import pytest

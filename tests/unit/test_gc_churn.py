@@ -42,6 +42,7 @@ def _gc_enabled():
     was = gc.isenabled()
     gc.enable()
     yield
+    gc.collect()  # leave no garbage of ours for later tests' censuses
     if not was:
         gc.disable()
 

@@ -117,6 +117,7 @@ def test_census_restores_gc_state():
 def test_counts_what_untracked_containers_hold():
     # The collector untracks dicts and tuples that hold only atoms; the
     # strings in them are the program's all the same.
+    gc.collect()  # garbage of earlier tests must not die in between
     before = memhound.census()
     records = [{"name": f"user-{i}-{'y' * 30}"} for i in range(3000)]
     pairs = [(f"key-{i}-{'z' * 30}", i * 1.5) for i in range(2000)]

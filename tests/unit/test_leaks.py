@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 
 import pytest
@@ -284,6 +285,7 @@ def test_leakcheck_graph_setting():
 
 def test_a_scan_lost_for_memory_is_reported():
     with memhound.LeakCheck(graph=False) as check:
+        live = [str(i) for i in range(100)]  # something for the scan to record
         _core._inject_alloc_failures(0)  # the first scan can't get memory
         try:
             check.checkpoint(force=True)
@@ -293,3 +295,24 @@ def test_a_scan_lost_for_memory_is_reported():
             check.checkpoint(force=True)
     warnings = check.report()["warnings"]
     assert any("scans of the live table were dropped" in w for w in warnings)
+    del live
+
+
+def test_report_leaves_memhound_itself_out():
+    # The report being built and the cache cleaning memhound does before
+    # the verdict are memhound's: not a retainer, not an allocation site.
+    kept = []
+    with memhound.LeakCheck(graph=True) as check:
+        for _ in range(10):
+            kept.append([str(j) * 20 for j in range(300)])  # the leak
+            check.checkpoint(force=True)
+    report = check.report()
+    holders = [
+        step["object"]
+        for retainer in report["largest_retainers"]
+        for step in retainer["retention_path"]
+    ]
+    assert not [h for h in holders if "['largest']" in h or "['leaks']" in h], holders
+    package = os.path.dirname(memhound.__file__) + os.sep
+    innermost = [site["traceback"][0]["filename"] for site in report["largest"]]
+    assert not [f for f in innermost if f.startswith(package)], innermost

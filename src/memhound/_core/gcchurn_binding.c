@@ -225,7 +225,12 @@ mh_gcchurn_binding_start(int python, int keep)
     if (!keep) {
         mh_gcchurn_binding_reset();
     }
-    if (register_callback() < 0) {
+    /* The callback object is memhound's, not an allocation of the
+     * program's. */
+    mh_hooks_suspend_thread();
+    int rc = register_callback();
+    mh_hooks_resume_thread();
+    if (rc < 0) {
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         mh_gcchurn_binding_stop();

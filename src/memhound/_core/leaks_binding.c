@@ -23,6 +23,7 @@
 #include "leaks_binding.h"
 #include "rawmem.h"
 #include "snapshot.h"
+#include "tracebacks.h"
 
 /* Guarded by the GIL. */
 static mh_gens_t *history;
@@ -180,6 +181,19 @@ scan_survivors_visit(const mh_trace_t *trace, void *arg)
                             block_charge(st->sample_mean, trace->size)) < 0;
 }
 
+/* Free the code objects only the traceback store still holds, before a
+ * scan: otherwise code the program compiled at run time and dropped (exec,
+ * namedtuple, dataclasses) lives on because memhound names it, and its
+ * blocks look like a leak.  Out of memory: they wait for the next scan. */
+static void
+release_dead_code(void)
+{
+    mh_tbstore_t *store = mh_hooks_store();
+    if (store != NULL) {
+        (void)mh_tbstore_release_dead_code(store);
+    }
+}
+
 PyObject *
 mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -209,6 +223,7 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     (void)mh_hooks_next_generation();
     if (scan) {
+        release_dead_code();
         scan_state_t st = {history, NULL, history_sample_mean};
         mh_gens_scan_begin(history);
         int failed = mh_hooks_foreach_block(scan_series_visit, &st);
@@ -469,6 +484,7 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *out = NULL, *leaks = NULL, *largest = NULL, *gens = NULL;
     size_t *top = NULL;
     mh_leak_result_t result = {0};
+    release_dead_code();
     mh_hooks_suspend_thread();
     mh_survivors_t *surv = mh_survivors_new();
     scan_state_t st = {history, surv, history_sample_mean};

@@ -69,28 +69,19 @@ map_frame(builder_t *b, uint32_t id)
     if (b->frame_map != NULL && b->frame_map[id] != 0) {
         return b->frame_map[id] - 1;
     }
-    mh_tbnode_t *node = mh_tbstore_node(b->store, id);
-    if (node->lineno < 0) {
-        node->lineno = mh_frames_lineno(node->code, node->offset);
-    }
-    int64_t filename = intern_string(b, node->code->co_filename);
+    PyObject *filename_obj, *name;
+    int lineno;
+    mh_tbstore_frame(b->store, id, &filename_obj, &name, &lineno);
+    int64_t filename = intern_string(b, filename_obj);
     if (filename < 0) {
         return -1;
     }
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *name = node->code->co_qualname;
-#else
-    PyObject *name = node->code->co_name;
-#endif
     int64_t function = intern_string(b, name);
     if (function < 0) {
         return -1;
     }
-    /* Re-read: nothing above adds nodes (this thread is untraced), but the
-     * pointer must not outlive a store that grew. */
-    node = mh_tbstore_node(b->store, id);
     int64_t index = mh_snapdata_add_frame(b->snap, (uint32_t)filename,
-                                          (uint32_t)function, node->lineno);
+                                          (uint32_t)function, lineno);
     if (index < 0) {
         PyErr_NoMemory();
         return -1;

@@ -10,15 +10,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "rawmem.h"
 #include "table.h"
+
+/* The names of a code object that died, shared by all its nodes and by
+ * every other dead code with the same file and function names. */
+typedef struct {
+    PyObject *filename; /* strong references */
+    PyObject *name;
+    uint32_t next; /* next ghost with the same hash; MH_TB_NONE ends */
+} ghost_t;
 
 struct mh_tbstore {
     mh_tbnode_t *nodes;
     size_t nnodes, nodes_cap;
     mh_table_t node_index; /* hash -> first node of its chain */
     uint64_t serial;
+    ghost_t *ghosts;
+    size_t nghosts, ghosts_cap;
+    mh_table_t ghost_index; /* hash of the names -> first ghost */
 };
+
+/* node->code of a node whose code object died: the address of a static,
+ * so it never equals a live code object and lookups never match it; its
+ * names are then ghosts[node->offset]. */
+static const char ghost_tag;
+#define GHOST_CODE ((PyCodeObject *)(uintptr_t)&ghost_tag)
 
 /* Store serials start at 1, so a zeroed cache matches no store.  GIL. */
 static uint64_t last_serial;
@@ -84,6 +102,7 @@ mh_tbstore_new(void)
         return NULL;
     }
     mh_table_init(&store->node_index);
+    mh_table_init(&store->ghost_index);
     if (mh_rawmem_reserve((void **)&store->nodes, &store->nodes_cap, 256,
                           sizeof(mh_tbnode_t)) < 0) {
         mh_rawmem_free(store, sizeof(*store));
@@ -104,10 +123,18 @@ mh_tbstore_free(mh_tbstore_t *store)
         return;
     }
     for (size_t i = 1; i < store->nnodes; i++) {
-        Py_XDECREF(store->nodes[i].code);
+        if (store->nodes[i].code != GHOST_CODE) {
+            Py_XDECREF(store->nodes[i].code);
+        }
+    }
+    for (size_t i = 0; i < store->nghosts; i++) {
+        Py_DECREF(store->ghosts[i].filename);
+        Py_DECREF(store->ghosts[i].name);
     }
     mh_rawmem_free(store->nodes, store->nodes_cap * sizeof(mh_tbnode_t));
+    mh_rawmem_free(store->ghosts, store->ghosts_cap * sizeof(ghost_t));
     mh_table_fini(&store->node_index);
+    mh_table_fini(&store->ghost_index);
     mh_rawmem_free(store, sizeof(*store));
 }
 
@@ -222,7 +249,9 @@ size_t
 mh_tbstore_memory(const mh_tbstore_t *store)
 {
     return sizeof(*store) + store->nodes_cap * sizeof(mh_tbnode_t) +
-           mh_table_memory(&store->node_index);
+           mh_table_memory(&store->node_index) +
+           store->ghosts_cap * sizeof(ghost_t) +
+           mh_table_memory(&store->ghost_index);
 }
 
 mh_tbnode_t *
@@ -230,8 +259,207 @@ mh_tbstore_node(mh_tbstore_t *store, uint32_t index)
 {
     return &store->nodes[index];
 }
+
+static PyObject *
+code_name(PyCodeObject *code)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return code->co_qualname;
+#else
+    return code->co_name;
+#endif
+}
+
+void
+mh_tbstore_frame(mh_tbstore_t *store, uint32_t index, PyObject **filename,
+                 PyObject **name, int *lineno)
+{
+    mh_tbnode_t *node = &store->nodes[index];
+    if (node->code == GHOST_CODE) {
+        *filename = store->ghosts[node->offset].filename;
+        *name = store->ghosts[node->offset].name;
+    }
+    else {
+        if (node->lineno < 0) {
+            node->lineno = mh_frames_lineno(node->code, node->offset);
+        }
+        *filename = node->code->co_filename;
+        *name = code_name(node->code);
+    }
+    *lineno = node->lineno;
+}
+
 uint64_t
 mh_tbstore_serial(const mh_tbstore_t *store)
 {
-    return store->serial;
+    return __atomic_load_n(&store->serial, __ATOMIC_RELAXED);
+}
+
+/* A hash of a dead code's names.  Only exact str are hashed by value (a
+ * subclass's __hash__ would be Python code); other names hash by address
+ * and are never shared. */
+static uint64_t
+names_hash(PyObject *filename, PyObject *name)
+{
+    uint64_t h;
+    if (PyUnicode_CheckExact(filename) && PyUnicode_CheckExact(name)) {
+        /* Can't fail for an exact str. */
+        uint64_t a = (uint64_t)PyObject_Hash(filename);
+        uint64_t b = (uint64_t)PyObject_Hash(name);
+        h = mh_table_mix(a ^ (b * 0x9E3779B97F4A7C15ULL));
+    }
+    else {
+        h = mh_table_mix((uint64_t)(uintptr_t)filename ^
+                         ((uint64_t)(uintptr_t)name << 1));
+    }
+    return h ? h : 1;
+}
+
+static int
+same_name(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    return PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b) &&
+           PyUnicode_Compare(a, b) == 0;
+}
+
+/* The ghost for (filename, name), added if new; MH_TB_NONE when out of
+ * memory.  Sharing ghosts by value keeps one copy of the names however
+ * many times the same source is compiled anew (exec, namedtuple). */
+static uint32_t
+intern_ghost(mh_tbstore_t *store, PyObject *filename, PyObject *name)
+{
+    uint64_t h = names_hash(filename, name);
+    uint32_t head = MH_TB_NONE;
+    if (mh_table_get(&store->ghost_index, h, &head)) {
+        for (uint32_t i = head; i != MH_TB_NONE; i = store->ghosts[i].next) {
+            if (same_name(store->ghosts[i].filename, filename) &&
+                same_name(store->ghosts[i].name, name)) {
+                return i;
+            }
+        }
+    }
+    if (store->nghosts >= MH_TB_LIMIT ||
+        mh_rawmem_reserve((void **)&store->ghosts, &store->ghosts_cap,
+                          store->nghosts + 1, sizeof(ghost_t)) < 0) {
+        return MH_TB_NONE;
+    }
+    uint32_t index = (uint32_t)store->nghosts;
+    if (mh_table_put(&store->ghost_index, h, index) < 0) {
+        return MH_TB_NONE;
+    }
+    Py_INCREF(filename);
+    Py_INCREF(name);
+    store->ghosts[index] = (ghost_t){filename, name, head};
+    store->nghosts++;
+    return index;
+}
+
+/* Set in a code's refs-table value once it is found dead; the rest is its
+ * ghost index.  Reference counts stay far below (MH_TB_LIMIT nodes). */
+#define DEAD_BIT (UINT32_C(1) << 31)
+
+typedef struct {
+    PyCodeObject *code;
+    uint32_t refs; /* references the store holds */
+} dead_code_t;
+
+/* One round of mh_tbstore_release_dead_code. */
+static Py_ssize_t
+release_round(mh_tbstore_t *store)
+{
+    mh_table_t refs; /* code -> references held, then DEAD_BIT | ghost */
+    mh_table_init(&refs);
+    dead_code_t *dead = NULL;
+    size_t ndead = 0, deadcap = 0;
+    Py_ssize_t result = -1;
+
+    for (size_t i = 1; i < store->nnodes; i++) {
+        PyCodeObject *code = store->nodes[i].code;
+        if (code == NULL || code == GHOST_CODE) {
+            continue;
+        }
+        uint64_t key = (uint64_t)(uintptr_t)code;
+        uint32_t n = 0;
+        (void)mh_table_get(&refs, key, &n);
+        if (mh_table_put(&refs, key, n + 1) < 0) {
+            goto done;
+        }
+    }
+    /* Codes nothing but the store holds.  Out of memory part way: those
+     * found so far are released, the others wait for the next round. */
+    for (size_t j = 0; j < refs.capacity; j++) {
+        mh_table_slot_t *slot = &refs.slots[j];
+        if (slot->key == 0) {
+            continue;
+        }
+        PyCodeObject *code = (PyCodeObject *)(uintptr_t)slot->key;
+        if (Py_REFCNT(code) != (Py_ssize_t)slot->value) {
+            continue;
+        }
+        uint32_t ghost =
+            intern_ghost(store, code->co_filename, code_name(code));
+        if (ghost == MH_TB_NONE ||
+            mh_rawmem_reserve((void **)&dead, &deadcap, ndead + 1,
+                              sizeof(dead_code_t)) < 0) {
+            break;
+        }
+        dead[ndead++] = (dead_code_t){code, slot->value};
+        slot->value = DEAD_BIT | ghost;
+    }
+    /* Their nodes keep their line numbers (computed now, while the code
+     * lives) and take the ghost's names. */
+    for (size_t i = 1; ndead > 0 && i < store->nnodes; i++) {
+        mh_tbnode_t *node = &store->nodes[i];
+        uint32_t value = 0;
+        if (node->code == NULL || node->code == GHOST_CODE ||
+            !mh_table_get(&refs, (uint64_t)(uintptr_t)node->code, &value) ||
+            !(value & DEAD_BIT)) {
+            continue;
+        }
+        if (node->lineno < 0) {
+            node->lineno = mh_frames_lineno(node->code, node->offset);
+        }
+        node->code = GHOST_CODE;
+        node->offset = value & ~DEAD_BIT;
+    }
+    if (ndead > 0) {
+        /* Threads' caches hold raw code addresses, which a new code object
+         * may now take: they must not trust their nodes any more. */
+        __atomic_store_n(&store->serial, ++last_serial, __ATOMIC_RELAXED);
+    }
+    /* The references go last: a code's deallocation can run code (co_extra
+     * free functions, watchers, weakref callbacks) that allocates, and so
+     * interns tracebacks; the store is consistent by then. */
+    for (size_t k = 0; k < ndead; k++) {
+        for (uint32_t r = 0; r < dead[k].refs; r++) {
+            Py_DECREF(dead[k].code);
+        }
+    }
+    result = (Py_ssize_t)ndead;
+done:
+    mh_rawmem_free(dead, deadcap * sizeof(dead_code_t));
+    mh_table_fini(&refs);
+    return result;
+}
+
+Py_ssize_t
+mh_tbstore_release_dead_code(mh_tbstore_t *store)
+{
+    Py_ssize_t total = 0;
+    /* A code dies with the code that held it in co_consts (a nested
+     * function's), so a few rounds free whole families. */
+    for (int round = 0; round < 8; round++) {
+        Py_ssize_t n = release_round(store);
+        if (n < 0) {
+            return total > 0 ? total : -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        total += n;
+    }
+    return total;
 }

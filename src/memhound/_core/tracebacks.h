@@ -16,7 +16,12 @@
  * Protected by the main interpreter's GIL: every function needs it, also on
  * the hook path (hooks.c interns only from threads holding it).  Each node
  * holds a strong reference to its code object, so an address can't be
- * reused by another code object while a traceback names it.  Bookkeeping
+ * reused by another code object while a traceback names it.  Code that
+ * only the store still holds (compiled at run time by exec, namedtuple,
+ * dataclasses, then dropped) is released by mh_tbstore_release_dead_code:
+ * its nodes keep their line numbers and the code's names and never match a
+ * lookup again, so the tracer doesn't keep the program's dead code alive
+ * (and report it as a leak).  Bookkeeping
  * memory comes from rawmem.h; nothing here calls the hooked allocators or
  * raises.
  */
@@ -99,6 +104,19 @@ size_t mh_tbstore_memory(const mh_tbstore_t *store);
 /* A borrowed node, valid until the next intern.  index < count.  GIL
  * held.  Can't fail. */
 mh_tbnode_t *mh_tbstore_node(mh_tbstore_t *store, uint32_t index);
+
+/* The file name, function name (qualified name from 3.11) and line number
+ * of node `index` (not an alias, not the root): borrowed references, valid
+ * while the store lives.  GIL held.  Can't fail. */
+void mh_tbstore_frame(mh_tbstore_t *store, uint32_t index, PyObject **filename,
+                      PyObject **name, int *lineno);
+
+/* Release the code objects nothing but the store references any more (see
+ * the top of this file); their deallocation may run arbitrary code after
+ * the store is made consistent.  Changes the serial when it released any.
+ * Returns how many were released, or -1 when out of memory and none was
+ * (no exception set).  GIL held; not from inside an allocator hook. */
+Py_ssize_t mh_tbstore_release_dead_code(mh_tbstore_t *store);
 
 /* The store's serial number, as mh_tbcache_t.store_serial records it: a
  * cache whose serial differs was made against another store.  Any thread,
