@@ -4,9 +4,9 @@ the text section, and forked children (--follow-fork)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
+
+from tests.integration.test_run_leaks import memhound_run
 
 CYCLES = """
 import gc, os, sys
@@ -24,16 +24,6 @@ for _ in range({pairs}):
 gc.collect()
 print("made", 2 * {pairs})
 """
-
-
-def memhound_run(args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "memhound", "run", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_run_reports_the_cycle_line(tmp_path):
