@@ -403,6 +403,19 @@ core_gc_churn_hold(PyObject *module, PyObject *arg)
         return NULL;
     }
     held = on;
+    if (mh_gcchurn_active == NULL) {
+        Py_RETURN_NONE;
+    }
+    /* Out of gc.callbacks while held: gc then builds no info dict for
+     * memhound's own collections (on 3.10-3.12 a dict it frees waits in
+     * the free list under its allocation's traceback, and the next dict
+     * of the program reuses it). */
+    mh_hooks_suspend_thread();
+    int rc = on ? unregister_callback() : register_callback();
+    mh_hooks_resume_thread();
+    if (rc < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -7,7 +7,8 @@
  *        "sites": [{"site", "traceback", "objects", "blocks", "bytes",
  *                   "collections", "generations",
  *                   "objects_by_gc_generation"}, ...]}  most objects first
- *   _gc_churn_hold(on)  memhound's own gc.collect() calls are not counted
+ *   _gc_churn_hold(on)  memhound's own gc.collect() calls are not counted:
+ *                       the callback leaves gc.callbacks while held
  *
  * Everything here needs the GIL.
  */
