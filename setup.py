@@ -58,6 +58,8 @@ sources = [
     "heapgraph_labels.c",
     "heapgraph_dominators.c",
     "heapgraph_census.c",
+    "gcchurn.c",
+    "gcchurn_binding.c",
     FRAME_READERS[version],
 ]
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
+from memhound.churn import cycle_churn
 from memhound.heap import Census, census, census_diff, why_alive
 from memhound.leaks import LeakCheck, assert_no_leaks, checkpoint, iterations
 from memhound.snapshot import (
@@ -64,6 +65,7 @@ __all__ = [
     "census_diff",
     "checkpoint",
     "clear",
+    "cycle_churn",
     "get_memory_overhead",
     "get_object_traceback",
     "get_stats",

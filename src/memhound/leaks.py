@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from memhound import _core, _native_cli
+from memhound import _core, _native_cli, churn
 
 # Generations every explicit checkpoint gets before they are rate-limited
 # (an iteration loop may checkpoint millions of times; generation numbers
@@ -272,7 +272,7 @@ def build_report(
     if collect:
         _clear_interpreter_caches()
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
     _core._suspend_thread()  # memhound's own objects are not the program's
     try:
         raw = _core.gens_analyze(
@@ -372,6 +372,7 @@ def build_report(
         "children": [],
         "warnings": warnings,
     }
+    report["cycle_churn"], report["gc"] = churn.report_fields(raw["elapsed"])
     del raw, generations, biggest  # not the program's: out of the graph
     if graph is True or (graph == "leaks" and leaks):
         _annotate_with_heap_graph(report, baseline)
@@ -458,7 +459,7 @@ class LeakCheck:
                 memhound.start(depth=self._depth)
             self._started_tracing = True
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
         _core.gens_restart(iteration=0)
         self._policy = GenerationPolicy()
         self._iterations = 0
@@ -478,7 +479,7 @@ class LeakCheck:
         self._iterations += 1
         self._inner_report = None
         if self.collect and gc.isenabled():
-            gc.collect()
+            churn.collect()
         self._policy.checkpoint(self._iterations, forced=force)
 
     @property

@@ -194,6 +194,39 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
     _format_traceback(leak["traceback"], style, width, out)
 
 
+def _format_churn(report: dict, style, width: int, out: list) -> None:
+    """The cycle-churn section: only sites over memhound.churn's
+    REPORT_MIN_OBJECTS are in the report, so no section when none is."""
+    sites = report.get("cycle_churn") or []
+    if not sites:
+        return
+    out.append("")
+    out.append(style.bold("Cycle churn (objects the garbage collector freed):"))
+    for rank, site in enumerate(sites[:5], 1):
+        per_s = site.get("objects_per_s")
+        rate = f"{per_s:,.0f}/s, " if per_s is not None else ""
+        out.append(
+            f"#{rank} {site['objects']:,} objects, {format_size(site['bytes'])}, "
+            f"freed in {site['collections']:,} collections"
+        )
+        out.append(f"   {rate}{site['objects_per_generation']:,.0f} per generation")
+        _format_traceback(site["traceback"][:3], style, width, out)
+    activity = report.get("gc") or {}
+    collections = activity.get("collections") or [0, 0, 0]
+    seconds = sum(activity.get("seconds") or [0.0])
+    share = activity.get("share_of_run")
+    where = f", {share:.1%} of the run" if share is not None else ""
+    out.append(
+        f"   gc: {sum(collections):,} collections "
+        f"({'/'.join(str(c) for c in collections)}), "
+        f"{seconds:.3f} s{where}"
+    )
+    out.append(
+        style.dim("   each cycle costs the collector time: break it with a weakref,")
+    )
+    out.append(style.dim("   or clear() it when done, so reference counting frees it"))
+
+
 def format_text(
     report: dict, *, color: bool = False, width: int = 80, top: int = 10
 ) -> str:
@@ -268,6 +301,7 @@ def format_text(
                 f"   {format_size(row['retained_bytes']):>10}  "
                 f"{_shorten(name, width - 17)}"
             )
+    _format_churn(report, style, width, out)
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
         out.append(

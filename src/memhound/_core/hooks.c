@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gcchurn.h"
 #include "rawmem.h"
 #include "table.h"
 #include "traces.h"
@@ -419,7 +420,12 @@ hook_free(void *ctx, void *ptr)
     if (ptr != NULL && is_tracing_relaxed() && !mh_tls_in_hook &&
         wants_free((uintptr_t)ptr)) {
         mh_trace_t removed;
-        forget_block(hd, (uintptr_t)ptr, &removed);
+        /* Cycle churn (gcchurn.h): one TLS test unless this thread runs a
+         * collection. */
+        if (forget_block(hd, (uintptr_t)ptr, &removed) &&
+            mh_gcchurn_collecting()) {
+            mh_gcchurn_count(&removed, charge_of(removed.size));
+        }
     }
     hd->orig.free(hd->orig.ctx, ptr);
 }

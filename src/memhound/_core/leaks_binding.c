@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gcchurn_binding.h"
 #include "gens.h"
 #include "hooks.h"
 #include "leaks.h"
@@ -109,6 +110,7 @@ restart(long long iteration)
     }
     mh_gens_free(history);
     history = fresh;
+    mh_gcchurn_binding_reset(); /* churn counts cover the same span */
     return 0;
 }
 
@@ -257,10 +259,8 @@ mh_binding_gens_info(PyObject *module, PyObject *unused)
                          history_saturated ? Py_True : Py_False);
 }
 
-/* [{"filename", "lineno", "function"}, ...] innermost first, for a store
- * traceback.  New reference, or NULL with an exception set. */
-static PyObject *
-traceback_frames_new(uint32_t tb)
+PyObject *
+mh_binding_traceback_frames_new(uint32_t tb)
 {
     mh_snapdata_t *data = mh_snapshot_of_traceback(tb);
     if (data == NULL) {
@@ -399,7 +399,7 @@ verdict_new(const mh_leak_result_t *result, const mh_site_verdict_t *v,
 {
     PyObject *frames = NULL, *series = NULL, *survivors = NULL;
     PyObject *dict = NULL;
-    frames = traceback_frames_new(mh_gens_site_traceback(v->site));
+    frames = mh_binding_traceback_frames_new(mh_gens_site_traceback(v->site));
     series = frames ? series_new(v->site) : NULL;
     survivors = series ? survivors_new(result, v) : NULL;
     if (survivors == NULL) {

@@ -27,4 +27,10 @@ PyObject *mh_binding_gens_info(PyObject *module, PyObject *unused);
 PyObject *mh_binding_gens_analyze(PyObject *module, PyObject *args,
                                   PyObject *kwargs);
 
+/* [{"filename", "lineno", "function"}, ...] innermost first, for a
+ * traceback index of the current store.  New reference, or NULL with an
+ * exception set (RuntimeError when not tracing, ValueError for an unknown
+ * index). */
+PyObject *mh_binding_traceback_frames_new(uint32_t tb);
+
 #endif /* MH_LEAKS_BINDING_H */

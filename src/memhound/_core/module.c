@@ -15,6 +15,7 @@
 
 #include "capfile.h"
 #include "frames.h"
+#include "gcchurn_binding.h"
 #include "heap_binding.h"
 #include "hooks.h"
 #include "leaks_binding.h"
@@ -70,6 +71,9 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
                           .sample_mean = sample,
                           .count_total = count_total,
                           .skip_python = !python};
+    /* Cycle churn keeps its counts when the traceback store survives. */
+    int keep_churn = mh_hooks_is_tracing() &&
+                     mh_hooks_config().sample_mean == (uint64_t)sample;
     if (mh_hooks_start(&config) < 0) {
         return NULL;
     }
@@ -89,6 +93,12 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
     else {
         mh_native_stop();
     }
+    if (mh_gcchurn_binding_start(python, keep_churn) < 0) {
+        mh_native_stop();
+        mh_nstack_stop();
+        mh_hooks_stop();
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -100,6 +110,7 @@ core_stop(PyObject *module, PyObject *unused)
     /* Wrappers first: nothing native is recorded into tables going away. */
     mh_native_stop();
     mh_nstack_stop();
+    mh_gcchurn_binding_stop();
     mh_hooks_stop();
     Py_RETURN_NONE;
 }
@@ -120,6 +131,7 @@ core_clear(PyObject *module, PyObject *unused)
     if (mh_hooks_clear() < 0) {
         return NULL;
     }
+    mh_gcchurn_binding_reset(); /* its traceback indices are gone */
     Py_RETURN_NONE;
 }
 
@@ -517,6 +529,10 @@ core_exec(PyObject *module)
     }
     /* The heap-graph functions live in heap_binding.c (issue #4). */
     if (PyModule_AddFunctions(module, mh_heap_methods) < 0) {
+        return -1;
+    }
+    /* Cycle churn: gcchurn_binding.c. */
+    if (PyModule_AddFunctions(module, mh_gcchurn_methods) < 0) {
         return -1;
     }
     state->snapshot_type = (PyTypeObject *)PyType_FromModuleAndSpec(
