@@ -51,6 +51,14 @@ def _memhound_work(method):
     return untraced
 
 
+def _memhound_work_313(method):
+    """_memhound_work from CPython 3.13, where a block reused from a free
+    list is re-traced at its reuse.  Before 3.13 a block memhound allocated
+    untraced and freed into a free list would hide the program's object
+    that reuses it, so the per-iteration path stays traced there."""
+    return _memhound_work(method) if sys.version_info >= (3, 13) else method
+
+
 class GenerationPolicy:
     """When to begin a generation and when to scan the live table.
 
@@ -82,7 +90,10 @@ class GenerationPolicy:
         if not self.want_generation(forced):
             return False
         scan = forced or self.want_scan()
-        _generation, cost = _core.gens_checkpoint(iteration=iteration, scan=scan)
+        # Positional: a keyword dict freed here would go to the dict free
+        # list, and before 3.13 the program's next dict from it would be
+        # charged to this line.
+        _generation, cost = _core.gens_checkpoint(iteration, scan)
         now = time.monotonic() - self.started
         self.generations += 1
         self.last_generation_t = now
@@ -388,7 +399,7 @@ def checkpoint() -> int:
 
     session = runner.current_session()
     iteration = session.iteration_or_unknown() if session is not None else -1
-    generation, _cost = _core.gens_checkpoint(iteration=iteration)
+    generation, _cost = _core.gens_checkpoint(iteration)
     return generation
 
 
@@ -468,7 +479,7 @@ class LeakCheck:
         self._active = True
         return self
 
-    @_memhound_work
+    @_memhound_work_313
     def checkpoint(self, *, force: bool = False) -> None:
         """End an iteration: begin the next generation (always, while
         there are few, or with `force`; rate-limited after that).  `force`

