@@ -30,8 +30,10 @@ sources = [
     "snapshot_from_traces.c",
     "rawmem.c",
     "hooks.c",
+    "hooks_native.c",
     "native.c",
     "nativestack.c",
+    "nativestack_binding.c",
     "tracebacks.c",
     "frames_common.c",
     "frames_gc.c",
@@ -58,6 +60,8 @@ sources = [
     "heapgraph_dominators.c",
     "heapgraph_census.c",
     "heapgraph_retained.c",
+    "gcchurn.c",
+    "gcchurn_binding.c",
     FRAME_READERS[version],
 ]
 

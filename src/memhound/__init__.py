@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 
 from memhound import _core
+from memhound.churn import cycle_churn
 from memhound.heap import Census, census, census_diff, retained_by_type, why_alive
 from memhound.leaks import LeakCheck, assert_no_leaks, checkpoint, iterations
 from memhound.snapshot import (
@@ -65,6 +66,7 @@ __all__ = [
     "retained_by_type",
     "checkpoint",
     "clear",
+    "cycle_churn",
     "get_memory_overhead",
     "get_object_traceback",
     "get_stats",
@@ -222,25 +224,13 @@ def native_stacks(limit: int = 20) -> list[dict]:
     limit = _check_int("limit", limit)
     if limit < 0:
         raise ValueError("limit must be >= 0")
-    groups = []
-    for size, count, frames in _core.native_stacks(limit):
-        groups.append(
-            {
-                "size": size,
-                "count": count,
-                "frames": [
-                    {
-                        "filename": library or "??",
-                        "lineno": 0,
-                        "function": function or "??",
-                        "native": True,
-                        "library": library or "??",
-                        "offset": offset,
-                    }
-                    for library, function, offset, _pc in frames
-                ],
-            }
-        )
+    from memhound import _native_cli
+
+    groups = [
+        {"size": size, "count": count, "frames": _native_cli.frame_dicts(frames)}
+        for size, count, frames in _core.native_stacks(limit)
+    ]
+    _native_cli.add_source_lines([f for group in groups for f in group["frames"]])
     return groups
 
 

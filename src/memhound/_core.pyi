@@ -120,9 +120,16 @@ def gens_analyze(
     min_generations: int = 3,
     max_leaks: int = 50,
     largest: int = 10,
-) -> dict: ...
+) -> dict:
+    """The verdicts; with native stacks recorded, each native site also has
+    "native_stack": (blocks, bytes, frames), frames as native_stacks()'s"""
+
 def _suspend_thread() -> None: ...
 def _resume_thread() -> None: ...
+
+# Cycle churn (gcchurn_binding.c): what the cyclic collector freed, by site.
+def gc_churn(limit: int = 10, min_objects: float = 1.0) -> dict: ...
+def _gc_churn_hold(on: bool, /) -> None: ...
 
 # Heap graph (heap_binding.c; memhound.heap is the API).  A graph is an
 # opaque capsule for one query session: release it with heap_graph_release.

@@ -330,6 +330,11 @@ def cmd_run(options) -> int:
     if outputs is not None:
         outputs.start()
     status, main_module = _run_target(options)
+    # The program is done: from here on the work (and what it allocates)
+    # is memhound's.  Frees are still followed.
+    from memhound import _core
+
+    _core._suspend_thread()
     argv = list(sys.argv)
     # The exit snapshot comes before the report is built, so that it holds
     # the program's memory, not the report's.

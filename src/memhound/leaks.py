@@ -16,12 +16,13 @@ of docs/report-schema.md.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
 import time
 
-from memhound import _core
+from memhound import _core, _native_cli, churn
 
 # Generations every explicit checkpoint gets before they are rate-limited
 # (an iteration loop may checkpoint millions of times; generation numbers
@@ -32,6 +33,30 @@ _FREE_GENERATIONS = 64
 # in memhound.runner's clock).
 SCAN_BUDGET = 20.0
 DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+def _memhound_work(method):
+    """Run method with this thread's tracing suspended: what memhound's own
+    bookkeeping allocates (and, on 3.10, the frames of the functions it
+    calls) is not the program's and must not show up as its sites."""
+
+    @functools.wraps(method)
+    def untraced(*args, **kwargs):
+        _core._suspend_thread()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _core._resume_thread()
+
+    return untraced
+
+
+def _memhound_work_313(method):
+    """_memhound_work from CPython 3.13, where a block reused from a free
+    list is re-traced at its reuse.  Before 3.13 a block memhound allocated
+    untraced and freed into a free list would hide the program's object
+    that reuses it, so the per-iteration path stays traced there."""
+    return _memhound_work(method) if sys.version_info >= (3, 13) else method
 
 
 class GenerationPolicy:
@@ -65,7 +90,10 @@ class GenerationPolicy:
         if not self.want_generation(forced):
             return False
         scan = forced or self.want_scan()
-        _generation, cost = _core.gens_checkpoint(iteration=iteration, scan=scan)
+        # Positional: a keyword dict freed here would go to the dict free
+        # list, and before 3.13 the program's next dict from it would be
+        # charged to this line.
+        _generation, cost = _core.gens_checkpoint(iteration, scan)
         now = time.monotonic() - self.started
         self.generations += 1
         self.last_generation_t = now
@@ -131,6 +159,11 @@ def _shape_site(raw: dict, with_confidence: bool) -> dict:
         # In-process only (the traceback index); write_json drops it.
         "site": raw["site"],
     }
+    stack = raw.get("native_stack")  # only with native stacks recorded
+    if stack is not None:
+        blocks, _bytes, frames = stack
+        site["native_frames"] = _native_cli.frame_dicts(frames)
+        site["native_frames_blocks"] = blocks
     if with_confidence:
         site = {"confidence": round(raw["confidence"], 4), **site}
     else:
@@ -250,7 +283,7 @@ def build_report(
     if collect:
         _clear_interpreter_caches()
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
     _core._suspend_thread()  # memhound's own objects are not the program's
     try:
         raw = _core.gens_analyze(
@@ -267,6 +300,15 @@ def build_report(
     biggest = [_shape_site(site, False) for site in raw["largest"]]
     for site in biggest:
         site["leaking"] = site["site"] in leaking_sites
+    native_frames = [
+        f for site in leaks + biggest for f in site.get("native_frames", ())
+    ]
+    if native_frames:
+        _core._suspend_thread()  # addr2line's pipes are memhound's, not the program's
+        try:
+            _native_cli.add_source_lines(native_frames)
+        finally:
+            _core._resume_thread()
     generations = raw["generations"]
     iterations = generations[-1]["iteration"] if iteration < 0 else iteration
     warnings = []
@@ -341,6 +383,7 @@ def build_report(
         "children": [],
         "warnings": warnings,
     }
+    report["cycle_churn"], report["gc"] = churn.report_fields(raw["elapsed"])
     del raw, generations, biggest  # not the program's: out of the graph
     if graph is True or (graph == "leaks" and leaks):
         _annotate_with_heap_graph(report, baseline)
@@ -356,7 +399,7 @@ def checkpoint() -> int:
 
     session = runner.current_session()
     iteration = session.iteration_or_unknown() if session is not None else -1
-    generation, _cost = _core.gens_checkpoint(iteration=iteration)
+    generation, _cost = _core.gens_checkpoint(iteration)
     return generation
 
 
@@ -409,6 +452,7 @@ class LeakCheck:
         self._report = None
         self._active = False
 
+    @_memhound_work
     def __enter__(self) -> LeakCheck:
         import memhound
         from memhound import runner
@@ -426,19 +470,16 @@ class LeakCheck:
                 memhound.start(depth=self._depth)
             self._started_tracing = True
         if gc.isenabled():
-            gc.collect()
+            churn.collect()
         _core.gens_restart(iteration=0)
-        _core._suspend_thread()  # the policy is memhound's, not traced
-        try:
-            self._policy = GenerationPolicy()
-        finally:
-            _core._resume_thread()
+        self._policy = GenerationPolicy()
         self._iterations = 0
         self._report = None
         self._inner_report = None
         self._active = True
         return self
 
+    @_memhound_work_313
     def checkpoint(self, *, force: bool = False) -> None:
         """End an iteration: begin the next generation (always, while
         there are few, or with `force`; rate-limited after that).  `force`
@@ -449,17 +490,14 @@ class LeakCheck:
         self._iterations += 1
         self._inner_report = None
         if self.collect and gc.isenabled():
-            gc.collect()
-        _core._suspend_thread()  # the policy's numbers are memhound's
-        try:
-            self._policy.checkpoint(self._iterations, forced=force)
-        finally:
-            _core._resume_thread()
+            churn.collect()
+        self._policy.checkpoint(self._iterations, forced=force)
 
     @property
     def iterations(self) -> int:
         return self._iterations
 
+    @_memhound_work
     def report(self) -> dict:
         """The report dict (docs/report-schema.md)."""
         if self._active:
@@ -477,6 +515,7 @@ class LeakCheck:
             graph=self.graph,
         )
 
+    @_memhound_work
     def __exit__(self, *exc_info) -> None:
         try:
             if self._inner_report is not None:

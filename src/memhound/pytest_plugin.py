@@ -303,10 +303,11 @@ def _young_gc():
 def _settle() -> None:
     """Between rounds, as regrtest -R does: empty the interpreter's and the
     standard library's caches (memhound.leaks' list), then collect."""
+    from memhound.churn import collect
     from memhound.leaks import _clear_interpreter_caches
 
     _clear_interpreter_caches()
-    gc.collect()
+    collect()
 
 
 # ---- running a test several times ------------------------------------------

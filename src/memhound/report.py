@@ -15,6 +15,8 @@ import os
 import sys
 import sysconfig
 
+from memhound import _native_cli
+
 _FRAMES_SHOWN = 8
 
 
@@ -166,6 +168,9 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
         f"{format_size(leak['growth_bytes'])} since generation "
         f"{leak['first_generation']}{since}"
     )
+    allocated_by = _native_cli.allocated_by(leak)
+    if allocated_by:
+        out.append("   " + allocated_by)
     if kind == "cycle":
         out.append(
             "   unreachable reference cycles, never collected "
@@ -187,6 +192,39 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
     if leak.get("retained_bytes"):
         out.append(f"   retains {format_size(leak['retained_bytes'])}")
     _format_traceback(leak["traceback"], style, width, out)
+
+
+def _format_churn(report: dict, style, width: int, out: list) -> None:
+    """The cycle-churn section: only sites over memhound.churn's
+    REPORT_MIN_OBJECTS are in the report, so no section when none is."""
+    sites = report.get("cycle_churn") or []
+    if not sites:
+        return
+    out.append("")
+    out.append(style.bold("Cycle churn (objects the garbage collector freed):"))
+    for rank, site in enumerate(sites[:5], 1):
+        per_s = site.get("objects_per_s")
+        rate = f"{per_s:,.0f}/s, " if per_s is not None else ""
+        out.append(
+            f"#{rank} {site['objects']:,} objects, {format_size(site['bytes'])}, "
+            f"freed in {site['collections']:,} collections"
+        )
+        out.append(f"   {rate}{site['objects_per_generation']:,.0f} per generation")
+        _format_traceback(site["traceback"][:3], style, width, out)
+    activity = report.get("gc") or {}
+    collections = activity.get("collections") or [0, 0, 0]
+    seconds = sum(activity.get("seconds") or [0.0])
+    share = activity.get("share_of_run")
+    where = f", {share:.1%} of the run" if share is not None else ""
+    out.append(
+        f"   gc: {sum(collections):,} collections "
+        f"({'/'.join(str(c) for c in collections)}), "
+        f"{seconds:.3f} s{where}"
+    )
+    out.append(
+        style.dim("   each cycle costs the collector time: break it with a weakref,")
+    )
+    out.append(style.dim("   or clear() it when done, so reference counting frees it"))
 
 
 def format_text(
@@ -239,6 +277,9 @@ def format_text(
                 f"#{rank} {format_size(site['live_bytes'])} in {blocks:,} "
                 f"block{'s' if blocks != 1 else ''}{tag}"
             )
+            allocated_by = _native_cli.allocated_by(site)
+            if allocated_by:
+                out.append("   " + allocated_by)
             _format_traceback(site["traceback"][:3], style, width, out)
     grew = report.get("types_grew") or []
     if grew:
@@ -270,6 +311,7 @@ def format_text(
                 f"{_shorten(str(row['type']), 40):40} "
                 f"{row['count']:,} objects"
             )
+    _format_churn(report, style, width, out)
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
         out.append(

@@ -204,22 +204,36 @@ def test_memhound_run_native_reports_the_leaking_line(native_build, tmp_path):
             assert f"{script}:6 in handle" in proc.stderr, proc.stderr
 
 
+# A program leaking 20 kB per iteration through ctypes (line 9), or not
+# with a second argument.
+LEAKY_ITERATIONS = (
+    "import ctypes, sys, time\n"
+    "import memhound\n"
+    "lib = ctypes.CDLL(sys.argv[1])\n"
+    "lib.leak.restype = ctypes.c_void_p\n"
+    "lib.leak.argtypes = [ctypes.c_size_t]\n"
+    "lib.fixed.argtypes = [ctypes.c_size_t]\n"
+    "fixed = len(sys.argv) > 2\n"
+    "for _ in memhound.iterations(range(60)):\n"
+    "    (lib.fixed if fixed else lib.leak)(20000)\n"
+    "    time.sleep(0.02)\n"
+)
+LEAKY_LINE = 9
+
+
+def native_leaks_at_leaky_line(report):
+    return [
+        leak
+        for leak in report["leaks"]
+        if leak["kind"] == "native" and leak["traceback"][0]["lineno"] == LEAKY_LINE
+    ]
+
+
 def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
     import json
 
     script = tmp_path / "leaky_json.py"
-    script.write_text(
-        "import ctypes, sys, time\n"
-        "import memhound\n"
-        "lib = ctypes.CDLL(sys.argv[1])\n"
-        "lib.leak.restype = ctypes.c_void_p\n"
-        "lib.leak.argtypes = [ctypes.c_size_t]\n"
-        "lib.fixed.argtypes = [ctypes.c_size_t]\n"
-        "fixed = len(sys.argv) > 2\n"
-        "for _ in memhound.iterations(range(60)):\n"
-        "    (lib.fixed if fixed else lib.leak)(20000)\n"
-        "    time.sleep(0.02)\n"
-    )
+    script.write_text(LEAKY_ITERATIONS)
     for fixed in (False, True):
         out = tmp_path / f"report-{fixed}.json"
         args = [str(native_build[0])] + (["fixed"] if fixed else [])
@@ -231,12 +245,41 @@ def test_memhound_run_native_json_reports_a_native_leak(native_build, tmp_path):
         )
         check_ok(proc)
         report = json.loads(out.read_text())
-        native = [
-            leak
-            for leak in report["leaks"]
-            if leak["kind"] == "native" and leak["traceback"][0]["lineno"] == 9
-        ]
+        native = native_leaks_at_leaky_line(report)
         assert len(native) == (0 if fixed else 1), report["leaks"]
+
+
+def test_memhound_run_native_stack_joins_native_frames_to_the_leak(
+    native_build, tmp_path
+):
+    import json
+
+    script = tmp_path / "leaky_stack.py"
+    script.write_text(LEAKY_ITERATIONS)
+    out, capture, page = (tmp_path / name for name in ("r.json", "r.mhc", "r.html"))
+    proc = run_python(
+        "import sys; from memhound.cli import main; "
+        "sys.exit(main(['run', '--native-stack', '--interval', '0.02', "
+        f"'--json', {str(out)!r}, '--output', {str(capture)!r}, "
+        f"'--html', {str(page)!r}, {str(script)!r}, {str(native_build[0])!r}]))"
+    )
+    check_ok(proc)
+    report = json.loads(out.read_text())
+    native = native_leaks_at_leaky_line(report)
+    assert len(native) == 1, report["leaks"]
+    frames = native[0]["native_frames"]
+    assert frames[0]["function"] == "leak", frames
+    assert frames[0]["library"].endswith("libleaky.so"), frames
+    assert 0 < native[0]["native_frames_blocks"] <= native[0]["live_blocks"]
+    assert "allocated by leak (libleaky.so+0x" in proc.stderr, proc.stderr
+    assert "native_frames" in page.read_text()
+    # The capture file keeps the frames: `memhound report` shows them.
+    shown = run_python(
+        "import sys; from memhound.cli import main; "
+        f"sys.exit(main(['report', {str(capture)!r}]))"
+    )
+    check_ok(shown)
+    assert "allocated by leak (libleaky.so+0x" in shown.stdout + shown.stderr
 
 
 def test_dlopen_of_a_bare_name_uses_the_callers_rpath(tmp_path):

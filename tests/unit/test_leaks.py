@@ -133,12 +133,20 @@ def test_assert_no_leaks_names_the_site():
     store = []
 
     def leaky():
-        store.append({"payload": "x" * 100})
+        store.append({"payload": "x" * 100})  # LEAK-ASSERT
 
     with pytest.raises(AssertionError) as info:
         memhound.assert_no_leaks(leaky, iterations=10)
-    assert "leaky leaks" in str(info.value)
-    assert "test_leaks.py:" in str(info.value)
+    message = str(info.value)
+    assert "leaky leaks" in message
+    lineno = next(
+        number
+        for number, line in enumerate(open(THIS_FILE), 1)
+        if "# LEAK-ASSERT" in line and "store.append" in line
+    )
+    # The top leak is the append line itself (not memhound's bookkeeping).
+    first_site = message.split("#1 ", 1)[1]
+    assert f"test_leaks.py:{lineno} in " in first_site.split("#2 ", 1)[0], message
 
 
 def test_assert_no_leaks_needs_iterations():
@@ -285,13 +293,16 @@ def test_leakcheck_graph_setting():
 
 def test_a_scan_lost_for_memory_is_reported():
     with memhound.LeakCheck(graph=False) as check:
-        _core._inject_alloc_failures(0)  # the first scan can't get memory
+        # A new site the scan must make room for...
+        kept = [bytearray(300) for _ in range(50)]
+        _core._inject_alloc_failures(0)  # ...and the first scan can't get memory
         try:
             check.checkpoint(force=True)
         finally:
             _core._inject_alloc_failures(-1)
         for _ in range(4):
             check.checkpoint(force=True)
+    del kept
     warnings = check.report()["warnings"]
     assert any("scans of the live table were dropped" in w for w in warnings)
 
@@ -312,5 +323,13 @@ def test_report_leaves_memhound_itself_out():
     ]
     assert not [h for h in holders if "['largest']" in h or "['leaks']" in h], holders
     package = os.path.dirname(memhound.__file__) + os.sep
-    innermost = [site["traceback"][0]["filename"] for site in report["largest"]]
-    assert not [f for f in innermost if f.startswith(package)], innermost
+    innermost = [
+        (site["traceback"][0]["filename"], site["traceback"][0]["function"])
+        for site in report["largest"]
+    ]
+    mine = [(f, fn) for f, fn in innermost if f.startswith(package)]
+    if sys.version_info < (3, 13):
+        # Checkpoints stay traced before 3.13 (leaks._memhound_work_313).
+        mine = [(f, fn) for f, fn in mine if "checkpoint" not in fn]
+        mine = [(f, fn) for f, fn in mine if "want_scan" not in fn]
+    assert not mine, innermost

@@ -5,6 +5,7 @@ attributed to the Python line that called them (docs/native.md)."""
 
 import ctypes
 import gc
+import shutil
 from pathlib import Path
 
 import pytest
@@ -259,8 +260,8 @@ def test_sampling_applies_to_native_blocks(leakyext):
 # ---- the leak analysis sees native leaks -------------------------------
 
 
-def leak_check(call, rounds=30):
-    memhound.start(native=True)
+def leak_check(call, rounds=30, **start):
+    memhound.start(**(start or {"native": True}))
     kept = []
     with memhound.LeakCheck() as check:
         for _ in range(rounds):
@@ -302,6 +303,51 @@ def test_leakcheck_finds_no_native_leak_when_fixed(leakyext, libleaky):
         report, _ = leak_check(fixed)
         assert [leak for leak in report["leaks"] if leak["kind"] == "native"] == []
         memhound.stop()
+
+
+def test_leak_entries_carry_the_native_frames_of_their_blocks(libleaky, leakyext):
+    from memhound.report import format_text
+
+    for call, function in ((libleaky.leak, "leak"), (leakyext.leak, "ext_leak")):
+        report, kept = leak_check(call, native_stack=True)
+        leaks = native_leaks_at_line(report)
+        assert len(leaks) == 1, report["leaks"]
+        leak = leaks[0]
+        frames = leak["native_frames"]
+        assert frames and all(frame["native"] is True for frame in frames)
+        # The stack most of the site's blocks share (the interpreter's own
+        # frames below the call differ while it specializes the call site,
+        # 3.12+: not every block has the same whole stack).
+        blocks = leak["native_frames_blocks"]
+        assert 0 < blocks <= leak["live_blocks"] and leak["live_blocks"] >= 20
+        library = "libleaky.so" if function == "leak" else "leakyext"
+        assert library in frames[0]["library"] and frames[0]["offset"] > 0
+        if function == "leak" or shutil.which("addr2line"):
+            # ext_leak is static: named by the debug information only.
+            assert frames[0]["function"] == function, frames[0]
+        if shutil.which("addr2line"):
+            assert frames[0]["filename"].endswith(("leaky.c", "leakyext.c"))
+            assert frames[0]["lineno"] > 0
+        text = format_text(report, width=200)
+        assert f"allocated by {frames[0]['function']} (" in text, text
+        assert f"{blocks} of {leak['live_blocks']} blocks" in text
+        # Python sites carry no native frames.
+        assert all(
+            "native_frames" not in site
+            for site in report["largest"]
+            if site["kind"] != "native"
+        )
+        memhound.stop()
+        assert kept
+
+
+def test_leak_entries_say_nothing_of_frames_without_native_stacks(libleaky):
+    report, kept = leak_check(libleaky.leak)
+    leaks = native_leaks_at_line(report)
+    assert len(leaks) == 1, report["leaks"]
+    assert "native_frames" not in leaks[0]
+    assert "native_frames_blocks" not in leaks[0]
+    assert kept
 
 
 # ---- native stacks -------------------------------------------------------

@@ -208,3 +208,27 @@ def test_no_interpreter_shim_frames_in_tracebacks():
     assert traceback is not None
     assert all(frame.filename != "__init__" for frame in traceback)
     assert traceback[0].filename == __file__
+
+
+def test_thread_caches_never_reuse_nodes_of_released_code():
+    # A thread remembers its last traceback and recently interned nodes by
+    # code address.  Code released by the store (dead code, at a checkpoint)
+    # frees its address for new code objects, which must get nodes of their
+    # own: here each round's code likely lands where the last one was.
+    source = "def build(n):\n    return [bytearray(16) for _ in range(n)]\n"
+    memhound.start()
+    try:
+        kept = []
+        for round_ in range(20):
+            namespace = {}
+            exec(compile(source, f"<round-{round_}>", "exec"), namespace)
+            kept.append(namespace["build"](3))
+            del namespace
+            memhound.checkpoint()  # releases the round's code
+        for round_, blocks in enumerate(kept):
+            result = _core.get_object_traceback(blocks[0])
+            assert result is not None
+            names = {f[0] for f in result[0] if f[0].startswith("<round-")}
+            assert names == {f"<round-{round_}>"}, (round_, result)
+    finally:
+        memhound.stop()

@@ -2,7 +2,7 @@
  *
  * Every allocation, reallocation and free of the raw, mem and object
  * domains passes through here while tracing.  Rules of the hot path:
- *  - a thread-local flag (tls_in_hook) is checked with "tracing is on"
+ *  - a thread-local flag (mh_tls_in_hook) is checked with "tracing is on"
  *    before anything else; no lock is taken and no Python is run;
  *  - tracebacks are captured and interned only by a thread holding the main
  *    GIL (which protects the store); raw allocations without the GIL get
@@ -11,47 +11,41 @@
  *    allocated by main-interpreter threads (nearly all of them) in one
  *    guarded by the main GIL, which their callers hold anyway, so that path
  *    takes no lock; raw-domain blocks, which may come and go without the
- *    GIL, in one guarded by table_lock, whose holder calls nothing but libc
- *    and the table code.  A block is freed in the domain it was allocated
- *    in (the PEP 445 contract), so it is always found in its own table;
+ *    GIL, in one guarded by mh_hooks_table_lock, whose holder calls
+ *    nothing but libc and the table code.  A block is freed in the domain
+ *    it was allocated in (the PEP 445 contract), so it is always found in
+ *    its own table;
  *  - a block is forgotten *before* it is handed back to the allocator, and
  *    recorded *after* it is obtained, so an address reused by another
  *    thread in between can never be confused with the old block.
  * Bookkeeping memory comes from rawmem.h (libc), never the hooked domains.
+ * The state native.c's wrappers share is in hooks_internal.h; their
+ * bookkeeping is hooks_native.c.
  */
-#include "hooks.h"
+#include "hooks_internal.h"
 
-#include <math.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
-#include "frames.h"
-#include "lock.h"
+#include "gcchurn.h"
 #include "rawmem.h"
 #include "table.h"
 #include "traces.h"
 
-/* Initial-exec TLS: a few bytes, read on every allocation; the dynamic
- * model would cost a __tls_get_addr call each time. */
-#define MH_TLS __thread __attribute__((tls_model("initial-exec")))
-
-static MH_TLS int tls_in_hook;        /* recursion guard */
-static MH_TLS int tls_suspended;      /* memhound's own work on this thread */
-static MH_TLS uint64_t tls_countdown; /* bytes until the next sample; 0:
+MH_TLS int mh_tls_in_hook;        /* recursion guard */
+MH_TLS int mh_tls_suspended;      /* memhound's own work on this thread */
+MH_TLS uint64_t mh_tls_countdown; /* bytes until the next sample; 0:
                                          not drawn yet on this thread */
 static MH_TLS uint64_t tls_rng;
 static MH_TLS uintptr_t tls_last_object; /* last object-domain block the
                                              allocator handed out */
-static MH_TLS int tls_probing;    /* install_hooks() is probing the chain */
-static MH_TLS int tls_probe_seen; /* bit per domain whose hook saw it */
-static MH_TLS mh_tbcache_t tls_tbcache; /* capture buffers and the nodes of
+static MH_TLS int tls_probing;      /* install_hooks() is probing the chain */
+static MH_TLS int tls_probe_seen;   /* bit per domain whose hook saw it */
+MH_TLS mh_tbcache_t mh_tls_tbcache; /* capture buffers and the nodes of
                                            the last traceback interned */
 
-static void native_flush_pending(PyThreadState *tstate);
-
 /* Frees each thread's capture buffers when the thread exits. */
-static pthread_key_t frames_key;
+pthread_key_t mh_hooks_frames_key;
 
 typedef struct {
     PyMemAllocatorEx orig; /* the allocator below ours; kept valid forever
@@ -62,8 +56,8 @@ typedef struct {
     int installed; /* ours is (or was left) in CPython's table */
 } hook_domain_t;
 
-/* Written only by start/stop with the GIL held, before/after `tracing`
- * publishes them. */
+/* Written only by start/stop with the GIL held, before/after
+ * `mh_hooks_tracing` publishes them. */
 static hook_domain_t hook_domains[3] = {
     {.pydomain = PYMEM_DOMAIN_RAW, .domain = MH_DOMAIN_RAW},
     {.pydomain = PYMEM_DOMAIN_MEM, .domain = MH_DOMAIN_MEM},
@@ -71,26 +65,19 @@ static hook_domain_t hook_domains[3] = {
 };
 
 /* Relaxed atomics; written with the GIL held. */
-static int tracing;
-static int cfg_depth = MH_DEFAULT_DEPTH;
+int mh_hooks_tracing;
+int mh_hooks_cfg_depth = MH_DEFAULT_DEPTH;
 static int cfg_count_total;
-static uint64_t cfg_sample_mean;
-static uint16_t generation;
+uint64_t mh_hooks_cfg_sample_mean;
+uint16_t mh_hooks_generation;
 
 /* The two halves of the live state.  gil_part (mem and object domains,
- * main-interpreter threads) is guarded by the main GIL; raw_part by
- * table_lock.  `bytes` is also read by the other half, for the peak, with
- * relaxed atomics. */
-typedef struct {
-    mh_traces_t *traces;
-    uint64_t bytes;
-    uint64_t allocated; /* bytes ever recorded (the generation clock's
-                           volume trigger); relaxed atomics for readers */
-} part_t;
-
-static mh_lock_t table_lock = MH_LOCK_INIT;
-static part_t gil_part;
-static part_t raw_part;
+ * main-interpreter threads) is guarded by the main GIL; mh_hooks_raw_part by
+ * mh_hooks_table_lock.  `bytes` is also read by the other half, for the peak,
+ * with relaxed atomics. */
+mh_lock_t mh_hooks_table_lock = MH_LOCK_INIT;
+static mh_hooks_part_t gil_part;
+mh_hooks_part_t mh_hooks_raw_part;
 
 /* Relaxed atomics.  The peak is the largest sum of both halves seen by an
  * insert; an insert racing with one of the other half may miss a new peak
@@ -109,34 +96,16 @@ static uint64_t dropped_blocks;
  * (a 1 MiB filter made the check a cache miss on most frees), large enough
  * that a false "maybe sampled" (which costs a table lookup) stays rare:
  * live sampled blocks number about live bytes / mean, a few thousand. */
-#define FILTER_BITS 16
-#define FILTER_SIZE (1u << FILTER_BITS)
-static uint8_t sample_filter[FILTER_SIZE];
+uint8_t mh_hooks_sample_filter[MH_FILTER_SIZE];
 
 /* Guarded by the main GIL. */
-static mh_tbstore_t *store;
+mh_tbstore_t *mh_hooks_tbstore;
 /* The same store for the native wrappers on threads without the GIL (see
- * the end of this file): written under table_lock, NULL while the store is
+ * hooks_native.c): written under mh_hooks_table_lock, NULL while the store is
  * being replaced. */
-static mh_tbstore_t *native_store;
+mh_tbstore_t *mh_hooks_native_tbstore;
 static int cfg_skip_python; /* native only: no PEP 445 hooks (issue 5) */
 static uint64_t lost_tracebacks;
-
-static inline int
-is_tracing_relaxed(void)
-{
-    return __atomic_load_n(&tracing, __ATOMIC_RELAXED);
-}
-
-/* ---- sampling ---------------------------------------------------------- */
-
-static inline size_t
-filter_slot(uintptr_t ptr)
-{
-    /* Fibonacci hashing: one multiply, the top bits. */
-    return (size_t)(((uint64_t)ptr * 0x9e3779b97f4a7c15ULL) >>
-                    (64 - FILTER_BITS));
-}
 
 static uint64_t
 rng_next(void)
@@ -157,8 +126,8 @@ rng_next(void)
 }
 
 /* Bytes to the next sample point: exponential with the configured mean. */
-static uint64_t
-draw_countdown(uint64_t mean)
+uint64_t
+mh_hooks_draw_countdown(uint64_t mean)
 {
     double u = ((double)(rng_next() >> 11) + 1.0) / 9007199254740993.0;
     double gap = -log(u) * (double)mean;
@@ -171,22 +140,6 @@ draw_countdown(uint64_t mean)
     return (uint64_t)gap;
 }
 
-/* Whether an allocation of size bytes is sampled (Poisson by bytes). */
-static inline int
-sample_take(uint64_t mean, size_t size)
-{
-    if (tls_countdown == 0) {
-        tls_countdown = draw_countdown(mean);
-    }
-    if (tls_countdown > size) {
-        tls_countdown -= size;
-        return 0;
-    }
-    /* Memoryless: a fresh draw from here is as good as the remainder. */
-    tls_countdown = draw_countdown(mean);
-    return 1;
-}
-
 /* ---- recording --------------------------------------------------------- */
 
 /* pthread key destructor: the thread's TLS is still there while it runs. */
@@ -197,26 +150,29 @@ release_tbcache(void *cache)
 }
 
 /* Capture and intern the calling thread's traceback.  GIL held. */
-static uint32_t
-capture_traceback(PyThreadState *tstate)
+uint32_t
+mh_hooks_capture_traceback(PyThreadState *tstate)
 {
-    native_flush_pending(tstate); /* issue 5: see the end of this file */
-    int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
-    if (tls_tbcache.capacity < depth) {
-        if (mh_tbcache_reserve(&tls_tbcache, depth) < 0) {
+    if (mh_tls_native_waiting) {
+        mh_hooks_native_flush_pending(tstate); /* issue 5: hooks_native.c */
+    }
+    int depth = __atomic_load_n(&mh_hooks_cfg_depth, __ATOMIC_RELAXED);
+    if (mh_tls_tbcache.capacity < depth) {
+        if (mh_tbcache_reserve(&mh_tls_tbcache, depth) < 0) {
             lost_tracebacks++;
             return 0;
         }
-        pthread_setspecific(frames_key, &tls_tbcache);
+        pthread_setspecific(mh_hooks_frames_key, &mh_tls_tbcache);
     }
     uint32_t total = 0;
     int count_total = __atomic_load_n(&cfg_count_total, __ATOMIC_RELAXED);
-    int n = mh_frames_capture(tstate, mh_tbcache_buffer(&tls_tbcache), depth,
-                              count_total ? &total : NULL);
+    int n = mh_frames_capture(tstate, mh_tbcache_buffer(&mh_tls_tbcache),
+                              depth, count_total ? &total : NULL);
     if (!count_total) {
         total = (uint32_t)n;
     }
-    uint32_t tb = mh_tbstore_intern(store, &tls_tbcache, n, total);
+    uint32_t tb =
+        mh_tbstore_intern(mh_hooks_tbstore, &mh_tls_tbcache, n, total);
     if (tb == MH_TB_NONE) {
         lost_tracebacks++;
         return 0;
@@ -224,10 +180,10 @@ capture_traceback(PyThreadState *tstate)
     return tb;
 }
 
-static void
-filter_add(uintptr_t ptr, int delta)
+void
+mh_hooks_filter_add(uintptr_t ptr, int delta)
 {
-    uint8_t *slot = &sample_filter[filter_slot(ptr)];
+    uint8_t *slot = &mh_hooks_sample_filter[filter_slot(ptr)];
     uint8_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
     for (;;) {
         if (old == UINT8_MAX || (delta < 0 && old == 0)) {
@@ -245,52 +201,36 @@ filter_add(uintptr_t ptr, int delta)
  * thread's block must not be traced (mem/object domain without a
  * main-interpreter thread state: a subinterpreter with its own GIL, or
  * finalization after the thread state is gone). */
-static inline part_t *
+static inline mh_hooks_part_t *
 part_for(mh_domain_t domain, PyThreadState **tstate)
 {
     if (domain == MH_DOMAIN_RAW) {
         *tstate = mh_frames_attached_tstate();
-        return &raw_part;
+        return &mh_hooks_raw_part;
     }
     *tstate = mh_frames_current_tstate();
     return *tstate != NULL ? &gil_part : NULL;
 }
 
 static inline void
-part_lock(part_t *part)
+part_lock(mh_hooks_part_t *part)
 {
-    if (part == &raw_part) {
-        mh_lock_acquire(&table_lock);
+    if (part == &mh_hooks_raw_part) {
+        mh_lock_acquire(&mh_hooks_table_lock);
     }
 }
 
 static inline void
-part_unlock(part_t *part)
+part_unlock(mh_hooks_part_t *part)
 {
-    if (part == &raw_part) {
-        mh_lock_release(&table_lock);
+    if (part == &mh_hooks_raw_part) {
+        mh_lock_release(&mh_hooks_table_lock);
     }
-}
-
-/* What a block counts for in the traced totals: its size, or when
- * sampling the bytes it stands for (size / P(sampled), the estimate the
- * snapshots use).  A pure function of size while a tracing session lasts
- * (the sampling mean changes only across a restart), so a block is taken
- * off exactly what it was charged. */
-static inline uint64_t
-charge_of(uint64_t size)
-{
-    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
-    if (mean == 0) {
-        return size;
-    }
-    return (uint64_t)llround((double)size *
-                             mh_snapdata_block_weight(mean, size));
 }
 
 /* Insert a trace and account for it.  The part's guard is held. */
-static void
-insert_guarded(part_t *part, const mh_trace_t *trace)
+void
+mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
 {
     mh_trace_t replaced;
     if (part->traces == NULL) { /* stop() ran since the check */
@@ -310,38 +250,16 @@ insert_guarded(part_t *part, const mh_trace_t *trace)
          * seen); its address is live again under this new block. */
         bytes -= charge_of(replaced.size);
     }
-    else if (cfg_sample_mean) {
-        filter_add(trace->ptr, 1);
+    else if (mh_hooks_cfg_sample_mean) {
+        mh_hooks_filter_add(trace->ptr, 1);
     }
     __atomic_store_n(&part->bytes, bytes, __ATOMIC_RELAXED);
-    part_t *other = part == &raw_part ? &gil_part : &raw_part;
+    mh_hooks_part_t *other =
+        part == &mh_hooks_raw_part ? &gil_part : &mh_hooks_raw_part;
     uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
     if (total > __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED)) {
         __atomic_store_n(&peak_bytes, total, __ATOMIC_RELAXED);
     }
-}
-
-/* Whether an allocation of size bytes that a hook saw is to be recorded:
- * not memhound's own work, and sampled when sampling.  Inlined into each
- * hook, after its "tracing and not nested" test. */
-static inline int
-wants_alloc(size_t size)
-{
-    if (tls_suspended) {
-        return 0;
-    }
-    uint64_t mean = __atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED);
-    return mean == 0 || sample_take(mean, size);
-}
-
-/* Whether freeing ptr may concern a traced block: when sampling, the
- * filter rules out nearly every unsampled block without a lookup. */
-static inline int
-wants_free(uintptr_t ptr)
-{
-    return !__atomic_load_n(&cfg_sample_mean, __ATOMIC_RELAXED) ||
-           __atomic_load_n(&sample_filter[filter_slot(ptr)],
-                           __ATOMIC_RELAXED) != 0;
 }
 
 /* Record a block that wants_alloc() accepted. */
@@ -349,23 +267,23 @@ static void
 record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 {
     PyThreadState *tstate;
-    part_t *part = part_for(hd->domain, &tstate);
+    mh_hooks_part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
         return;
     }
     uint32_t tb = 0;
-    if (tstate != NULL && store != NULL) {
-        tb = capture_traceback(tstate);
+    if (tstate != NULL && mh_hooks_tbstore != NULL) {
+        tb = mh_hooks_capture_traceback(tstate);
     }
     mh_trace_t trace = {
         .ptr = (uintptr_t)ptr,
         .size = size,
         .traceback = tb,
-        .generation = __atomic_load_n(&generation, __ATOMIC_RELAXED),
+        .generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED),
         .domain = (uint8_t)hd->domain,
     };
     part_lock(part);
-    insert_guarded(part, &trace);
+    mh_hooks_insert_guarded(part, &trace);
     part_unlock(part);
 }
 
@@ -375,7 +293,7 @@ static int
 forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
 {
     PyThreadState *tstate;
-    part_t *part = part_for(hd->domain, &tstate);
+    mh_hooks_part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
         return 0;
     }
@@ -385,8 +303,8 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
         found = 1;
         __atomic_store_n(&part->bytes, part->bytes - charge_of(removed->size),
                          __ATOMIC_RELAXED);
-        if (cfg_sample_mean) {
-            filter_add(ptr, -1);
+        if (mh_hooks_cfg_sample_mean) {
+            mh_hooks_filter_add(ptr, -1);
         }
     }
     part_unlock(part);
@@ -398,18 +316,18 @@ static void
 restore_block(const hook_domain_t *hd, const mh_trace_t *trace)
 {
     PyThreadState *tstate;
-    part_t *part = part_for(hd->domain, &tstate);
+    mh_hooks_part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
         return;
     }
     part_lock(part);
-    insert_guarded(part, trace);
+    mh_hooks_insert_guarded(part, trace);
     part_unlock(part);
 }
 
 /* ---- the hooks ---------------------------------------------------------
  *
- * tls_in_hook is set around the call to the allocator below: what that
+ * mh_tls_in_hook is set around the call to the allocator below: what that
  * allocator gets from another domain for this block (pymalloc takes large
  * blocks from the raw domain, through its public API) is part of this
  * block, not a block of its own.
@@ -429,11 +347,11 @@ static void *
 hook_malloc(void *ctx, size_t size)
 {
     hook_domain_t *hd = ctx;
-    if (!is_tracing_relaxed() || tls_in_hook) {
+    if (!is_tracing_relaxed() || mh_tls_in_hook) {
         note_probe(hd);
         return hd->orig.malloc(hd->orig.ctx, size);
     }
-    tls_in_hook = 1;
+    mh_tls_in_hook = 1;
     void *ptr = hd->orig.malloc(hd->orig.ctx, size);
     if (hd->domain == MH_DOMAIN_OBJ) {
         tls_last_object = (uintptr_t)ptr;
@@ -441,7 +359,7 @@ hook_malloc(void *ctx, size_t size)
     if (ptr != NULL && wants_alloc(size)) {
         record_alloc(hd, ptr, size);
     }
-    tls_in_hook = 0;
+    mh_tls_in_hook = 0;
     return ptr;
 }
 
@@ -449,11 +367,11 @@ static void *
 hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     hook_domain_t *hd = ctx;
-    if (!is_tracing_relaxed() || tls_in_hook) {
+    if (!is_tracing_relaxed() || mh_tls_in_hook) {
         note_probe(hd);
         return hd->orig.calloc(hd->orig.ctx, nelem, elsize);
     }
-    tls_in_hook = 1;
+    mh_tls_in_hook = 1;
     void *ptr = hd->orig.calloc(hd->orig.ctx, nelem, elsize);
     if (hd->domain == MH_DOMAIN_OBJ) {
         tls_last_object = (uintptr_t)ptr;
@@ -462,7 +380,7 @@ hook_calloc(void *ctx, size_t nelem, size_t elsize)
     if (ptr != NULL && wants_alloc(nelem * elsize)) {
         record_alloc(hd, ptr, nelem * elsize);
     }
-    tls_in_hook = 0;
+    mh_tls_in_hook = 0;
     return ptr;
 }
 
@@ -470,11 +388,11 @@ static void *
 hook_realloc(void *ctx, void *old, size_t size)
 {
     hook_domain_t *hd = ctx;
-    if (!is_tracing_relaxed() || tls_in_hook) {
+    if (!is_tracing_relaxed() || mh_tls_in_hook) {
         note_probe(hd);
         return hd->orig.realloc(hd->orig.ctx, old, size);
     }
-    tls_in_hook = 1;
+    mh_tls_in_hook = 1;
     mh_trace_t previous;
     int had = old != NULL && wants_free((uintptr_t)old) &&
               forget_block(hd, (uintptr_t)old, &previous);
@@ -491,7 +409,7 @@ hook_realloc(void *ctx, void *old, size_t size)
         /* The old block is still there: put its trace back. */
         restore_block(hd, &previous);
     }
-    tls_in_hook = 0;
+    mh_tls_in_hook = 0;
     return ptr;
 }
 
@@ -499,10 +417,15 @@ static void
 hook_free(void *ctx, void *ptr)
 {
     hook_domain_t *hd = ctx;
-    if (ptr != NULL && is_tracing_relaxed() && !tls_in_hook &&
+    if (ptr != NULL && is_tracing_relaxed() && !mh_tls_in_hook &&
         wants_free((uintptr_t)ptr)) {
         mh_trace_t removed;
-        forget_block(hd, (uintptr_t)ptr, &removed);
+        /* Cycle churn (gcchurn.h): one TLS test unless this thread runs a
+         * collection. */
+        if (forget_block(hd, (uintptr_t)ptr, &removed) &&
+            mh_gcchurn_collecting()) {
+            mh_gcchurn_count(&removed, charge_of(removed.size));
+        }
     }
     hd->orig.free(hd->orig.ctx, ptr);
 }
@@ -521,11 +444,12 @@ hook_free(void *ctx, void *ptr)
 static void
 on_object_created(PyObject *obj)
 {
-    if (!is_tracing_relaxed() || tls_in_hook || tls_suspended) {
+    if (!is_tracing_relaxed() || mh_tls_in_hook || mh_tls_suspended) {
         return;
     }
     uintptr_t block = (uintptr_t)mh_frames_object_block(obj);
-    if (block == tls_last_object || gil_part.traces == NULL || store == NULL) {
+    if (block == tls_last_object || gil_part.traces == NULL ||
+        mh_hooks_tbstore == NULL) {
         return;
     }
     tls_last_object = block;
@@ -537,13 +461,13 @@ on_object_created(PyObject *obj)
     if (tstate == NULL) {
         return;
     }
-    tls_in_hook = 1;
-    trace.traceback = capture_traceback(tstate);
-    trace.generation = __atomic_load_n(&generation, __ATOMIC_RELAXED);
+    mh_tls_in_hook = 1;
+    trace.traceback = mh_hooks_capture_traceback(tstate);
+    trace.generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED);
     /* Same address and size: replaces the entry in place, no allocation,
      * no change to the totals. */
     (void)mh_traces_insert(gil_part.traces, &trace, NULL);
-    tls_in_hook = 0;
+    mh_tls_in_hook = 0;
 }
 
 static int
@@ -609,19 +533,19 @@ uninstall_hooks(void)
 static void
 before_fork(void)
 {
-    mh_lock_acquire(&table_lock);
+    mh_lock_acquire(&mh_hooks_table_lock);
 }
 
 static void
 after_fork_parent(void)
 {
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
 }
 
 static void
 after_fork_child(void)
 {
-    mh_lock_reinit_after_fork(&table_lock);
+    mh_lock_reinit_after_fork(&mh_hooks_table_lock);
 }
 
 int
@@ -631,7 +555,7 @@ mh_hooks_init_process(void)
     if (done) {
         return 0;
     }
-    if (pthread_key_create(&frames_key, release_tbcache) != 0 ||
+    if (pthread_key_create(&mh_hooks_frames_key, release_tbcache) != 0 ||
         pthread_atfork(before_fork, after_fork_parent, after_fork_child) !=
             0) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -648,13 +572,13 @@ static void
 reset_counters(void)
 {
     gil_part.bytes = 0;
-    raw_part.bytes = 0;
+    mh_hooks_raw_part.bytes = 0;
     gil_part.allocated = 0;
-    raw_part.allocated = 0;
+    mh_hooks_raw_part.allocated = 0;
     peak_bytes = 0;
     dropped_blocks = 0;
-    if (cfg_sample_mean) {
-        memset(sample_filter, 0, sizeof(sample_filter));
+    if (mh_hooks_cfg_sample_mean) {
+        memset(mh_hooks_sample_filter, 0, sizeof(mh_hooks_sample_filter));
     }
 }
 
@@ -662,10 +586,11 @@ int
 mh_hooks_start(const mh_config_t *config)
 {
     if (is_tracing_relaxed()) {
-        if (config->sample_mean == cfg_sample_mean &&
+        if (config->sample_mean == mh_hooks_cfg_sample_mean &&
             config->skip_python == cfg_skip_python) {
             /* As tracemalloc.start(): a new depth applies to new blocks. */
-            __atomic_store_n(&cfg_depth, config->depth, __ATOMIC_RELAXED);
+            __atomic_store_n(&mh_hooks_cfg_depth, config->depth,
+                             __ATOMIC_RELAXED);
             __atomic_store_n(&cfg_count_total, config->count_total,
                              __ATOMIC_RELAXED);
             return 0;
@@ -684,24 +609,24 @@ mh_hooks_start(const mh_config_t *config)
         PyErr_NoMemory();
         return -1;
     }
-    store = new_store;
+    mh_hooks_tbstore = new_store;
     lost_tracebacks = 0;
-    cfg_depth = config->depth;
+    mh_hooks_cfg_depth = config->depth;
     cfg_count_total = config->count_total;
-    cfg_sample_mean = config->sample_mean;
-    generation = 0;
+    mh_hooks_cfg_sample_mean = config->sample_mean;
+    mh_hooks_generation = 0;
     gil_part.traces = new_gil;
-    mh_lock_acquire(&table_lock);
-    raw_part.traces = new_raw;
-    native_store = new_store;
+    mh_lock_acquire(&mh_hooks_table_lock);
+    mh_hooks_raw_part.traces = new_raw;
+    mh_hooks_native_tbstore = new_store;
     reset_counters();
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
     cfg_skip_python = config->skip_python;
     if (!cfg_skip_python) {
         install_hooks();
         (void)mh_frames_watch_creations(on_object_created);
     }
-    __atomic_store_n(&tracing, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&mh_hooks_tracing, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -711,23 +636,23 @@ mh_hooks_stop(void)
     if (!is_tracing_relaxed()) {
         return;
     }
-    __atomic_store_n(&tracing, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&mh_hooks_tracing, 0, __ATOMIC_SEQ_CST);
     uninstall_hooks();
     mh_frames_unwatch_creations();
     mh_traces_t *old_gil = gil_part.traces;
     gil_part.traces = NULL;
-    mh_lock_acquire(&table_lock);
-    mh_traces_t *old_raw = raw_part.traces;
-    raw_part.traces = NULL;
-    native_store = NULL;
+    mh_lock_acquire(&mh_hooks_table_lock);
+    mh_traces_t *old_raw = mh_hooks_raw_part.traces;
+    mh_hooks_raw_part.traces = NULL;
+    mh_hooks_native_tbstore = NULL;
     reset_counters();
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
     mh_traces_free(old_gil);
     mh_traces_free(old_raw);
     /* Detach before freeing: releasing code objects can run arbitrary
      * code (weakref callbacks) that must find memhound already stopped. */
-    mh_tbstore_t *old_store = store;
-    store = NULL;
+    mh_tbstore_t *old_store = mh_hooks_tbstore;
+    mh_hooks_tbstore = NULL;
     mh_tbstore_free(old_store);
 }
 
@@ -741,8 +666,8 @@ mh_config_t
 mh_hooks_config(void)
 {
     mh_config_t config = {
-        .depth = cfg_depth,
-        .sample_mean = cfg_sample_mean,
+        .depth = mh_hooks_cfg_depth,
+        .sample_mean = mh_hooks_cfg_sample_mean,
         .count_total = cfg_count_total,
     };
     return config;
@@ -760,16 +685,16 @@ mh_hooks_clear(void)
         return -1;
     }
     mh_traces_clear(gil_part.traces);
-    mh_lock_acquire(&table_lock);
-    mh_traces_clear(raw_part.traces);
-    native_store = NULL;
+    mh_lock_acquire(&mh_hooks_table_lock);
+    mh_traces_clear(mh_hooks_raw_part.traces);
+    mh_hooks_native_tbstore = NULL;
     reset_counters();
-    mh_lock_release(&table_lock);
-    mh_tbstore_t *old_store = store;
-    store = new_store;
-    mh_lock_acquire(&table_lock);
-    native_store = new_store;
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
+    mh_tbstore_t *old_store = mh_hooks_tbstore;
+    mh_hooks_tbstore = new_store;
+    mh_lock_acquire(&mh_hooks_table_lock);
+    mh_hooks_native_tbstore = new_store;
+    mh_lock_release(&mh_hooks_table_lock);
     lost_tracebacks = 0;
     mh_tbstore_free(old_store);
     return 0;
@@ -779,39 +704,40 @@ void
 mh_hooks_stats(mh_stats_snapshot_t *out)
 {
     memset(out, 0, sizeof(*out));
-    mh_lock_acquire(&table_lock);
+    mh_lock_acquire(&mh_hooks_table_lock);
     if (gil_part.traces != NULL) {
         out->traced_blocks = mh_traces_count(gil_part.traces) +
-                             mh_traces_count(raw_part.traces);
+                             mh_traces_count(mh_hooks_raw_part.traces);
         out->overhead_bytes = mh_traces_memory(gil_part.traces) +
-                              mh_traces_memory(raw_part.traces);
+                              mh_traces_memory(mh_hooks_raw_part.traces);
     }
-    out->traced_bytes = gil_part.bytes + raw_part.bytes;
-    out->allocated_bytes = gil_part.allocated + raw_part.allocated;
+    out->traced_bytes = gil_part.bytes + mh_hooks_raw_part.bytes;
+    out->allocated_bytes = gil_part.allocated + mh_hooks_raw_part.allocated;
     out->peak_bytes = peak_bytes;
     out->dropped_blocks = dropped_blocks;
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
     out->lost_tracebacks = lost_tracebacks;
-    if (store != NULL) {
-        out->tracebacks = mh_tbstore_count(store);
-        out->overhead_bytes += mh_tbstore_memory(store);
+    if (mh_hooks_tbstore != NULL) {
+        out->tracebacks = mh_tbstore_count(mh_hooks_tbstore);
+        out->overhead_bytes += mh_tbstore_memory(mh_hooks_tbstore);
     }
-    out->generation = generation;
+    out->generation = mh_hooks_generation;
 }
 
 void
 mh_hooks_reset_peak(void)
 {
-    mh_lock_acquire(&table_lock);
-    peak_bytes = gil_part.bytes + raw_part.bytes;
-    mh_lock_release(&table_lock);
+    mh_lock_acquire(&mh_hooks_table_lock);
+    peak_bytes = gil_part.bytes + mh_hooks_raw_part.bytes;
+    mh_lock_release(&mh_hooks_table_lock);
 }
 
 uint16_t
 mh_hooks_next_generation(void)
 {
-    uint16_t next = generation < UINT16_MAX ? generation + 1 : UINT16_MAX;
-    __atomic_store_n(&generation, next, __ATOMIC_RELAXED);
+    uint16_t next = mh_hooks_generation < UINT16_MAX ? mh_hooks_generation + 1
+                                                     : UINT16_MAX;
+    __atomic_store_n(&mh_hooks_generation, next, __ATOMIC_RELAXED);
     return next;
 }
 
@@ -823,10 +749,10 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
     int found =
         gil_part.traces != NULL && mh_traces_get(gil_part.traces, ptr, &trace);
     if (!found) {
-        mh_lock_acquire(&table_lock);
-        found = raw_part.traces != NULL &&
-                mh_traces_get(raw_part.traces, ptr, &trace);
-        mh_lock_release(&table_lock);
+        mh_lock_acquire(&mh_hooks_table_lock);
+        found = mh_hooks_raw_part.traces != NULL &&
+                mh_traces_get(mh_hooks_raw_part.traces, ptr, &trace);
+        mh_lock_release(&mh_hooks_table_lock);
     }
     if (found) {
         *traceback = trace.traceback;
@@ -850,16 +776,16 @@ mh_hooks_export_blocks(mh_snapdata_t *snap)
     snap->nblocks +=
         mh_traces_export(gil_part.traces, snap->blocks + snap->nblocks, n);
     int result = 0;
-    mh_lock_acquire(&table_lock);
-    n = mh_traces_count(raw_part.traces);
+    mh_lock_acquire(&mh_hooks_table_lock);
+    n = mh_traces_count(mh_hooks_raw_part.traces);
     if (mh_snapdata_reserve_blocks(snap, n) < 0) {
         result = -1;
     }
     else {
-        snap->nblocks +=
-            mh_traces_export(raw_part.traces, snap->blocks + snap->nblocks, n);
+        snap->nblocks += mh_traces_export(mh_hooks_raw_part.traces,
+                                          snap->blocks + snap->nblocks, n);
     }
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
     return result;
 }
 
@@ -874,11 +800,11 @@ mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
     if (rc != 0) {
         return rc;
     }
-    mh_lock_acquire(&table_lock);
-    if (raw_part.traces != NULL) {
-        rc = mh_traces_foreach(raw_part.traces, visit, arg);
+    mh_lock_acquire(&mh_hooks_table_lock);
+    if (mh_hooks_raw_part.traces != NULL) {
+        rc = mh_traces_foreach(mh_hooks_raw_part.traces, visit, arg);
     }
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
     return rc;
 }
 
@@ -888,359 +814,35 @@ mh_hooks_restart_generations(void)
     if (gil_part.traces == NULL) {
         return;
     }
-    __atomic_store_n(&generation, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mh_hooks_generation, 0, __ATOMIC_RELAXED);
     mh_traces_restamp(gil_part.traces, 0);
-    mh_lock_acquire(&table_lock);
-    if (raw_part.traces != NULL) {
-        mh_traces_restamp(raw_part.traces, 0);
+    mh_lock_acquire(&mh_hooks_table_lock);
+    if (mh_hooks_raw_part.traces != NULL) {
+        mh_traces_restamp(mh_hooks_raw_part.traces, 0);
     }
-    mh_lock_release(&table_lock);
+    mh_lock_release(&mh_hooks_table_lock);
 }
 
 mh_tbstore_t *
 mh_hooks_store(void)
 {
-    return store;
+    return mh_hooks_tbstore;
 }
 
 void
 mh_hooks_suspend_thread(void)
 {
-    tls_suspended++;
+    mh_tls_suspended++;
 }
 
 void
 mh_hooks_resume_thread(void)
 {
-    tls_suspended--;
+    mh_tls_suspended--;
 }
 
 void
 mh_hooks_inject_alloc_failures(long after)
 {
     __atomic_store_n(&mh_rawmem_fail_after, after, __ATOMIC_RELAXED);
-}
-
-/* ---- native allocations (native.c's wrappers; issue 5) -----------------
- *
- * Blocks that extension modules and shared libraries get from libc go in
- * raw_part (table_lock) with domain MH_DOMAIN_NATIVE, so they may come and
- * go on any thread, with or without the GIL.  The wrappers bracket their
- * bookkeeping with native_enter/leave, which share tls_in_hook with the
- * PEP 445 hooks: what memhound's own work allocates is never counted.
- *
- * A thread holding the GIL captures its traceback as the raw domain does.
- * A thread that released it (ctypes calls, zlib on large buffers) can't
- * intern one (the store needs the GIL), but its Python stack is frozen
- * while it runs C code, so it reads its own frames and, when they equal the
- * last traceback it interned (the typical case: the call's own arguments
- * were allocated at the same instruction), reuses that traceback's node;
- * otherwise the block gets the empty traceback.  Whether the node belongs
- * to the current store is checked under table_lock against native_store.
- */
-
-/* Native blocks a thread allocated without the GIL whose traceback it
- * could not reuse: their frames, read while the thread ran C code, wait
- * for the thread's next traceback capture with the GIL.  The outer frames
- * both stacks share are still executing then, so their code objects are
- * alive and can be interned (frames that returned meanwhile are dropped;
- * their code may be gone); the blocks, if still live and still without a
- * traceback, get it.  Heap memory per thread (static TLS is scarce for a
- * dlopen'ed module), freed by pending_key's destructor at thread exit. */
-#define PENDING_MAX 32
-typedef struct {
-    mh_raw_frame_t *frames;  /* the waiting blocks' stack */
-    mh_raw_frame_t *scratch; /* capture buffer */
-    int capacity;            /* frames each buffer holds */
-    int nframes;
-    int nblocks;
-    uintptr_t ptrs[PENDING_MAX];
-    uint64_t sizes[PENDING_MAX];
-} pending_t;
-
-static MH_TLS pending_t *tls_pending;
-static pthread_key_t pending_key;
-static int pending_key_ok; /* written once with the GIL, before native_on */
-
-static void
-release_pending(void *arg)
-{
-    pending_t *pending = arg;
-    free(pending->frames);
-    free(pending->scratch);
-    free(pending);
-}
-
-/* The calling thread's pending record with room for depth frames, or
- * NULL when out of memory.  Plain malloc: per-thread buffers, not part of
- * the traces (memhound's own calls are never intercepted). */
-static pending_t *
-pending_reserve(int depth)
-{
-    pending_t *pending = tls_pending;
-    if (pending == NULL) {
-        if (!pending_key_ok) {
-            return NULL;
-        }
-        pending = calloc(1, sizeof(*pending));
-        if (pending == NULL) {
-            return NULL;
-        }
-        tls_pending = pending;
-        pthread_setspecific(pending_key, pending);
-    }
-    if (pending->capacity < depth) {
-        mh_raw_frame_t *frames = malloc((size_t)depth * sizeof(*frames));
-        mh_raw_frame_t *scratch = malloc((size_t)depth * sizeof(*scratch));
-        if (frames == NULL || scratch == NULL) {
-            free(frames);
-            free(scratch);
-            return NULL;
-        }
-        free(pending->frames);
-        free(pending->scratch);
-        pending->frames = frames;
-        pending->scratch = scratch;
-        pending->capacity = depth;
-        pending->nframes = pending->nblocks = 0;
-    }
-    return pending;
-}
-
-static int
-same_frames(const mh_raw_frame_t *a, const mh_raw_frame_t *b, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (a[i].code != b[i].code || a[i].offset != b[i].offset) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* The traceback of a native block allocated by a thread without the GIL:
- * the node of the thread's last interned traceback when its Python stack
- * reads the same (*serial: the store that node belongs to), else 0, and
- * the block waits in the thread's pending record.  Reads only this
- * thread's own frames, which can't change while it runs C code. */
-static uint32_t
-traceback_unattached(uintptr_t ptr, uint64_t size, uint64_t *serial)
-{
-    PyThreadState *tstate = PyGILState_GetThisThreadState();
-    if (tstate == NULL || tstate->interp != PyInterpreterState_Main()) {
-        return 0;
-    }
-    int depth = __atomic_load_n(&cfg_depth, __ATOMIC_RELAXED);
-    pending_t *pending = pending_reserve(depth);
-    if (pending == NULL) {
-        return 0;
-    }
-    int n = mh_frames_capture(tstate, pending->scratch, depth, NULL);
-    if (n == 0) {
-        return 0;
-    }
-    mh_tbcache_t *cache = &tls_tbcache;
-    if (n == cache->nlast &&
-        same_frames(pending->scratch, cache->frames[cache->last], n)) {
-        *serial = cache->store_serial;
-        return cache->nodes[cache->last][0];
-    }
-    if (pending->nblocks == 0 || n != pending->nframes ||
-        !same_frames(pending->scratch, pending->frames, n)) {
-        /* A new stack: blocks still waiting for the old one keep the
-         * empty traceback. */
-        mh_raw_frame_t *swap = pending->frames;
-        pending->frames = pending->scratch;
-        pending->scratch = swap;
-        pending->nframes = n;
-        pending->nblocks = 0;
-    }
-    if (pending->nblocks < PENDING_MAX) {
-        pending->ptrs[pending->nblocks] = ptr;
-        pending->sizes[pending->nblocks] = size;
-        pending->nblocks++;
-    }
-    return 0;
-}
-
-/* Give the thread's waiting native blocks their traceback.  GIL held (the
- * thread's own tstate), tls_in_hook set by the caller's hook. */
-static void
-native_flush_pending(PyThreadState *tstate)
-{
-    pending_t *pending = tls_pending;
-    if (pending == NULL || pending->nblocks == 0) {
-        return;
-    }
-    int nblocks = pending->nblocks;
-    pending->nblocks = 0;
-    int n =
-        mh_frames_capture(tstate, pending->scratch, pending->capacity, NULL);
-    int p = pending->nframes;
-    int shared = 0;
-    while (shared < n && shared < p &&
-           pending->frames[p - 1 - shared].code ==
-               pending->scratch[n - 1 - shared].code &&
-           pending->frames[p - 1 - shared].offset ==
-               pending->scratch[n - 1 - shared].offset) {
-        shared++;
-    }
-    if (shared == 0 || store == NULL ||
-        mh_tbcache_reserve(&tls_tbcache, pending->capacity) < 0) {
-        return;
-    }
-    pthread_setspecific(frames_key, &tls_tbcache);
-    memcpy(mh_tbcache_buffer(&tls_tbcache), pending->frames + (p - shared),
-           (size_t)shared * sizeof(mh_raw_frame_t));
-    uint32_t tb =
-        mh_tbstore_intern(store, &tls_tbcache, shared, (uint32_t)shared);
-    if (tb == MH_TB_NONE || tb == 0) {
-        return;
-    }
-    mh_lock_acquire(&table_lock);
-    for (int i = 0; i < nblocks && raw_part.traces != NULL; i++) {
-        mh_trace_t trace;
-        if (mh_traces_get(raw_part.traces, pending->ptrs[i], &trace) &&
-            trace.domain == MH_DOMAIN_NATIVE && trace.traceback == 0 &&
-            trace.size == pending->sizes[i]) {
-            trace.traceback = tb;
-            /* Same address: replaces the entry in place, can't fail. */
-            mh_traces_insert(raw_part.traces, &trace, NULL);
-        }
-    }
-    mh_lock_release(&table_lock);
-}
-
-/* Relaxed atomics; written by mh_hooks_native_enable with the GIL held. */
-static int native_on;
-
-void
-mh_hooks_native_enable(int on)
-{
-    if (on && !pending_key_ok) {
-        pending_key_ok =
-            pthread_key_create(&pending_key, release_pending) == 0;
-    }
-    __atomic_store_n(&native_on, on, __ATOMIC_RELAXED);
-}
-
-int
-mh_hooks_native_enter(void)
-{
-    if (!__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
-        !is_tracing_relaxed() || tls_in_hook) {
-        return 0;
-    }
-    tls_in_hook = 1;
-    return 1;
-}
-
-void
-mh_hooks_native_leave(void)
-{
-    tls_in_hook = 0;
-}
-
-void
-mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
-{
-    if (!wants_alloc(size)) {
-        if (out != NULL) {
-            out->ptr = 0;
-        }
-        return;
-    }
-    PyThreadState *tstate = mh_frames_attached_tstate();
-    uint32_t tb = 0;
-    uint64_t serial = 0;
-    if (tstate != NULL) {
-        if (store != NULL) {
-            tb = capture_traceback(tstate);
-        }
-    }
-    else {
-        tb = traceback_unattached((uintptr_t)ptr, size, &serial);
-    }
-    mh_trace_t trace = {
-        .ptr = (uintptr_t)ptr,
-        .size = size,
-        .traceback = tb,
-        .generation = __atomic_load_n(&generation, __ATOMIC_RELAXED),
-        .domain = MH_DOMAIN_NATIVE,
-    };
-    mh_lock_acquire(&table_lock);
-    if (tstate == NULL && tb != 0 &&
-        (native_store == NULL || mh_tbstore_serial(native_store) != serial)) {
-        trace.traceback = 0;
-    }
-    insert_guarded(&raw_part, &trace);
-    mh_lock_release(&table_lock);
-    if (out != NULL) {
-        *out = trace;
-    }
-}
-
-int
-mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
-{
-    if (!wants_free(ptr)) {
-        return 0;
-    }
-    int found = 0;
-    mh_lock_acquire(&table_lock);
-    if (raw_part.traces != NULL &&
-        mh_traces_remove(raw_part.traces, ptr, removed)) {
-        found = 1;
-        __atomic_store_n(&raw_part.bytes,
-                         raw_part.bytes - charge_of(removed->size),
-                         __ATOMIC_RELAXED);
-        if (cfg_sample_mean) {
-            filter_add(ptr, -1);
-        }
-        if (unmapped != 0 && removed->size > unmapped &&
-            removed->domain == MH_DOMAIN_NATIVE) {
-            /* munmap of the head of a mapping: the tail stays mapped. */
-            mh_trace_t tail = *removed;
-            tail.ptr += unmapped;
-            tail.size -= unmapped;
-            insert_guarded(&raw_part, &tail);
-        }
-    }
-    mh_lock_release(&table_lock);
-    return found;
-}
-
-int
-mh_hooks_native_alloc(void *ptr, size_t size)
-{
-    if (ptr == NULL || !__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
-        !is_tracing_relaxed() || tls_in_hook) {
-        return 0;
-    }
-    tls_in_hook = 1;
-    mh_trace_t recorded;
-    mh_hooks_native_record(ptr, size, &recorded);
-    tls_in_hook = 0;
-    return recorded.ptr != 0;
-}
-
-void
-mh_hooks_native_free(void *ptr)
-{
-    if (ptr == NULL || !__atomic_load_n(&native_on, __ATOMIC_RELAXED) ||
-        !is_tracing_relaxed() || tls_in_hook) {
-        return;
-    }
-    tls_in_hook = 1;
-    mh_trace_t removed;
-    mh_hooks_native_forget((uintptr_t)ptr, 0, &removed);
-    tls_in_hook = 0;
-}
-
-void
-mh_hooks_native_restore(const mh_trace_t *trace)
-{
-    mh_lock_acquire(&table_lock);
-    insert_guarded(&raw_part, trace);
-    mh_lock_release(&table_lock);
 }

@@ -121,7 +121,7 @@ int mh_hooks_init_process(void);
 
 /* ---- native allocations (native.c; issue 5) ----------------------------
  * Blocks of libc's allocator obtained by extension modules and shared
- * libraries go in the raw-domain table (table_lock) with domain
+ * libraries go in the raw-domain table (mh_hooks_table_lock) with domain
  * MH_DOMAIN_NATIVE.  Everything below but mh_hooks_native_enable runs on
  * any thread, with or without the GIL, and never raises, calls Python or
  * calls the wrapped allocators. */

@@ -13,13 +13,17 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gcchurn_binding.h"
 #include "gens.h"
 #include "hooks.h"
 #include "leaks.h"
 #include "leaks_binding.h"
+#include "nativestack.h"
+#include "nativestack_binding.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "tracebacks.h"
@@ -106,6 +110,7 @@ restart(long long iteration)
     }
     mh_gens_free(history);
     history = fresh;
+    mh_gcchurn_binding_reset(); /* churn counts cover the same span */
     return 0;
 }
 
@@ -254,10 +259,8 @@ mh_binding_gens_info(PyObject *module, PyObject *unused)
                          history_saturated ? Py_True : Py_False);
 }
 
-/* [{"filename", "lineno", "function"}, ...] innermost first, for a store
- * traceback.  New reference, or NULL with an exception set. */
-static PyObject *
-traceback_frames_new(uint32_t tb)
+PyObject *
+mh_binding_traceback_frames_new(uint32_t tb)
 {
     mh_snapdata_t *data = mh_snapshot_of_traceback(tb);
     if (data == NULL) {
@@ -374,14 +377,29 @@ survivors_new(const mh_leak_result_t *result, const mh_site_verdict_t *v)
     return list;
 }
 
-/* One site as a dict (the fields of a LEAK in docs/report-schema.md, before
- * memhound.leaks shapes them). */
+/* (blocks, bytes, frames) of a site's most common native stack, for
+ * "native_frames" (see mh_binding_native_frames_new). */
 static PyObject *
-verdict_new(const mh_leak_result_t *result, const mh_site_verdict_t *v)
+native_stack_new(const mh_nstack_top_t *top)
+{
+    PyObject *frames = mh_binding_native_frames_new(top->pcs, top->depth);
+    if (frames == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(KKN)", (unsigned long long)top->blocks,
+                         (unsigned long long)top->bytes, frames);
+}
+
+/* One site as a dict (the fields of a LEAK in docs/report-schema.md, before
+ * memhound.leaks shapes them).  nstack: the site's most common native
+ * stack ("native_stack" key), NULL for none. */
+static PyObject *
+verdict_new(const mh_leak_result_t *result, const mh_site_verdict_t *v,
+            const mh_nstack_top_t *nstack)
 {
     PyObject *frames = NULL, *series = NULL, *survivors = NULL;
     PyObject *dict = NULL;
-    frames = traceback_frames_new(mh_gens_site_traceback(v->site));
+    frames = mh_binding_traceback_frames_new(mh_gens_site_traceback(v->site));
     series = frames ? series_new(v->site) : NULL;
     survivors = series ? survivors_new(result, v) : NULL;
     if (survivors == NULL) {
@@ -401,6 +419,14 @@ verdict_new(const mh_leak_result_t *result, const mh_site_verdict_t *v)
         (unsigned int)v->generations_with_survivors, "generations_observed",
         (unsigned int)v->generations_observed, "traceback", frames, "series",
         series, "survivors", survivors);
+    if (dict != NULL && nstack != NULL && nstack->blocks > 0) {
+        PyObject *stack = native_stack_new(nstack);
+        if (stack == NULL ||
+            PyDict_SetItemString(dict, "native_stack", stack) < 0) {
+            Py_CLEAR(dict);
+        }
+        Py_XDECREF(stack);
+    }
 done:
     Py_XDECREF(frames);
     Py_XDECREF(series);
@@ -408,13 +434,99 @@ done:
     return dict;
 }
 
+/* The native stacks of the native sites a report shows (issue 5): one
+ * pass over nativestack.c's side table for all of them.  tops[k] belongs
+ * to result->sites[i] when slot[i] == k + 1. */
+typedef struct {
+    mh_nstack_top_t *tops;
+    size_t tops_cap;
+    uint32_t *slot; /* by site index; 0: no stack asked for */
+    size_t nslots;
+} site_stacks_t;
+
+/* site_of for mh_nstack_top_by_site: a native block's site key.  Takes the
+ * raw table's lock (nativestack.c's lock is held: that order only). */
+static int
+native_block_site(uintptr_t ptr, uint32_t *site, void *arg)
+{
+    (void)arg;
+    uint32_t tb;
+    uint64_t size;
+    uint16_t gen;
+    uint8_t domain;
+    if (!mh_hooks_lookup(ptr, &tb, &size, &gen, &domain) ||
+        domain != MH_DOMAIN_NATIVE) {
+        return 0;
+    }
+    *site = mh_gens_site_key(tb, 1);
+    return 1;
+}
+
+static void
+site_stacks_free(site_stacks_t *st)
+{
+    mh_rawmem_free(st->tops, st->tops_cap * sizeof(*st->tops));
+    mh_rawmem_free(st->slot, st->nslots * sizeof(*st->slot));
+    memset(st, 0, sizeof(*st));
+}
+
+/* Fill st for the native sites among result->sites[0, nleaks) and
+ * result->sites[top[0..ntop)].  Nothing to do (st stays empty) unless
+ * native stacks are recorded.  0, or -1 when out of memory (no exception
+ * set). */
+static int
+site_stacks_fill(site_stacks_t *st, const mh_leak_result_t *result,
+                 size_t nleaks, const size_t *top, size_t ntop)
+{
+    memset(st, 0, sizeof(*st));
+    if (!mh_nstack_enabled() || result->nsites == 0) {
+        return 0;
+    }
+    st->slot = mh_rawmem_calloc(result->nsites, sizeof(*st->slot));
+    st->tops = mh_rawmem_calloc(nleaks + ntop + 1, sizeof(*st->tops));
+    if (st->slot == NULL || st->tops == NULL) {
+        mh_rawmem_free(st->slot, result->nsites * sizeof(*st->slot));
+        mh_rawmem_free(st->tops, (nleaks + ntop + 1) * sizeof(*st->tops));
+        memset(st, 0, sizeof(*st));
+        return -1;
+    }
+    st->nslots = result->nsites;
+    st->tops_cap = nleaks + ntop + 1;
+    size_t n = 0;
+    for (size_t k = 0; k < nleaks + ntop; k++) {
+        size_t i = k < nleaks ? k : top[k - nleaks];
+        uint32_t site = result->sites[i].site;
+        if (!mh_gens_site_native(site) || st->slot[i] != 0) {
+            continue;
+        }
+        st->tops[n].site = site;
+        st->slot[i] = (uint32_t)++n;
+    }
+    if (n > 0 &&
+        mh_nstack_top_by_site(st->tops, n, native_block_site, NULL) < 0) {
+        site_stacks_free(st);
+        return -1;
+    }
+    return 0;
+}
+
+static const mh_nstack_top_t *
+site_stack_of(const site_stacks_t *st, size_t i)
+{
+    if (st->slot == NULL || st->slot[i] == 0) {
+        return NULL;
+    }
+    return &st->tops[st->slot[i] - 1];
+}
+
 /* Append the verdicts [begin, end) of result to list. */
 static int
 append_verdicts(PyObject *list, const mh_leak_result_t *result, size_t begin,
-                size_t end)
+                size_t end, const site_stacks_t *stacks)
 {
     for (size_t i = begin; i < end; i++) {
-        PyObject *item = verdict_new(result, &result->sites[i]);
+        PyObject *item =
+            verdict_new(result, &result->sites[i], site_stack_of(stacks, i));
         if (item == NULL) {
             return -1;
         }
@@ -484,6 +596,7 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *out = NULL, *leaks = NULL, *largest = NULL, *gens = NULL;
     size_t *top = NULL;
     mh_leak_result_t result = {0};
+    site_stacks_t stacks = {0};
     release_dead_code();
     mh_hooks_suspend_thread();
     mh_survivors_t *surv = mh_survivors_new();
@@ -504,17 +617,22 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     size_t nleaks =
         result.nleaks < (size_t)max_leaks ? result.nleaks : (size_t)max_leaks;
-    if (append_verdicts(leaks, &result, 0, nleaks) < 0) {
-        goto done;
-    }
     top = mh_rawmem_malloc(((size_t)nlargest + 1) * sizeof(size_t));
     if (top == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     size_t ntop = largest_sites(&result, (size_t)nlargest, top);
+    if (site_stacks_fill(&stacks, &result, nleaks, top, ntop) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (append_verdicts(leaks, &result, 0, nleaks, &stacks) < 0) {
+        goto done;
+    }
     for (size_t i = 0; i < ntop; i++) {
-        if (append_verdicts(largest, &result, top[i], top[i] + 1) < 0) {
+        if (append_verdicts(largest, &result, top[i], top[i] + 1, &stacks) <
+            0) {
             goto done;
         }
     }
@@ -527,6 +645,7 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
                         history_lost_scans);
 done:
     mh_rawmem_free(top, ((size_t)nlargest + 1) * sizeof(size_t));
+    site_stacks_free(&stacks);
     Py_XDECREF(leaks);
     Py_XDECREF(largest);
     Py_XDECREF(gens);

@@ -10,7 +10,9 @@
  *   gens_info() -> dict | None   where the history stands
  *   gens_analyze(iteration=-1, min_confidence=0.5, min_generations=3,
  *                max_leaks=50, largest=10) -> dict
- *                                the verdicts (see memhound/leaks.py)
+ *                                the verdicts (see memhound/leaks.py); with
+ *                                native stacks recorded, native sites carry
+ *                                "native_stack": (blocks, bytes, frames)
  */
 #ifndef MH_LEAKS_BINDING_H
 #define MH_LEAKS_BINDING_H
@@ -24,5 +26,11 @@ PyObject *mh_binding_gens_checkpoint(PyObject *module, PyObject *args,
 PyObject *mh_binding_gens_info(PyObject *module, PyObject *unused);
 PyObject *mh_binding_gens_analyze(PyObject *module, PyObject *args,
                                   PyObject *kwargs);
+
+/* [{"filename", "lineno", "function"}, ...] innermost first, for a
+ * traceback index of the current store.  New reference, or NULL with an
+ * exception set (RuntimeError when not tracing, ValueError for an unknown
+ * index). */
+PyObject *mh_binding_traceback_frames_new(uint32_t tb);
 
 #endif /* MH_LEAKS_BINDING_H */

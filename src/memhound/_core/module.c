@@ -15,11 +15,13 @@
 
 #include "capfile.h"
 #include "frames.h"
+#include "gcchurn_binding.h"
 #include "heap_binding.h"
 #include "hooks.h"
 #include "leaks_binding.h"
 #include "native.h"
 #include "nativestack.h"
+#include "nativestack_binding.h"
 #include "rawmem.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
@@ -69,6 +71,9 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
                           .sample_mean = sample,
                           .count_total = count_total,
                           .skip_python = !python};
+    /* Cycle churn keeps its counts when the traceback store survives. */
+    int keep_churn = mh_hooks_is_tracing() &&
+                     mh_hooks_config().sample_mean == (uint64_t)sample;
     if (mh_hooks_start(&config) < 0) {
         return NULL;
     }
@@ -88,6 +93,12 @@ core_start(PyObject *module, PyObject *args, PyObject *kwargs)
     else {
         mh_native_stop();
     }
+    if (mh_gcchurn_binding_start(python, keep_churn) < 0) {
+        mh_native_stop();
+        mh_nstack_stop();
+        mh_hooks_stop();
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -99,6 +110,7 @@ core_stop(PyObject *module, PyObject *unused)
     /* Wrappers first: nothing native is recorded into tables going away. */
     mh_native_stop();
     mh_nstack_stop();
+    mh_gcchurn_binding_stop();
     mh_hooks_stop();
     Py_RETURN_NONE;
 }
@@ -119,6 +131,7 @@ core_clear(PyObject *module, PyObject *unused)
     if (mh_hooks_clear() < 0) {
         return NULL;
     }
+    mh_gcchurn_binding_reset(); /* its traceback indices are gone */
     Py_RETURN_NONE;
 }
 
@@ -385,32 +398,6 @@ block_is_traced(uintptr_t ptr, void *arg)
            domain == MH_DOMAIN_NATIVE;
 }
 
-/* One native frame as (library, function or None, offset, pc). */
-static PyObject *
-native_frame_new(uintptr_t pc)
-{
-    const char *library = NULL, *function = NULL;
-    uintptr_t offset = 0;
-    if (!mh_nstack_symbolize(pc, &library, &function, &offset)) {
-        return Py_BuildValue("(OOKK)", Py_None, Py_None,
-                             (unsigned long long)pc, (unsigned long long)pc);
-    }
-    PyObject *lib = PyUnicode_DecodeFSDefault(library);
-    if (lib == NULL) {
-        return NULL;
-    }
-    PyObject *fn = function != NULL
-                       ? PyUnicode_DecodeUTF8(function, strlen(function),
-                                              "surrogateescape")
-                       : Py_NewRef(Py_None);
-    if (fn == NULL) {
-        Py_DECREF(lib);
-        return NULL;
-    }
-    return Py_BuildValue("(NNKK)", lib, fn, (unsigned long long)offset,
-                         (unsigned long long)pc);
-}
-
 /* [(size, count, ((library, function, offset, pc), ...)), ...] of live
  * native blocks by native stack, largest first, at most `limit`. */
 static PyObject *
@@ -437,19 +424,11 @@ core_native_stacks(PyObject *module, PyObject *arg)
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        PyObject *frames = PyTuple_New(groups[i].depth);
+        PyObject *frames =
+            mh_binding_native_frames_new(groups[i].pcs, groups[i].depth);
         if (frames == NULL) {
             Py_CLEAR(result);
             goto done;
-        }
-        for (int k = 0; k < groups[i].depth; k++) {
-            PyObject *frame = native_frame_new(groups[i].pcs[k]);
-            if (frame == NULL) {
-                Py_DECREF(frames);
-                Py_CLEAR(result);
-                goto done;
-            }
-            PyTuple_SET_ITEM(frames, k, frame);
         }
         PyObject *item =
             Py_BuildValue("(KKN)", (unsigned long long)groups[i].size,
@@ -550,6 +529,10 @@ core_exec(PyObject *module)
     }
     /* The heap-graph functions live in heap_binding.c (issue #4). */
     if (PyModule_AddFunctions(module, mh_heap_methods) < 0) {
+        return -1;
+    }
+    /* Cycle churn: gcchurn_binding.c. */
+    if (PyModule_AddFunctions(module, mh_gcchurn_methods) < 0) {
         return -1;
     }
     state->snapshot_type = (PyTypeObject *)PyType_FromModuleAndSpec(

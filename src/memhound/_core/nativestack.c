@@ -300,6 +300,96 @@ mh_nstack_groups_free(mh_nstack_group_t *groups, size_t n)
     mh_rawmem_free(groups, (n ? n : 1) * sizeof(*groups));
 }
 
+/* Blocks of one (site, stack) pair, for mh_nstack_top_by_site. */
+typedef struct {
+    uint32_t top;   /* index into tops[] */
+    uint32_t stack; /* id */
+    uint64_t blocks;
+    uint64_t bytes;
+} pair_t;
+
+typedef struct {
+    mh_table_t wanted; /* site key + 1 -> index into tops[] */
+    mh_table_t index;  /* (top + 1) << 32 | stack -> index into pairs */
+    pair_t *pairs;
+    size_t npairs, pairs_cap;
+    int (*site_of)(uintptr_t ptr, uint32_t *site, void *arg);
+    void *arg;
+} top_visit_t;
+
+/* Count one side-table block for its (site, stack) pair.  stack_lock
+ * held.  Non-zero: out of memory. */
+static int
+count_pair(const mh_trace_t *trace, void *arg)
+{
+    top_visit_t *v = arg;
+    uint32_t site, top, at;
+    if (trace->traceback == 0 || trace->traceback > nstacks ||
+        !v->site_of(trace->ptr, &site, v->arg) ||
+        !mh_table_get(&v->wanted, (uint64_t)site + 1, &top)) {
+        return 0;
+    }
+    uint64_t key = ((uint64_t)top + 1) << 32 | trace->traceback;
+    if (!mh_table_get(&v->index, key, &at)) {
+        if (v->npairs >= UINT32_MAX ||
+            mh_rawmem_reserve((void **)&v->pairs, &v->pairs_cap, v->npairs + 1,
+                              sizeof(pair_t)) < 0 ||
+            mh_table_put(&v->index, key, (uint32_t)v->npairs) < 0) {
+            return 1;
+        }
+        at = (uint32_t)v->npairs++;
+        v->pairs[at] = (pair_t){top, trace->traceback, 0, 0};
+    }
+    v->pairs[at].blocks++;
+    v->pairs[at].bytes += trace->size;
+    return 0;
+}
+
+int
+mh_nstack_top_by_site(mh_nstack_top_t *tops, size_t n,
+                      int (*site_of)(uintptr_t ptr, uint32_t *site, void *arg),
+                      void *arg)
+{
+    top_visit_t v = {.site_of = site_of, .arg = arg};
+    mh_table_init(&v.wanted);
+    mh_table_init(&v.index);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        tops[i].depth = 0;
+        tops[i].blocks = tops[i].bytes = 0;
+        if (i >= UINT32_MAX ||
+            mh_table_put(&v.wanted, (uint64_t)tops[i].site + 1, (uint32_t)i) <
+                0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    mh_lock_acquire(&stack_lock);
+    if (blocks != NULL && n > 0 &&
+        mh_traces_foreach(blocks, count_pair, &v) != 0) {
+        rc = -1;
+    }
+    for (size_t p = 0; rc == 0 && p < v.npairs; p++) {
+        const pair_t *pair = &v.pairs[p];
+        mh_nstack_top_t *top = &tops[pair->top];
+        if (pair->blocks < top->blocks ||
+            (pair->blocks == top->blocks && pair->bytes <= top->bytes)) {
+            continue;
+        }
+        const nstack_t *s = &stacks[pair->stack - 1];
+        top->blocks = pair->blocks;
+        top->bytes = pair->bytes;
+        top->depth = (int)s->depth;
+        memcpy(top->pcs, &pcs[s->first], s->depth * sizeof(uintptr_t));
+    }
+    mh_lock_release(&stack_lock);
+done:
+    mh_rawmem_free(v.pairs, v.pairs_cap * sizeof(pair_t));
+    mh_table_fini(&v.index);
+    mh_table_fini(&v.wanted);
+    return rc;
+}
+
 void
 mh_nstack_set_own_range(uintptr_t lo, uintptr_t hi)
 {

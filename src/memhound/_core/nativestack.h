@@ -59,6 +59,28 @@ int mh_nstack_groups(mh_nstack_group_t **out, size_t *n, size_t max,
                      int (*keep)(uintptr_t ptr, void *arg), void *arg);
 void mh_nstack_groups_free(mh_nstack_group_t *groups, size_t n);
 
+/* The native stack most live blocks of one site share (a leak entry's
+ * "native_frames"). */
+typedef struct {
+    uint32_t site;                  /* in: the caller's site key */
+    uintptr_t pcs[MH_NSTACK_DEPTH]; /* out: innermost first */
+    int depth;                      /* out */
+    uint64_t blocks;                /* out: the site's blocks with this
+                                       stack; 0 when none has a stack */
+    uint64_t bytes;                 /* out: their bytes */
+} mh_nstack_top_t;
+
+/* For each of the n sites in tops[] (distinct site keys), the stack shared
+ * by most of its live blocks (ties: more bytes), in one pass over the
+ * stacks' side table: site_of(ptr, &site, arg) says which site a block
+ * belongs to (0: none, e.g. no longer traced).  Returns 0, or -1 when out
+ * of memory (tops[] then says nothing).  Takes the store's lock; site_of
+ * must not take it.  Any thread. */
+int mh_nstack_top_by_site(mh_nstack_top_t *tops, size_t n,
+                          int (*site_of)(uintptr_t ptr, uint32_t *site,
+                                         void *arg),
+                          void *arg);
+
 /* The library holding pc, the function (NULL when the dynamic symbol
  * table does not say) and pc's offset from the library's load address:
  * 1, or 0 when pc is in no loaded object.  The strings are the loader's,

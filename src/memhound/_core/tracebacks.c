@@ -50,48 +50,61 @@ node_hash(uint32_t parent, const PyCodeObject *code, uint32_t offset)
     return h ? h : 1;
 }
 
+/* The recent-cache slot of (parent, code, offset): cheaper than
+ * node_hash, only a few bits are used. */
+static inline size_t
+recent_slot(uint32_t parent, const PyCodeObject *code, uint32_t offset)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)code >> 4) ^ offset ^
+                 ((uint64_t)parent * 0x9e3779b97f4a7c15ULL);
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 56) & (MH_TBCACHE_RECENT - 1);
+}
+
 int
 mh_tbcache_reserve(mh_tbcache_t *cache, int depth)
 {
     if (cache->capacity >= depth) {
         return 0;
     }
-    mh_raw_frame_t *frames[2] = {NULL, NULL};
-    uint32_t *nodes[2] = {NULL, NULL};
-    for (int b = 0; b < 2; b++) {
-        /* One spare node slot: nodes[b][n] is the root. */
-        frames[b] = malloc((size_t)depth * sizeof(mh_raw_frame_t));
-        nodes[b] = malloc((size_t)(depth + 1) * sizeof(uint32_t));
-        if (frames[b] == NULL || nodes[b] == NULL) {
-            for (int k = 0; k <= b; k++) {
-                free(frames[k]);
-                free(nodes[k]);
-            }
+    mh_tbrecent_t *recent = cache->recent;
+    if (recent == NULL) {
+        recent = calloc(MH_TBCACHE_RECENT, sizeof(*recent));
+        if (recent == NULL) {
             return -1;
         }
     }
-    mh_tbcache_release(cache);
-    for (int b = 0; b < 2; b++) {
-        cache->frames[b] = frames[b];
-        cache->nodes[b] = nodes[b];
+    cache->recent = recent; /* kept by a failure below too */
+    mh_raw_frame_t *scratch = malloc((size_t)depth * sizeof(*scratch));
+    mh_raw_frame_t *frames = malloc((size_t)depth * sizeof(*frames));
+    /* One more node than frames: nodes[0] is the root. */
+    uint32_t *nodes = malloc((size_t)(depth + 1) * sizeof(*nodes));
+    if (scratch == NULL || frames == NULL || nodes == NULL) {
+        free(scratch);
+        free(frames);
+        free(nodes);
+        return -1;
     }
+    free(cache->scratch);
+    free(cache->frames);
+    free(cache->nodes);
+    cache->scratch = scratch;
+    cache->frames = frames;
+    cache->nodes = nodes;
     cache->capacity = depth;
+    cache->nlast = 0;
+    cache->store_serial = 0;
     return 0;
 }
 
 void
 mh_tbcache_release(mh_tbcache_t *cache)
 {
-    for (int b = 0; b < 2; b++) {
-        free(cache->frames[b]);
-        free(cache->nodes[b]);
-        cache->frames[b] = NULL;
-        cache->nodes[b] = NULL;
-    }
-    cache->capacity = 0;
-    cache->last = 0;
-    cache->nlast = 0;
-    cache->store_serial = 0;
+    free(cache->scratch);
+    free(cache->frames);
+    free(cache->nodes);
+    free(cache->recent);
+    memset(cache, 0, sizeof(*cache));
 }
 
 mh_tbstore_t *
@@ -184,6 +197,24 @@ intern_node(mh_tbstore_t *store, uint32_t parent, PyCodeObject *code,
     return index;
 }
 
+/* The node (parent, code, offset) through the thread's recent-node cache,
+ * else the store.  MH_TB_NONE when out of memory. */
+static inline uint32_t
+intern_cached(mh_tbstore_t *store, mh_tbrecent_t *recent, uint32_t parent,
+              PyCodeObject *code, uint32_t offset)
+{
+    mh_tbrecent_t *entry = &recent[recent_slot(parent, code, offset)];
+    if (entry->code == code && entry->offset == offset &&
+        entry->parent == parent && code != NULL) {
+        return entry->node;
+    }
+    uint32_t node = intern_node(store, parent, code, offset);
+    if (node != MH_TB_NONE) {
+        *entry = (mh_tbrecent_t){code, offset, parent, node};
+    }
+    return node;
+}
+
 uint32_t
 mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
                   uint32_t total)
@@ -191,49 +222,50 @@ mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
     if (n <= 0) {
         return 0;
     }
-    int cur = cache->last ^ 1;
-    const mh_raw_frame_t *frames = cache->frames[cur];
-    uint32_t *nodes = cache->nodes[cur];
+    const mh_raw_frame_t *captured = cache->scratch;
+    mh_raw_frame_t *frames = cache->frames;
+    uint32_t *nodes = cache->nodes;
+    mh_tbrecent_t *recent = cache->recent;
+    if (cache->recent_serial != store->serial) {
+        memset(recent, 0, MH_TBCACHE_RECENT * sizeof(*recent));
+        cache->recent_serial = store->serial;
+    }
 
-    /* How many outer frames the last traceback shares with this one,
-     * aligned at the outer end. */
+    /* How many outer frames the last traceback shares with this one; they
+     * and their nodes stay where they are.  All n are compared: the usual
+     * case is one differing innermost frame, or none (several blocks
+     * allocated at one instruction, mallocs of one C call). */
     int shared = 0;
-    if (cache->nlast > 0 && cache->store_serial == store->serial) {
-        const mh_raw_frame_t *old = cache->frames[cache->last];
-        const uint32_t *old_nodes = cache->nodes[cache->last];
-        int nold = cache->nlast;
-        int limit = n < nold ? n : nold;
-        while (shared < limit &&
-               frames[n - 1 - shared].code == old[nold - 1 - shared].code &&
-               frames[n - 1 - shared].offset ==
-                   old[nold - 1 - shared].offset) {
-            shared++;
-        }
-        for (int k = 0; k <= shared; k++) {
-            nodes[n - k] = old_nodes[nold - k];
-        }
+    if (cache->store_serial != store->serial) {
+        cache->nlast = 0;
+        nodes[0] = 0;
     }
-    else {
-        nodes[n] = 0;
+    int limit = n < cache->nlast ? n : cache->nlast;
+    while (shared < limit &&
+           captured[n - 1 - shared].code == frames[shared].code &&
+           captured[n - 1 - shared].offset == frames[shared].offset) {
+        shared++;
     }
-    for (int i = n - 1 - shared; i >= 0; i--) {
-        uint32_t node =
-            intern_node(store, nodes[i + 1], frames[i].code, frames[i].offset);
+    for (int j = shared; j < n; j++) {
+        frames[j] = captured[n - 1 - j];
+        uint32_t node = intern_cached(store, recent, nodes[j], frames[j].code,
+                                      frames[j].offset);
         if (node == MH_TB_NONE) {
             cache->nlast = 0;
             return MH_TB_NONE;
         }
-        nodes[i] = node;
+        nodes[j + 1] = node;
     }
-    cache->last = cur;
     cache->nlast = n;
     cache->store_serial = store->serial;
 
-    uint32_t leaf = nodes[0];
+    uint32_t leaf = nodes[n];
     if (total > UINT16_MAX) {
         total = UINT16_MAX;
     }
-    if (total > store->nodes[leaf].depth) {
+    /* total == n unless whole stacks are counted: spare the leaf node's
+     * load (a cache miss in a large store) on the usual path. */
+    if (total > (uint32_t)n && total > store->nodes[leaf].depth) {
         return intern_node(store, leaf, NULL, total);
     }
     return leaf;

@@ -8,7 +8,9 @@
  * Interning is incremental: each thread remembers the nodes of the last
  * traceback it interned (mh_tbcache_t); the outer frames a new traceback
  * shares with it are compared frame by frame and their nodes reused, so only
- * the frames that changed (usually the innermost one or two) are looked up.
+ * the frames that changed (usually the innermost one or two) are looked up,
+ * first in a small per-thread cache of recently interned nodes (a loop
+ * allocating at a few instructions in turn), then in the store.
  * No hash over the whole stack, no compare of the whole stack against a
  * stored copy.  Line numbers are computed only when a snapshot asks, and
  * cached per node.
@@ -51,15 +53,36 @@ typedef struct {
     int32_t lineno;        /* cached line number, -1 until computed */
 } mh_tbnode_t;
 
-/* Per-thread memory of the last interned traceback, owned by the caller
- * (hooks.c keeps one in thread-local storage).  Zero-initialized is empty. */
+/* A node this thread interned recently: (parent, code, offset) -> node. */
 typedef struct {
-    mh_raw_frame_t *frames[2]; /* [last] holds the last capture */
-    uint32_t *nodes[2];        /* nodes[b][i]: node of frames i.. of it */
-    int capacity;              /* frames each buffer holds */
-    int last;                  /* 0 or 1 */
-    int nlast;                 /* frames remembered; 0: nothing */
-    uint64_t store_serial;     /* the store the nodes belong to */
+    PyCodeObject *code; /* borrowed: the node holds the reference */
+    uint32_t offset;
+    uint32_t parent;
+    uint32_t node;
+} mh_tbrecent_t;
+
+/* Entries of the recent-node cache (a power of two).  A loop allocating at
+ * a few instructions in turn (the loop variable, an operator, a call that
+ * mallocs) changes the innermost frame on every capture: these hits spare
+ * the store's hash lookup. */
+#define MH_TBCACHE_RECENT 64
+
+/* Per-thread memory of the last interned traceback, owned by the caller
+ * (hooks.c keeps one in thread-local storage).  Zero-initialized is empty.
+ * The last traceback is kept outermost frame first, so that the frames a
+ * new capture shares with it (aligned at the outer end) stay in place and
+ * only the frames that changed are written and looked up. */
+typedef struct {
+    mh_raw_frame_t *scratch; /* the next capture, innermost first */
+    mh_raw_frame_t *frames;  /* the last traceback, outermost first */
+    uint32_t *nodes;         /* nodes[0] = 0 (the root); nodes[j + 1]: the
+                                node of frames[0..j] */
+    int capacity;            /* frames each buffer holds */
+    int nlast;               /* frames remembered; 0: nothing */
+    uint64_t store_serial;   /* the store the nodes belong to */
+    mh_tbrecent_t *recent;   /* MH_TBCACHE_RECENT entries by hash, valid
+                                for the store numbered recent_serial */
+    uint64_t recent_serial;
 } mh_tbcache_t;
 
 /* Make room for captures of `depth` frames.  Returns 0, or -1 when out of
@@ -75,7 +98,27 @@ void mh_tbcache_release(mh_tbcache_t *cache);
 static inline mh_raw_frame_t *
 mh_tbcache_buffer(mh_tbcache_t *cache)
 {
-    return cache->frames[cache->last ^ 1];
+    return cache->scratch;
+}
+
+/* The node of the last traceback interned when `frames` (n of them,
+ * innermost first) are the same traceback, else MH_TB_NONE.  The node
+ * belongs to the store numbered cache->store_serial.  The cache's owner
+ * thread only.  Can't fail. */
+static inline uint32_t
+mh_tbcache_last_if_same(const mh_tbcache_t *cache,
+                        const mh_raw_frame_t *frames, int n)
+{
+    if (n == 0 || n != cache->nlast) {
+        return MH_TB_NONE;
+    }
+    for (int j = 0; j < n; j++) {
+        if (frames[n - 1 - j].code != cache->frames[j].code ||
+            frames[n - 1 - j].offset != cache->frames[j].offset) {
+            return MH_TB_NONE;
+        }
+    }
+    return cache->nodes[n];
 }
 
 typedef struct mh_tbstore mh_tbstore_t;

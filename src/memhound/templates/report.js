@@ -174,6 +174,16 @@
       if (pts.length) { lineChart(chart, [{name: "live bytes", color: "var(--accent)", pts: pts}], [], {height: 140}); }
       box.appendChild(el("h3", {}, "Allocated at"));
       box.appendChild(traceback(lk.traceback));
+      if (lk.native_frames && lk.native_frames.length) { /* --native-stack */
+        box.appendChild(el("h3", {}, "Native stack (" + num(lk.native_frames_blocks) + " of " + num(lk.live_blocks) + " blocks)"));
+        var ns = el("div", {"class": "tb mono"});
+        lk.native_frames.forEach(function (f) {
+          var where = f.lineno ? "   " + f.filename + ":" + f.lineno : "";
+          ns.appendChild(el("div", {"class": "frame"}, (f.function || "??") + "   " +
+            String(f.library).split("/").pop() + "+0x" + Number(f.offset).toString(16) + where));
+        });
+        box.appendChild(ns);
+      }
       if (lk.retention_path && lk.retention_path.length) {
         box.appendChild(el("h3", {}, "Kept alive by"));
         var ol = el("ol", {"class": "path mono"});

@@ -1,0 +1,430 @@
+/* gcchurn_binding.c: cycle churn's gc callback and Python functions.
+ *
+ * A C function appended to gc.callbacks marks each collection: on "start"
+ * it opens the collection (gcchurn.h), on "stop" it closes it with gc's
+ * own "collected" count.  Appended last, it runs after the other callbacks
+ * on "start" and before them on "stop", so their frees are not counted.  It
+ * runs outside any allocator hook, so Python calls are allowed there; it
+ * never raises (a malformed info dict counts as generation 0, collected 0).
+ * All state is guarded by the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "frames.h"
+#include "gcchurn.h"
+#include "gcchurn_binding.h"
+#include "hooks.h"
+#include "leaks_binding.h"
+#include "rawmem.h"
+
+/* Guarded by the GIL. */
+static PyObject *callback; /* the PyCFunction in gc.callbacks, or NULL */
+static double churn_t0;    /* CLOCK_MONOTONIC seconds at the last reset */
+static int held;           /* memhound's own collection under way */
+
+static double
+monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* info[key] as a C long, `fallback` when missing or not an int. */
+static long
+info_long(PyObject *info, const char *key, long fallback)
+{
+    if (!PyDict_Check(info)) {
+        return fallback;
+    }
+    PyObject *value = PyDict_GetItemString(info, key); /* borrowed */
+    if (value == NULL || !PyLong_Check(value)) {
+        return fallback;
+    }
+    long result = PyLong_AsLong(value);
+    if (result == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return fallback;
+    }
+    return result;
+}
+
+/* The blocks of gc's own arguments to the callbacks (the phase string,
+ * the info dict, its keys and values), which gc frees right after the
+ * "start" callbacks, inside the collection: their addresses, at most
+ * MH_GCCHURN_IGNORE_MAX, in out[].  Borrowed references only. */
+static size_t
+own_blocks(PyObject *phase, PyObject *info, uintptr_t *out)
+{
+    size_t n = 0;
+    out[n++] = (uintptr_t)mh_frames_object_block(phase);
+    if (!PyDict_Check(info)) {
+        return n;
+    }
+    out[n++] = (uintptr_t)mh_frames_object_block(info);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (n + 2 <= MH_GCCHURN_IGNORE_MAX &&
+           PyDict_Next(info, &pos, &key, &value)) {
+        out[n++] = (uintptr_t)mh_frames_object_block(key);
+        out[n++] = (uintptr_t)mh_frames_object_block(value);
+    }
+    return n;
+}
+
+static PyObject *
+gc_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    mh_churn_t *churn = mh_gcchurn_active;
+    if (nargs != 2 || churn == NULL || !PyUnicode_Check(args[0])) {
+        Py_RETURN_NONE;
+    }
+    if (PyUnicode_CompareWithASCIIString(args[0], "start") == 0) {
+        if (held) {
+            Py_RETURN_NONE;
+        }
+        mh_stats_snapshot_t stats;
+        mh_hooks_stats(&stats);
+        int generation = (int)info_long(args[1], "generation", 0);
+        uintptr_t ignore[MH_GCCHURN_IGNORE_MAX];
+        size_t nignore = own_blocks(args[0], args[1], ignore);
+        /* Last thing before returning: what this call frees is not
+         * counted. */
+        mh_churn_begin(churn, generation, stats.generation,
+                       monotonic_seconds(), ignore, nignore);
+    }
+    else {
+        /* First thing: the "stop" phase frees nothing of the cycles. */
+        double now = monotonic_seconds();
+        mh_gcchurn_tls_collection = 0;
+        mh_churn_end(churn, info_long(args[1], "collected", 0),
+                     info_long(args[1], "uncollectable", 0), now);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef callback_def = {
+    "memhound_gc_churn", (PyCFunction)(void (*)(void))gc_callback,
+    METH_FASTCALL,
+    "memhound: marks each collection to count what it frees (cycle churn)."};
+
+/* gc.callbacks, a new reference, or NULL with an exception set. */
+static PyObject *
+gc_callbacks_new(void)
+{
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        return NULL;
+    }
+    PyObject *list = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    if (list != NULL && !PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+        Py_CLEAR(list);
+    }
+    return list;
+}
+
+/* Remove every occurrence of our callback from gc.callbacks.  0, or -1
+ * with an exception set. */
+static int
+unregister_callback(void)
+{
+    if (callback == NULL) {
+        return 0;
+    }
+    PyObject *list = gc_callbacks_new();
+    if (list == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--) {
+        if (i < PyList_GET_SIZE(list) &&
+            PyList_GET_ITEM(list, i) == callback &&
+            PyList_SetSlice(list, i, i + 1, NULL) < 0) {
+            Py_DECREF(list);
+            return -1;
+        }
+    }
+    Py_DECREF(list);
+    return 0;
+}
+
+/* Append our callback to gc.callbacks unless it is there.  0, or -1 with
+ * an exception set. */
+static int
+register_callback(void)
+{
+    if (callback == NULL) {
+        callback = PyCFunction_NewEx(&callback_def, NULL, NULL);
+        if (callback == NULL) {
+            return -1;
+        }
+    }
+    PyObject *list = gc_callbacks_new();
+    if (list == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    int found = PySequence_Contains(list, callback);
+    if (found < 0) {
+        rc = -1;
+    }
+    else if (!found) {
+        rc = PyList_Append(list, callback);
+    }
+    Py_DECREF(list);
+    return rc;
+}
+
+void
+mh_gcchurn_binding_reset(void)
+{
+    churn_t0 = monotonic_seconds();
+    if (mh_gcchurn_active != NULL) {
+        mh_churn_reset(mh_gcchurn_active);
+    }
+}
+
+void
+mh_gcchurn_binding_stop(void)
+{
+    mh_churn_t *churn = mh_gcchurn_active;
+    /* Detach first: a collection that the list surgery below triggers
+     * finds churn off. */
+    mh_gcchurn_active = NULL;
+    mh_gcchurn_tls_collection = 0;
+    held = 0;
+    if (unregister_callback() < 0) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    Py_CLEAR(callback);
+    mh_churn_free(churn);
+}
+
+int
+mh_gcchurn_binding_start(int python, int keep)
+{
+    if (!python) {
+        mh_gcchurn_binding_stop();
+        return 0;
+    }
+    if (mh_gcchurn_active == NULL) {
+        mh_churn_t *churn = mh_churn_new();
+        if (churn == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        mh_gcchurn_active = churn;
+        keep = 0;
+    }
+    if (!keep) {
+        mh_gcchurn_binding_reset();
+    }
+    /* The callback object is memhound's, not an allocation of the
+     * program's. */
+    mh_hooks_suspend_thread();
+    int rc = register_callback();
+    mh_hooks_resume_thread();
+    if (rc < 0) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        mh_gcchurn_binding_stop();
+        PyErr_Restore(type, value, traceback);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Python functions -------------------------------------------------- */
+
+static int
+by_objects_desc(const void *a, const void *b)
+{
+    const mh_churn_site_t *x = *(const mh_churn_site_t *const *)a;
+    const mh_churn_site_t *y = *(const mh_churn_site_t *const *)b;
+    if (x->objects != y->objects) {
+        return x->objects < y->objects ? 1 : -1;
+    }
+    return x->traceback < y->traceback ? -1 : x->traceback > y->traceback;
+}
+
+static PyObject *
+triple_new(const char *format, const void *values)
+{
+    if (format[0] == 'K') {
+        const uint64_t *v = values;
+        return Py_BuildValue("[KKK]", (unsigned long long)v[0],
+                             (unsigned long long)v[1],
+                             (unsigned long long)v[2]);
+    }
+    const double *v = values;
+    return Py_BuildValue("[ddd]", v[0], v[1], v[2]);
+}
+
+static PyObject *
+totals_new(const mh_churn_t *churn)
+{
+    mh_churn_totals_t t;
+    mh_churn_totals(churn, &t);
+    PyObject *collections = triple_new("K", t.collections);
+    PyObject *collected = triple_new("K", t.collected);
+    PyObject *uncollectable = triple_new("K", t.uncollectable);
+    PyObject *seconds = triple_new("d", t.seconds);
+    PyObject *objects = triple_new("d", t.objects);
+    PyObject *result = NULL;
+    if (collections && collected && uncollectable && seconds && objects) {
+        result = Py_BuildValue(
+            "{s:O,s:O,s:O,s:O,s:O,s:d,s:K,s:n}", "collections", collections,
+            "collected", collected, "uncollectable", uncollectable, "seconds",
+            seconds, "objects", objects, "discarded_objects",
+            t.discarded_objects, "dropped", (unsigned long long)t.dropped,
+            "memory", (Py_ssize_t)mh_churn_memory(churn));
+    }
+    Py_XDECREF(collections);
+    Py_XDECREF(collected);
+    Py_XDECREF(uncollectable);
+    Py_XDECREF(seconds);
+    Py_XDECREF(objects);
+    return result;
+}
+
+static PyObject *
+site_new(const mh_churn_site_t *site)
+{
+    PyObject *frames = mh_binding_traceback_frames_new(site->traceback);
+    if (frames == NULL) {
+        return NULL;
+    }
+    PyObject *by_gc = triple_new("d", site->objects_by_gc);
+    PyObject *result = NULL;
+    if (by_gc != NULL) {
+        result = Py_BuildValue("{s:I,s:O,s:d,s:d,s:K,s:I,s:I,s:O}", "site",
+                               (unsigned int)site->traceback << 1, "traceback",
+                               frames, "objects", site->objects, "blocks",
+                               site->blocks, "bytes",
+                               (unsigned long long)site->bytes, "collections",
+                               (unsigned int)site->collections, "generations",
+                               (unsigned int)site->generations,
+                               "objects_by_gc_generation", by_gc);
+    }
+    Py_DECREF(frames);
+    Py_XDECREF(by_gc);
+    return result;
+}
+
+/* The sites with at least min_objects objects, most first, at most limit:
+ * a new list, or NULL with an exception set. */
+static PyObject *
+sites_new(const mh_churn_t *churn, Py_ssize_t limit, double min_objects)
+{
+    const mh_churn_site_t *sites;
+    size_t n = mh_churn_sites(churn, &sites);
+    size_t bytes = (n ? n : 1) * sizeof(const mh_churn_site_t *);
+    const mh_churn_site_t **order = mh_rawmem_malloc(bytes);
+    if (order == NULL) {
+        return PyErr_NoMemory();
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sites[i].objects > 0 && sites[i].objects >= min_objects) {
+            order[kept++] = &sites[i];
+        }
+    }
+    qsort(order, kept, sizeof(order[0]), by_objects_desc);
+    if ((size_t)limit < kept) {
+        kept = (size_t)limit;
+    }
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < kept; i++) {
+        PyObject *item = site_new(order[i]);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(list);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    mh_rawmem_free(order, bytes);
+    return list;
+}
+
+static PyObject *
+core_gc_churn(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    (void)module;
+    static char *kwlist[] = {"limit", "min_objects", NULL};
+    Py_ssize_t limit = 10;
+    double min_objects = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nd:gc_churn", kwlist,
+                                     &limit, &min_objects)) {
+        return NULL;
+    }
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "limit must be >= 0");
+        return NULL;
+    }
+    mh_churn_t *churn = mh_gcchurn_active;
+    if (churn == NULL || !mh_hooks_is_tracing()) {
+        return Py_BuildValue("{s:O,s:d,s:n,s:O,s:[]}", "enabled", Py_False,
+                             "elapsed", 0.0, "generation", (Py_ssize_t)0,
+                             "totals", Py_None, "sites");
+    }
+    /* Building the result frees nothing of a collection: no collection
+     * is open on this thread here (the callback closes it). */
+    mh_hooks_suspend_thread();
+    PyObject *result = NULL;
+    PyObject *totals = totals_new(churn);
+    PyObject *sites = totals ? sites_new(churn, limit, min_objects) : NULL;
+    if (sites != NULL) {
+        mh_stats_snapshot_t stats;
+        mh_hooks_stats(&stats);
+        result = Py_BuildValue("{s:O,s:d,s:n,s:O,s:O}", "enabled", Py_True,
+                               "elapsed", monotonic_seconds() - churn_t0,
+                               "generation", (Py_ssize_t)stats.generation,
+                               "totals", totals, "sites", sites);
+    }
+    Py_XDECREF(totals);
+    Py_XDECREF(sites);
+    mh_hooks_resume_thread();
+    return result;
+}
+
+static PyObject *
+core_gc_churn_hold(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) {
+        return NULL;
+    }
+    held = on;
+    if (mh_gcchurn_active == NULL) {
+        Py_RETURN_NONE;
+    }
+    /* Out of gc.callbacks while held: gc then builds no info dict for
+     * memhound's own collections (on 3.10-3.12 a dict it frees waits in
+     * the free list under its allocation's traceback, and the next dict
+     * of the program reuses it). */
+    mh_hooks_suspend_thread();
+    int rc = on ? unregister_callback() : register_callback();
+    mh_hooks_resume_thread();
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef mh_gcchurn_methods[] = {
+    {"gc_churn", (PyCFunction)(void (*)(void))core_gc_churn,
+     METH_VARARGS | METH_KEYWORDS,
+     "gc_churn(limit=10, min_objects=1) -> dict: what the cyclic garbage "
+     "collector freed, by allocation site (cycle churn)."},
+    {"_gc_churn_hold", core_gc_churn_hold, METH_O,
+     "_gc_churn_hold(on): memhound's own collections are not counted."},
+    {NULL, NULL, 0, NULL},
+};

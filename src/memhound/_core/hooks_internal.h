@@ -1,0 +1,160 @@
+/* hooks_internal.h: what hooks.c (the PEP 445 hooks, the tracing state)
+ * shares with hooks_native.c (native.c's wrappers' bookkeeping; issue 5).
+ * Not for any other file: everything here is hooks.c's state, defined
+ * there, hidden in the module (-fvisibility=hidden, so the accesses are
+ * PC-relative like those of statics), and follows hooks.c's rules: the
+ * hot-path tests are static inline so that neither hook pays a call, no
+ * Python runs, bookkeeping memory comes from rawmem.h.
+ */
+#ifndef MH_HOOKS_INTERNAL_H
+#define MH_HOOKS_INTERNAL_H
+
+#include "hooks.h"
+
+#include <math.h>
+#include <pthread.h>
+
+#include "frames.h"
+#include "lock.h"
+#include "traces.h"
+
+/* Initial-exec TLS: a few bytes, read on every allocation; the dynamic
+ * model would cost a __tls_get_addr call each time. */
+#define MH_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* Per thread (no lock). */
+extern MH_TLS int mh_tls_in_hook;   /* recursion guard of every hook */
+extern MH_TLS int mh_tls_suspended; /* memhound's own work on this thread */
+extern MH_TLS uint64_t mh_tls_countdown;   /* bytes until the next sample;
+                                              0: not drawn yet */
+extern MH_TLS mh_tbcache_t mh_tls_tbcache; /* capture buffers and the nodes
+                                              of the last traceback */
+/* Frees each thread's capture buffers when the thread exits. */
+extern pthread_key_t mh_hooks_frames_key;
+
+/* Relaxed atomics, written with the GIL held. */
+extern int mh_hooks_tracing;
+extern int mh_hooks_cfg_depth;
+extern uint64_t mh_hooks_cfg_sample_mean;
+extern uint16_t mh_hooks_generation;
+
+/* One half of the live state (hooks.c: the GIL half and the raw half). */
+typedef struct {
+    mh_traces_t *traces;
+    uint64_t bytes;
+    uint64_t allocated; /* bytes ever recorded (the generation clock's
+                           volume trigger); relaxed atomics for readers */
+} mh_hooks_part_t;
+
+/* The raw half (raw and native blocks), guarded by mh_hooks_table_lock,
+ * whose holder calls nothing but libc and the table code. */
+extern mh_lock_t mh_hooks_table_lock;
+extern mh_hooks_part_t mh_hooks_raw_part;
+
+/* The sampling filter (hooks.c): counters by address hash, atomics. */
+#define MH_FILTER_BITS 16
+#define MH_FILTER_SIZE (1u << MH_FILTER_BITS)
+extern uint8_t mh_hooks_sample_filter[MH_FILTER_SIZE];
+
+/* The traceback store: guarded by the main GIL.  Its copy for threads
+ * without the GIL: written under mh_hooks_table_lock, NULL while the store
+ * is being replaced. */
+extern mh_tbstore_t *mh_hooks_tbstore;
+extern mh_tbstore_t *mh_hooks_native_tbstore;
+
+/* Bytes to the next sample point: exponential with the given mean.  This
+ * thread's state only; can't fail. */
+uint64_t mh_hooks_draw_countdown(uint64_t mean);
+
+/* Capture and intern the calling thread's traceback: its index, 0 when
+ * out of memory (counted in lost_tracebacks).  GIL held, inside a hook. */
+uint32_t mh_hooks_capture_traceback(PyThreadState *tstate);
+
+/* Add delta (+1/-1) to ptr's sampling-filter counter (saturating).  Any
+ * thread; can't fail. */
+void mh_hooks_filter_add(uintptr_t ptr, int delta);
+
+/* Insert a trace into part and account for it (dropped_blocks when out of
+ * memory).  The part's guard is held.  Can't fail. */
+void mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace);
+
+/* Give the calling thread's native blocks that wait for a traceback the
+ * frames they share with its stack now (hooks_native.c).  GIL held, inside
+ * a hook; called by every traceback capture when mh_tls_native_waiting is
+ * set (this thread has such blocks; hooks_native.c sets and clears it), so
+ * that Python allocations pay one TLS test, not a call.  Can't fail. */
+extern MH_TLS int mh_tls_native_waiting;
+void mh_hooks_native_flush_pending(PyThreadState *tstate);
+
+static inline int
+is_tracing_relaxed(void)
+{
+    return __atomic_load_n(&mh_hooks_tracing, __ATOMIC_RELAXED);
+}
+
+static inline size_t
+filter_slot(uintptr_t ptr)
+{
+    /* Fibonacci hashing: one multiply, the top bits. */
+    return (size_t)(((uint64_t)ptr * 0x9e3779b97f4a7c15ULL) >>
+                    (64 - MH_FILTER_BITS));
+}
+
+/* Whether an allocation of size bytes is sampled (Poisson by bytes). */
+static inline int
+sample_take(uint64_t mean, size_t size)
+{
+    if (mh_tls_countdown == 0) {
+        mh_tls_countdown = mh_hooks_draw_countdown(mean);
+    }
+    if (mh_tls_countdown > size) {
+        mh_tls_countdown -= size;
+        return 0;
+    }
+    /* Memoryless: a fresh draw from here is as good as the remainder. */
+    mh_tls_countdown = mh_hooks_draw_countdown(mean);
+    return 1;
+}
+
+/* What a block counts for in the traced totals: its size, or when
+ * sampling the bytes it stands for (size / P(sampled), the estimate the
+ * snapshots use).  A pure function of size while a tracing session lasts
+ * (the sampling mean changes only across a restart), so a block is taken
+ * off exactly what it was charged. */
+static inline uint64_t
+charge_of(uint64_t size)
+{
+    uint64_t mean =
+        __atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED);
+    if (mean == 0) {
+        return size;
+    }
+    return (uint64_t)llround((double)size *
+                             mh_snapdata_block_weight(mean, size));
+}
+
+/* Whether an allocation of size bytes that a hook saw is to be recorded:
+ * not memhound's own work, and sampled when sampling.  Inlined into each
+ * hook, after its "tracing and not nested" test. */
+static inline int
+wants_alloc(size_t size)
+{
+    if (mh_tls_suspended) {
+        return 0;
+    }
+    uint64_t mean =
+        __atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED);
+    return mean == 0 || sample_take(mean, size);
+}
+
+/* Whether freeing ptr may concern a traced block: when sampling, the
+ * filter rules out nearly every unsampled block without a lookup. */
+static inline int
+wants_free(uintptr_t ptr)
+{
+    return !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&mh_hooks_sample_filter[filter_slot(ptr)],
+                           __ATOMIC_RELAXED) != 0;
+}
+
+#endif /* MH_HOOKS_INTERNAL_H */

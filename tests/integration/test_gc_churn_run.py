@@ -1,0 +1,117 @@
+"""Cycle churn under `memhound run`: the report's "cycle_churn" and "gc",
+the text section, and forked children (--follow-fork)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from tests.integration.test_run_leaks import memhound_run
+
+CYCLES = """
+import gc, os, sys
+
+class Node:
+    __slots__ = ("other",)
+
+def make_pair():
+    a, b = Node(), Node()  # the cycle
+    a.other = b
+    b.other = a
+
+for _ in range({pairs}):
+    make_pair()
+gc.collect()
+print("made", 2 * {pairs})
+"""
+
+
+def test_run_reports_the_cycle_line(tmp_path):
+    pairs = 30000
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(CYCLES.format(pairs=pairs)))
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--no-graph", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"made {2 * pairs}"
+    report = json.loads(out.read_text())
+    top = report["cycle_churn"][0]
+    assert top["traceback"][0]["filename"] == str(app)
+    assert top["traceback"][0]["lineno"] == 8
+    collections = sum(report["gc"]["collections"])
+    assert 2 * pairs <= top["objects"] <= 2 * pairs + 2 * collections
+    assert "site" not in top  # in-process only
+    assert "Cycle churn" in proc.stderr
+    assert "app.py:8 in make_pair" in proc.stderr
+
+
+def test_run_without_cycles_has_no_churn_section(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            kept = []
+            for i in range(60000):
+                item = {"i": i, "s": str(i)}
+                if i % 50 == 0:
+                    kept.append(item)
+            """
+        )
+    )
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--no-graph", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["cycle_churn"] == []
+    assert report["gc"]["enabled"] is True
+    assert "Cycle churn" not in proc.stderr
+
+
+def test_forked_child_counts_its_own_churn(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            import gc, os
+
+            class Node:
+                __slots__ = ("other",)
+
+            def make_pair():
+                a, b = Node(), Node()  # the child's cycle
+                a.other = b
+                b.other = a
+
+            def parent_pair():
+                a, b = Node(), Node()  # the parent's cycle
+                a.other = b
+                b.other = a
+
+            for _ in range(3000):
+                parent_pair()
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(20000):
+                    make_pair()
+                gc.collect()
+                os._exit(0)
+            os.waitpid(pid, 0)
+            gc.collect()
+            """
+        )
+    )
+    out = tmp_path / "r.json"
+    proc = memhound_run(
+        ["--no-graph", "--follow-fork", "--json", str(out), str(app)], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    lines = [site["traceback"][0]["lineno"] for site in report["cycle_churn"]]
+    assert lines == [13]  # the parent's line only
+    parent = report["cycle_churn"][0]
+    assert 6000 <= parent["objects"] <= 6000 + 2 * sum(report["gc"]["collections"])
+    (child,) = report["children"]
+    child_churn = child["report"]["cycle_churn"]
+    assert [site["traceback"][0]["lineno"] for site in child_churn] == [8]
+    collections = sum(child["report"]["gc"]["collections"])
+    assert 40000 <= child_churn[0]["objects"] <= 40000 + 2 * collections

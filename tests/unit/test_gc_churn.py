@@ -1,0 +1,326 @@
+"""Cycle churn: what the cyclic garbage collector frees, by allocation site
+(memhound.cycle_churn, the report's "cycle_churn" and "gc")."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import time
+
+import pytest
+
+import memhound
+from memhound import _core, churn
+from memhound.report import format_text
+
+THIS_FILE = __file__
+
+
+class Node:
+    __slots__ = ("other", "__weakref__")
+
+
+class Finalized:
+    """In a cycle, its __del__ releases the GIL while the collector runs."""
+
+    def __del__(self):
+        time.sleep(0.0001)
+
+
+def make_pair():
+    a, b = Node(), Node()  # the cycle's objects
+    a.other = b
+    b.other = a
+
+
+CYCLE_LINE = make_pair.__code__.co_firstlineno + 1
+
+
+@pytest.fixture(autouse=True)
+def _gc_enabled():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    gc.collect()  # leave no garbage of ours for later tests' censuses
+    if not was:
+        gc.disable()
+
+
+def our_callbacks():
+    return [
+        cb for cb in gc.callbacks if getattr(cb, "__name__", "") == "memhound_gc_churn"
+    ]
+
+
+def churn_at(sites, lineno):
+    return [
+        s
+        for s in sites
+        if (s["traceback"][0]["filename"], s["traceback"][0]["lineno"])
+        == (THIS_FILE, lineno)
+    ]
+
+
+def node_block_size():
+    """The traced size of one Node block, from a snapshot."""
+    probe = Node()  # noqa: F841 - kept alive for the snapshot
+    line = sys._getframe().f_lineno - 1
+    stats = memhound.take_snapshot().statistics("lineno")
+    for stat in stats:
+        frame = stat.traceback[0]
+        if frame.filename == THIS_FILE and frame.lineno == line:
+            return stat.size // stat.count
+    raise AssertionError("probe not traced")
+
+
+def test_cycles_at_one_line_are_the_top_churn_site():
+    pairs, rounds = 2000, 10
+    with memhound.LeakCheck(graph=False) as check:
+        block = node_block_size()
+        for _ in range(rounds):
+            for _ in range(pairs):
+                make_pair()
+            check.checkpoint(force=True)
+        gc.collect()  # the program's own collection: counted
+    report = check.report()
+    created = 2 * pairs * rounds  # Node objects, every one in a cycle
+    sites = report["cycle_churn"]
+    assert sites, report["gc"]
+    top = sites[0]
+    assert top["traceback"][0]["filename"] == THIS_FILE
+    assert top["traceback"][0]["lineno"] == CYCLE_LINE
+    assert top["traceback"][0]["function"] == "make_pair"
+    activity = report["gc"]
+    collections = sum(activity["collections"])
+    # Every Node is freed by a collection exactly once; gc's own blocks
+    # are left out, so at most a few blocks per collection may be added.
+    assert created <= top["objects"] <= created + 2 * collections
+    assert top["bytes"] == top["objects"] * block
+    assert top["blocks"] == top["objects"]  # __slots__: no buffer blocks
+    assert 1 <= top["collections"] <= collections
+    assert sum(top["objects_by_gc_generation"]) == top["objects"]
+    generations = report["summary"]["generations"]
+    assert top["generations_with_churn"] >= rounds  # every round churned
+    assert top["objects_per_generation"] == pytest.approx(
+        top["objects"] / generations, rel=1e-3
+    )
+    assert top["objects_per_s"] > 0
+    assert activity["enabled"] is True
+    assert sum(activity["collected"]) >= created
+    assert activity["dropped"] == 0
+    text = format_text(report)
+    assert "Cycle churn" in text
+    assert f"test_gc_churn.py:{CYCLE_LINE} in make_pair" in text
+
+
+def test_no_cycles_no_churn():
+    kept = []
+    with memhound.LeakCheck(graph=False) as check:
+        for i in range(10):
+            for j in range(3000):
+                record = {"id": j, "tags": [str(j), str(i)]}  # no cycle
+                if j % 100 == 0:
+                    kept.append(record)
+            check.checkpoint(force=True)
+        gc.collect()
+    report = check.report()
+    assert report["cycle_churn"] == []
+    assert "Cycle churn" not in format_text(report)
+    # Nothing of this file's own lines churned either (below the
+    # report's threshold too).
+    ours = [
+        s
+        for s in memhound.cycle_churn(n=1000)
+        if s["traceback"] and s["traceback"][0]["filename"] == THIS_FILE
+    ]
+    assert ours == []
+    del kept
+
+
+def test_gc_disabled_no_churn_and_the_leak_is_a_cycle():
+    kept_alive_by_nothing = 0
+    gc.disable()
+    try:
+        with memhound.LeakCheck() as check:
+            for _ in range(10):
+                for _ in range(300):
+                    make_pair()
+                    kept_alive_by_nothing += 1
+                check.checkpoint(force=True)
+        report = check.report()
+    finally:
+        gc.enable()
+        gc.collect()
+    assert report["cycle_churn"] == []
+    assert report["gc"]["enabled"] is False
+    assert report["gc"]["collections"] == [0, 0, 0]
+    leaks = [
+        leak for leak in report["leaks"] if leak["traceback"][0]["lineno"] == CYCLE_LINE
+    ]
+    assert leaks and leaks[0]["kind"] == "cycle"
+
+
+def test_threads_only_the_collecting_thread_counts():
+    """Cycles with a __del__ that releases the GIL: while the collector
+    waits in it, another thread frees objects of its own, which are not
+    the collector's."""
+    stop = threading.Event()
+    in_gc = [False]
+    during_gc = [0]  # the churner's rounds while a collection ran
+
+    def churner():
+        while not stop.is_set():
+            junk = [object() for _ in range(50)]  # the other thread's line
+            during_gc[0] += in_gc[0]
+            del junk
+
+    def watch(phase, info):
+        in_gc[0] = phase == "start"
+
+    churner_line = churner.__code__.co_firstlineno + 2
+    # Each __del__ hands the GIL to the churner for one switch interval.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    memhound.start()
+    _core.gens_restart()
+    gc.callbacks.append(watch)
+    worker = threading.Thread(target=churner)
+    worker.start()
+    try:
+        made = 0
+        for _ in range(500):
+            a, b = Finalized(), Finalized()
+            a.b = b
+            b.a = a
+            made += 2
+        cycle_line = sys._getframe().f_lineno - 4
+        del a, b
+        gc.collect()
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+        gc.callbacks.remove(watch)
+    sites = memhound.cycle_churn(n=1000)
+    assert during_gc[0] > 0  # the other thread did free during collections
+    assert churn_at(sites, churner_line) == []
+    top = churn_at(sites, cycle_line)
+    assert top, sites[:3]
+    collections = sum(churn.report_fields()[1]["collections"])
+    assert made <= top[0]["objects"] <= made + 2 * collections
+
+
+def test_cycles_made_in_threads():
+    def work():
+        for _ in range(2000):
+            make_pair()
+
+    memhound.start()
+    _core.gens_restart()
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gc.collect()
+    top = churn_at(memhound.cycle_churn(), CYCLE_LINE)
+    collections = sum(churn.report_fields()[1]["collections"])
+    assert top and 3 * 2 * 2000 <= top[0]["objects"] <= 12000 + 2 * collections
+
+
+def test_memhound_own_collections_are_not_counted():
+    memhound.start()
+    _core.gens_restart()
+    gc.disable()  # no automatic collection in between
+    try:
+        for _ in range(500):
+            make_pair()
+        churn.collect()  # memhound's own
+        assert churn_at(memhound.cycle_churn(), CYCLE_LINE) == []
+        for _ in range(500):
+            make_pair()
+        gc.collect()  # the program's
+    finally:
+        gc.enable()
+    top = churn_at(memhound.cycle_churn(), CYCLE_LINE)
+    assert top and top[0]["objects"] == 1000
+    assert top[0]["collections"] == 1
+
+
+def test_stop_start_clear_and_callback_registration():
+    assert memhound.cycle_churn() == []  # not tracing
+    assert our_callbacks() == []
+    memhound.start()
+    assert len(our_callbacks()) == 1
+    memhound.start(depth=10)  # same store: counts kept, one callback
+    assert len(our_callbacks()) == 1
+    gc.disable()
+    try:
+        for _ in range(200):
+            make_pair()
+        gc.collect()
+        assert churn_at(memhound.cycle_churn(), CYCLE_LINE)[0]["objects"] == 400
+        memhound.start(depth=10)
+        assert churn_at(memhound.cycle_churn(), CYCLE_LINE)[0]["objects"] == 400
+        memhound.clear()  # the traceback store is replaced: counts go
+        assert memhound.cycle_churn() == []
+        for _ in range(100):
+            make_pair()
+        gc.collect()
+        assert churn_at(memhound.cycle_churn(), CYCLE_LINE)[0]["objects"] == 200
+        memhound.stop()
+        assert our_callbacks() == []
+        assert memhound.cycle_churn() == []
+        memhound.start()
+        assert len(our_callbacks()) == 1
+        assert memhound.cycle_churn() == []  # a new session
+        memhound.start(sample=1024)  # sampling: a new store, counts reset
+        assert len(our_callbacks()) == 1
+        memhound.start(python=False, native=True)  # no hooks: churn off
+        assert our_callbacks() == []
+    finally:
+        gc.enable()
+        memhound.stop()
+    assert our_callbacks() == []
+
+
+def test_stop_inside_a_collection():
+    """memhound.stop() from a finalizer that the collector runs: the
+    callback is gone before the collection's "stop" phase."""
+
+    class StopsTracing:
+        def __del__(self):
+            memhound.stop()
+
+    memhound.start()
+    a = StopsTracing()
+    a.self = a
+    del a
+    gc.collect()
+    assert not memhound.is_tracing()
+    assert our_callbacks() == []
+    memhound.start()  # and all is well afterwards
+    for _ in range(100):
+        make_pair()
+    gc.collect()
+    assert churn_at(memhound.cycle_churn(), CYCLE_LINE)[0]["objects"] == 200
+
+
+def test_sampling_estimates():
+    memhound.start(sample=256)
+    _core.gens_restart()
+    for _ in range(20000):
+        make_pair()
+    gc.collect()
+    top = churn_at(memhound.cycle_churn(), CYCLE_LINE)
+    # A sampled block stands for 1/P(sampled) blocks: the estimate is
+    # unbiased; 40000 objects of ~40 bytes, ~6000 samples: within 15%.
+    assert top and 0.85 * 40000 <= top[0]["objects"] <= 1.15 * 40000
+
+
+def test_argument_checks():
+    with pytest.raises(ValueError):
+        memhound.cycle_churn(n=-1)
+    with pytest.raises(ValueError):
+        _core.gc_churn(limit=-1)
