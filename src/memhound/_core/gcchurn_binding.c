@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "frames.h"
 #include "gcchurn.h"
 #include "gcchurn_binding.h"
@@ -25,14 +26,6 @@
 static PyObject *callback; /* the PyCFunction in gc.callbacks, or NULL */
 static double churn_t0;    /* CLOCK_MONOTONIC seconds at the last reset */
 static int held;           /* memhound's own collection under way */
-
-static double
-monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* info[key] as a C long, `fallback` when missing or not an int. */
 static long
@@ -96,11 +89,11 @@ gc_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         /* Last thing before returning: what this call frees is not
          * counted. */
         mh_churn_begin(churn, generation, stats.generation,
-                       monotonic_seconds(), ignore, nignore);
+                       mh_monotonic_seconds(), ignore, nignore);
     }
     else {
         /* First thing: the "stop" phase frees nothing of the cycles. */
-        double now = monotonic_seconds();
+        double now = mh_monotonic_seconds();
         mh_gcchurn_tls_collection = 0;
         mh_churn_end(churn, info_long(args[1], "collected", 0),
                      info_long(args[1], "uncollectable", 0), now);
@@ -184,7 +177,7 @@ register_callback(void)
 void
 mh_gcchurn_binding_reset(void)
 {
-    churn_t0 = monotonic_seconds();
+    churn_t0 = mh_monotonic_seconds();
     if (mh_gcchurn_active != NULL) {
         mh_churn_reset(mh_gcchurn_active);
     }
@@ -384,7 +377,7 @@ core_gc_churn(PyObject *module, PyObject *args, PyObject *kwargs)
         mh_stats_snapshot_t stats;
         mh_hooks_stats(&stats);
         result = Py_BuildValue("{s:O,s:d,s:n,s:O,s:O}", "enabled", Py_True,
-                               "elapsed", monotonic_seconds() - churn_t0,
+                               "elapsed", mh_monotonic_seconds() - churn_t0,
                                "generation", (Py_ssize_t)stats.generation,
                                "totals", totals, "sites", sites);
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gcchurn_binding.h"
 #include "gens.h"
 #include "hooks.h"
@@ -34,14 +35,6 @@ static double history_t0; /* CLOCK_MONOTONIC seconds at restart */
 static uint64_t history_sample_mean;
 static int history_saturated;         /* generation numbers ran out */
 static Py_ssize_t history_lost_scans; /* scans dropped for lack of memory */
-
-static double
-monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Resident set size from /proc/self/statm, 0 when unreadable.  Plain
  * system calls: nothing allocates. */
@@ -72,7 +65,7 @@ fill_record(mh_gen_record_t *record, long long iteration)
 {
     mh_stats_snapshot_t stats;
     mh_hooks_stats(&stats);
-    record->t = monotonic_seconds() - history_t0;
+    record->t = mh_monotonic_seconds() - history_t0;
     record->iteration = iteration;
     record->traced_bytes = stats.traced_bytes;
     record->rss_bytes = rss_bytes();
@@ -97,7 +90,7 @@ static int
 restart(long long iteration)
 {
     mh_hooks_restart_generations();
-    history_t0 = monotonic_seconds();
+    history_t0 = mh_monotonic_seconds();
     history_sample_mean = mh_hooks_config().sample_mean;
     history_saturated = 0;
     history_lost_scans = 0;
@@ -211,7 +204,7 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
     if (require_tracing() < 0 || ensure_history() < 0) {
         return NULL;
     }
-    double began = monotonic_seconds();
+    double began = mh_monotonic_seconds();
     size_t next = mh_gens_count(history);
     if (next > MH_GENS_MAX_GENERATIONS) {
         /* Out of generation numbers: the last generation simply goes on;
@@ -237,7 +230,7 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
         }
     }
     return Py_BuildValue("(nd)", (Py_ssize_t)next,
-                         monotonic_seconds() - began);
+                         mh_monotonic_seconds() - began);
 }
 
 PyObject *
@@ -252,11 +245,11 @@ mh_binding_gens_info(PyObject *module, PyObject *unused)
     const mh_gen_record_t *last = mh_gens_get(history, n - 1);
     return Py_BuildValue("{s:n,s:d,s:d,s:L,s:n,s:n,s:O}", "generation",
                          (Py_ssize_t)(n - 1), "elapsed",
-                         monotonic_seconds() - history_t0, "last_t", last->t,
-                         "iteration", (long long)last->iteration, "columns",
-                         (Py_ssize_t)mh_gens_columns(history), "memory",
-                         (Py_ssize_t)mh_gens_memory(history), "saturated",
-                         history_saturated ? Py_True : Py_False);
+                         mh_monotonic_seconds() - history_t0, "last_t",
+                         last->t, "iteration", (long long)last->iteration,
+                         "columns", (Py_ssize_t)mh_gens_columns(history),
+                         "memory", (Py_ssize_t)mh_gens_memory(history),
+                         "saturated", history_saturated ? Py_True : Py_False);
 }
 
 PyObject *
@@ -602,7 +595,7 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
     mh_survivors_t *surv = mh_survivors_new();
     scan_state_t st = {history, surv, history_sample_mean};
     if (surv == NULL || mh_hooks_foreach_block(scan_survivors_visit, &st) ||
-        mh_leaks_analyze(history, surv, monotonic_seconds() - history_t0,
+        mh_leaks_analyze(history, surv, mh_monotonic_seconds() - history_t0,
                          iteration,
                          &(mh_leak_params_t){min_confidence, min_generations},
                          &result) < 0) {
@@ -640,7 +633,7 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
                         "largest", largest, "generations", gens, "sites",
                         (Py_ssize_t)result.nsites, "candidates",
                         (Py_ssize_t)result.nleaks, "elapsed",
-                        monotonic_seconds() - history_t0, "saturated",
+                        mh_monotonic_seconds() - history_t0, "saturated",
                         history_saturated ? Py_True : Py_False, "lost_scans",
                         history_lost_scans);
 done:
