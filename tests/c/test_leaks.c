@@ -210,6 +210,23 @@ test_patterns(void)
     free(sim.blocks);
 }
 
+/* Nothing survived (memhound's own work is untraced, so a program that
+ * keeps nothing has no survivor at all): no sort of an empty array, whose
+ * pointer is NULL (UBSan caught the qsort). */
+static void
+test_no_survivors(void)
+{
+    sim_t sim = {0};
+    sim_add(&sim, CHURN_SITE, 1, 2, 100);
+    mh_leak_result_t result;
+    if (CHECK(judge(&sim, 8, &result) == 0)) {
+        CHECK(result.nleaks == 0);
+        CHECK(result.nsites == 0);
+        mh_leaks_result_free(&result);
+    }
+    free(sim.blocks);
+}
+
 static void
 test_too_few_generations(void)
 {
@@ -397,6 +414,7 @@ main(void)
 {
     test_patterns();
     test_too_few_generations();
+    test_no_survivors();
     test_bursty_leak_with_idle_generations();
     test_series_compaction();
     test_out_of_memory();

@@ -308,7 +308,11 @@ mh_leaks_analyze(const mh_gens_t *gens, mh_survivors_t *surv, double t_now,
     if (surv->failed) {
         return -1;
     }
-    qsort(surv->entries, surv->n, sizeof(mh_survivor_t), compare_survivors);
+    /* qsort's pointer must not be NULL even for 0 items (C11 7.22.5). */
+    if (surv->n > 1) {
+        qsort(surv->entries, surv->n, sizeof(mh_survivor_t),
+              compare_survivors);
+    }
     size_t nsites = 0;
     for (size_t i = 0; i < surv->n; i++) {
         if (i == 0 || surv->entries[i].site != surv->entries[i - 1].site) {
@@ -358,7 +362,9 @@ mh_leaks_analyze(const mh_gens_t *gens, mh_survivors_t *surv, double t_now,
         i = j;
     }
     mh_rawmem_free(busy, (G + 1) * sizeof(uint32_t));
-    qsort(sites, nsites, sizeof(*sites), compare_verdicts);
+    if (nsites > 1) {
+        qsort(sites, nsites, sizeof(*sites), compare_verdicts);
+    }
     result->sites = sites;
     result->nsites = nsites;
     result->nleaks = nleaks;
