@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,7 +142,7 @@ def test_assert_no_leaks_names_the_site():
     assert "leaky leaks" in message
     lineno = next(
         number
-        for number, line in enumerate(open(THIS_FILE), 1)
+        for number, line in enumerate(Path(THIS_FILE).read_text().splitlines(), 1)
         if "# LEAK-ASSERT" in line and "store.append" in line
     )
     # The top leak is the append line itself (not memhound's bookkeeping).
