@@ -2,11 +2,12 @@
  *
  * A C function appended to gc.callbacks marks each collection: on "start"
  * it opens the collection (gcchurn.h), on "stop" it closes it with gc's
- * own "collected" count.  Appended last, it runs after the other callbacks
- * on "start" and before them on "stop", so their frees are not counted.  It
- * runs outside any allocator hook, so Python calls are allowed there; it
- * never raises (a malformed info dict counts as generation 0, collected 0).
- * All state is guarded by the GIL.
+ * own "collected" count.  gc calls its callbacks in list order for both
+ * phases, so what callbacks listed before it free on "stop" (and what
+ * callbacks appended after it free on "start") is counted as the
+ * collection's (docs/leak-analysis.md).  It runs outside any allocator hook,
+ * so Python calls are allowed there; it never raises (a malformed info dict
+ * counts as generation 0, collected 0). All state is guarded by the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -162,14 +163,12 @@ register_callback(void)
     if (list == NULL) {
         return -1;
     }
-    int rc = 0;
-    int found = PySequence_Contains(list, callback);
-    if (found < 0) {
-        rc = -1;
+    /* By identity: `in` would call the program's callbacks' __eq__. */
+    int found = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        found |= PyList_GET_ITEM(list, i) == callback;
     }
-    else if (!found) {
-        rc = PyList_Append(list, callback);
-    }
+    int rc = found ? 0 : PyList_Append(list, callback);
     Py_DECREF(list);
     return rc;
 }
@@ -317,18 +316,29 @@ sites_new(const mh_churn_t *churn, Py_ssize_t limit, double min_objects)
 {
     const mh_churn_site_t *sites;
     size_t n = mh_churn_sites(churn, &sites);
-    size_t bytes = (n ? n : 1) * sizeof(const mh_churn_site_t *);
-    const mh_churn_site_t **order = mh_rawmem_malloc(bytes);
-    if (order == NULL) {
+    /* Copies, not pointers into the churn table: building the result
+     * allocates Python objects, which can start a collection (3.10, 3.11)
+     * whose frees grow or reset that table. */
+    size_t bytes = (n ? n : 1) * sizeof(mh_churn_site_t);
+    mh_churn_site_t *kept_sites = mh_rawmem_malloc(bytes);
+    size_t obytes = (n ? n : 1) * sizeof(const mh_churn_site_t *);
+    const mh_churn_site_t **order = mh_rawmem_malloc(obytes);
+    if (kept_sites == NULL || order == NULL) {
+        mh_rawmem_free(kept_sites, bytes);
+        mh_rawmem_free(order, obytes);
         return PyErr_NoMemory();
     }
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (sites[i].objects > 0 && sites[i].objects >= min_objects) {
-            order[kept++] = &sites[i];
+            kept_sites[kept] = sites[i];
+            order[kept] = &kept_sites[kept];
+            kept++;
         }
     }
-    qsort(order, kept, sizeof(order[0]), by_objects_desc);
+    if (kept > 1) {
+        qsort(order, kept, sizeof(order[0]), by_objects_desc);
+    }
     if ((size_t)limit < kept) {
         kept = (size_t)limit;
     }
@@ -342,7 +352,8 @@ sites_new(const mh_churn_t *churn, Py_ssize_t limit, double min_objects)
         }
         Py_DECREF(item);
     }
-    mh_rawmem_free(order, bytes);
+    mh_rawmem_free(order, obytes);
+    mh_rawmem_free(kept_sites, bytes);
     return list;
 }
 
@@ -395,8 +406,8 @@ core_gc_churn_hold(PyObject *module, PyObject *arg)
     if (on < 0) {
         return NULL;
     }
-    held = on;
     if (mh_gcchurn_active == NULL) {
+        held = on;
         Py_RETURN_NONE;
     }
     /* Out of gc.callbacks while held: gc then builds no info dict for
@@ -407,8 +418,9 @@ core_gc_churn_hold(PyObject *module, PyObject *arg)
     int rc = on ? unregister_callback() : register_callback();
     mh_hooks_resume_thread();
     if (rc < 0) {
-        return NULL;
+        return NULL; /* `held` unchanged: it says what gc.callbacks holds */
     }
+    held = on;
     Py_RETURN_NONE;
 }
 

@@ -242,7 +242,9 @@ mh_heapgraph_retained_by_type(mh_heapgraph_t *g, mh_hg_typeret_t **out,
         stack[depth] = v;
         cursor[depth] = coff[v];
     }
-    qsort(t.rows, t.nrows, sizeof(*t.rows), by_retained_desc);
+    if (t.nrows > 1) {
+        qsort(t.rows, t.nrows, sizeof(*t.rows), by_retained_desc);
+    }
     /* Hand over an array sized as the caller will free it. */
     void *p = mh_rawmem_realloc(t.rows, t.cap * sizeof(*t.rows),
                                 (t.nrows ? t.nrows : 1) * sizeof(*t.rows));

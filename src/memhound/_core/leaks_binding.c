@@ -184,9 +184,14 @@ scan_survivors_visit(const mh_trace_t *trace, void *arg)
 static void
 release_dead_code(void)
 {
-    mh_tbstore_t *store = mh_hooks_store();
-    if (store != NULL) {
-        (void)mh_tbstore_release_dead_code(store);
+    /* A few rounds free whole families (a code dies with the code that
+     * held it in co_consts).  The store is re-read each round: a code's
+     * deallocation can run code that stops tracing. */
+    for (int round = 0; round < 8; round++) {
+        mh_tbstore_t *store = mh_hooks_store();
+        if (store == NULL || mh_tbstore_release_dead_code(store) <= 0) {
+            break;
+        }
     }
 }
 
@@ -201,10 +206,14 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
                                      kwlist, &iteration, &scan)) {
         return NULL;
     }
+    double began = mh_monotonic_seconds();
+    if (scan) {
+        /* First: it may run code that stops tracing, checked next. */
+        release_dead_code();
+    }
     if (require_tracing() < 0 || ensure_history() < 0) {
         return NULL;
     }
-    double began = mh_monotonic_seconds();
     size_t next = mh_gens_count(history);
     if (next > MH_GENS_MAX_GENERATIONS) {
         /* Out of generation numbers: the last generation simply goes on;
@@ -219,7 +228,6 @@ mh_binding_gens_checkpoint(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     (void)mh_hooks_next_generation();
     if (scan) {
-        release_dead_code();
         scan_state_t st = {history, NULL, history_sample_mean};
         mh_gens_scan_begin(history);
         int failed = mh_hooks_foreach_block(scan_series_visit, &st);
@@ -583,6 +591,8 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
                         "most 100000)");
         return NULL;
     }
+    /* First: it may run code that stops tracing, checked next. */
+    release_dead_code();
     if (require_tracing() < 0 || ensure_history() < 0) {
         return NULL;
     }
@@ -590,7 +600,6 @@ mh_binding_gens_analyze(PyObject *module, PyObject *args, PyObject *kwargs)
     size_t *top = NULL;
     mh_leak_result_t result = {0};
     site_stacks_t stacks = {0};
-    release_dead_code();
     mh_hooks_suspend_thread();
     mh_survivors_t *surv = mh_survivors_new();
     scan_state_t st = {history, surv, history_sample_mean};

@@ -480,18 +480,5 @@ done:
 Py_ssize_t
 mh_tbstore_release_dead_code(mh_tbstore_t *store)
 {
-    Py_ssize_t total = 0;
-    /* A code dies with the code that held it in co_consts (a nested
-     * function's), so a few rounds free whole families. */
-    for (int round = 0; round < 8; round++) {
-        Py_ssize_t n = release_round(store);
-        if (n < 0) {
-            return total > 0 ? total : -1;
-        }
-        if (n == 0) {
-            break;
-        }
-        total += n;
-    }
-    return total;
+    return release_round(store);
 }

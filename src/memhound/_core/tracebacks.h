@@ -156,9 +156,12 @@ void mh_tbstore_frame(mh_tbstore_t *store, uint32_t index, PyObject **filename,
 
 /* Release the code objects nothing but the store references any more (see
  * the top of this file); their deallocation may run arbitrary code after
- * the store is made consistent.  Changes the serial when it released any.
- * Returns how many were released, or -1 when out of memory and none was
- * (no exception set).  GIL held; not from inside an allocator hook. */
+ * the store is made consistent, even code that frees the store (stop()),
+ * so the caller must re-read its store before calling again (a code freed
+ * may have held the last reference to a nested one: call until it returns
+ * 0).  Changes the serial when it released any.  Returns how many were
+ * released, or -1 when out of memory (no exception set).  GIL held; not
+ * from inside an allocator hook. */
 Py_ssize_t mh_tbstore_release_dead_code(mh_tbstore_t *store);
 
 /* The store's serial number, as mh_tbcache_t.store_serial records it: a
