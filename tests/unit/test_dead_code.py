@@ -9,8 +9,6 @@ import collections
 import gc
 import weakref
 
-import pytest
-
 import memhound
 
 SOURCE = """\
@@ -18,13 +16,6 @@ def build(n):
     pad = 0
     return [bytearray(16) for _ in range(n)]
 """
-
-
-@pytest.fixture(autouse=True)
-def _stopped():
-    memhound.stop()
-    yield
-    memhound.stop()
 
 
 def compile_builder(filename):

@@ -18,13 +18,6 @@ from memhound.report import format_text, to_json_data, write_json
 THIS_FILE = __file__
 
 
-@pytest.fixture(autouse=True)
-def _stopped():
-    memhound.stop()
-    yield
-    memhound.stop()
-
-
 def leak_line(report):
     """(filename, lineno) of the top leak's innermost frame."""
     frame = report["leaks"][0]["traceback"][0]
