@@ -281,36 +281,36 @@ def format_text(
             if allocated_by:
                 out.append("   " + allocated_by)
             _format_traceback(site["traceback"][:3], style, width, out)
-    grew = report.get("types_grew") or []
-    if grew:
-        out.append("")
-        out.append(style.bold("Types that grew:"))
-        for row in grew[:5]:
-            out.append(
-                f"   {_shorten(str(row['type']), 40):40} "
-                f"+{row['count_diff']:,} objects, +{format_size(row['bytes_diff'])}"
-            )
-    retainers = report.get("largest_retainers") or []
-    if retainers:
-        out.append("")
-        out.append(style.bold("Largest retainers:"))
-        for row in retainers[:5]:
-            path = row.get("retention_path") or []
-            name = str(path[-1]["object"]) if path else str(row.get("type", "?"))
-            out.append(
-                f"   {format_size(row['retained_bytes']):>10}  "
-                f"{_shorten(name, width - 17)}"
-            )
-    by_type = report.get("retained_by_type") or []
-    if by_type:
-        out.append("")
-        out.append(style.bold("Retained by type:"))
-        for row in by_type[:5]:
-            out.append(
-                f"   {format_size(row['retained_bytes']):>10}  "
-                f"{_shorten(str(row['type']), 40):40} "
-                f"{row['count']:,} objects"
-            )
+    _format_rows(
+        "Types that grew:",
+        report.get("types_grew"),
+        lambda row: (
+            f"   {_shorten(str(row['type']), 40):40} "
+            f"+{row['count_diff']:,} objects, +{format_size(row['bytes_diff'])}"
+        ),
+        style,
+        out,
+    )
+    _format_rows(
+        "Largest retainers:",
+        report.get("largest_retainers"),
+        lambda row: (
+            f"   {format_size(row['retained_bytes']):>10}  "
+            f"{_shorten(_retainer_name(row), width - 17)}"
+        ),
+        style,
+        out,
+    )
+    _format_rows(
+        "Retained by type:",
+        report.get("retained_by_type"),
+        lambda row: (
+            f"   {format_size(row['retained_bytes']):>10}  "
+            f"{_shorten(str(row['type']), 40):40} {row['count']:,} objects"
+        ),
+        style,
+        out,
+    )
     _format_churn(report, style, width, out)
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
@@ -320,6 +320,23 @@ def format_text(
         )
     out.append(rule)
     return "\n".join(out)
+
+
+def _format_rows(title, rows, line, style, out, most=5):
+    """A titled section of one line per row (`line(row)`), the first `most`
+    rows; nothing when there are no rows."""
+    if not rows:
+        return
+    out.append("")
+    out.append(style.bold(title))
+    out.extend(line(row) for row in rows[:most])
+
+
+def _retainer_name(row):
+    """What a largest-retainer row is called: the last step of its path,
+    else its type."""
+    path = row.get("retention_path") or []
+    return str(path[-1]["object"]) if path else str(row.get("type", "?"))
 
 
 def _strip_private(value):
