@@ -94,6 +94,29 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
+def _runner_frame(filename: str) -> bool:
+    """A frame of what started the program: memhound's own (`memhound run`
+    execs the program from cli.py), runpy's, or the console script's."""
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or filename == "<frozen runpy>"
+        or os.path.basename(filename) in ("runpy.py", "memhound")
+    )
+
+
+def _program_frames(frames: list) -> list:
+    """frames (innermost first) without the outermost run of runner frames:
+    a traceback ends at the program's own entry point.  All of it when every
+    frame is a runner's (memhound's own allocation: say so, not nothing)."""
+    end = len(frames)
+    while end > 0 and _runner_frame(frames[end - 1].get("filename", "")):
+        end -= 1
+    return frames[:end] if end else frames
+
+
 def _frames_to_show(frames: list, limit: int) -> list:
     """The frames worth printing, innermost first: the first `limit`, and
     when the user's own code starts deeper than that, the innermost few,
@@ -113,6 +136,7 @@ def _format_traceback(frames: list, style: _Style, width: int, out: list) -> Non
     if not frames:
         out.append("     <unknown>: no Python frame (allocated outside Python)")
         return
+    frames = _program_frames(frames)
     shown = _frames_to_show(frames, _FRAMES_SHOWN)
     for frame in shown:
         if frame is None:
