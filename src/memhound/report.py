@@ -181,7 +181,7 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
     head = f"#{rank} {kind} leak, confidence {leak['confidence']:.2f}: {_rate(leak)}"
     children = leak.get("children")
     if children:
-        head += f" (in {children} child processes)"
+        head += f" (in {children} child process{'es' if children != 1 else ''})"
     out.append(style.red(head))
     blocks = leak["live_blocks"]
     started = _generation_time(report, leak["first_generation"])
