@@ -212,8 +212,11 @@ def _compose(root, steps, labels):
             via = f"local of frame {text}"
             expr = f"<{tname} object>"
         else:
+            # A reference C code keeps without a name (an lru_cache's dict):
+            # say whose it is, as the name of what follows builds on it.
             via = f"referenced by a {text} object"
-            expr = f"<{tname} object>"
+            owner = "object" if expr.startswith("<") else f"in {expr}"
+            expr = f"<{tname} {owner}>"
         if kind != "own_dict" and kind != "dict_value":
             context = None
         elif kind == "dict_value":

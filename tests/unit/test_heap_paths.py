@@ -401,3 +401,24 @@ def test_a_subclass_registry_is_named_not_anonymous():
     assert _why_alive_of_a_registry_entry(Exception)[0]["object"] == (
         "<subclasses of Exception>"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def cached_lookup(key):
+    return [key] * 3
+
+
+def test_unnamed_reference_says_whose_it_is():
+    # An lru_cache keeps its results in a dict C code holds without a name:
+    # the path names it after its owner.
+    result = cached_lookup("k")
+    try:
+        path = memhound.why_alive(result)
+    finally:
+        cached_lookup.cache_clear()
+    assert path[-2] == {
+        "via": "referenced by a functools._lru_cache_wrapper object",
+        "object": f"<dict in {MOD}.cached_lookup>",
+        "type": "dict",
+    }
+    assert path[-1]["object"] == f"<dict in {MOD}.cached_lookup>['k']"
