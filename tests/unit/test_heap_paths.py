@@ -403,7 +403,7 @@ def test_a_subclass_registry_is_named_not_anonymous():
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache  # lru_cache(maxsize=None)
 def cached_lookup(key):
     return [key] * 3
 
