@@ -209,8 +209,13 @@ def _compose(root, steps, labels):
             expr = f"{expr}.cell_contents"
             closure_name = None
         elif kind == "frame":
-            via = f"local of frame {text}"
-            expr = f"<{tname} object>"
+            function, _, variable = text.partition(" ")
+            if variable and not expr.startswith("<"):
+                via = f"local {variable!r} of frame {function}"
+                expr = f"{expr}.f_locals[{variable!r}]"
+            else:
+                via = f"local of frame {function}"
+                expr = f"<{tname} object>"
         else:
             # A reference C code keeps without a name (an lru_cache's dict):
             # say whose it is, as the name of what follows builds on it.

@@ -2,6 +2,7 @@
 
 import ctypes
 import functools
+import gc
 import threading
 
 import pytest
@@ -422,3 +423,34 @@ def test_unnamed_reference_says_whose_it_is():
         "type": "dict",
     }
     assert path[-1]["object"] == f"<dict in {MOD}.cached_lookup>['k']"
+
+
+class Kept:
+    pass
+
+
+def _fail():
+    kept_local = Kept()
+    raise ValueError(type(kept_local).__name__)
+
+
+def _store_error():
+    try:
+        _fail()
+    except ValueError as error:
+        HOLD["error"] = error
+
+
+def test_a_stored_exception_names_the_frame_local_it_keeps():
+    # A kept exception keeps its traceback, its frames and their locals.
+    _store_error()
+    kept = next(o for o in gc.get_objects() if type(o) is Kept)
+    path = memhound.why_alive(kept)
+    error = f"{MOD}.HOLD['error']"
+    assert [step["object"] for step in path[-4:]] == [
+        f"{error}.__traceback__",
+        f"{error}.__traceback__.tb_next",
+        f"{error}.__traceback__.tb_next.tb_frame",
+        f"{error}.__traceback__.tb_next.tb_frame.f_locals['kept_local']",
+    ], path
+    assert path[-1]["via"] == "local 'kept_local' of frame _fail()"
