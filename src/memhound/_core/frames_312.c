@@ -110,10 +110,10 @@ mh_frames_type_subclasses(PyTypeObject *type)
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
 
-PyObject *
-mh_frames_local_name(PyObject *frame, PyObject *value)
+/* The name of the variable of interpreter frame f that holds value. */
+static PyObject *
+local_name(_PyInterpreterFrame *f, PyObject *value)
 {
-    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
     PyCodeObject *code = f == NULL ? NULL : f->f_code;
     if (code == NULL || !PyCode_Check((PyObject *)code)) {
         return NULL;
@@ -129,4 +129,21 @@ mh_frames_local_name(PyObject *frame, PyObject *value)
         return Py_NewRef(PyTuple_GET_ITEM(code->co_localsplusnames, i));
     }
     return NULL;
+}
+
+PyObject *
+mh_frames_local_name(PyObject *frame, PyObject *value)
+{
+    return local_name(((PyFrameObject *)frame)->f_frame, value);
+}
+
+PyObject *
+mh_frames_generator_local_name(PyObject *gen, PyObject *value)
+{
+    /* A finished generator's frame was cleared: its slots are stale. */
+    PyGenObject *g = (PyGenObject *)gen;
+    if (g->gi_frame_state >= FRAME_COMPLETED) {
+        return NULL;
+    }
+    return local_name((_PyInterpreterFrame *)g->gi_iframe, value);
 }
