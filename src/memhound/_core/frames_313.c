@@ -193,40 +193,11 @@ mh_frames_type_subclasses(PyTypeObject *type)
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
 
-/* The name of the variable of interpreter frame f that holds value. */
-static PyObject *
-local_name(_PyInterpreterFrame *f, PyObject *value)
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
 {
-    PyCodeObject *code = f == NULL ? NULL : (PyCodeObject *)f->f_executable;
-    if (code == NULL || !PyCode_Check((PyObject *)code)) {
-        return NULL;
-    }
-    /* localsplus: locals, then cells and free variables (as cells once
-     * the frame started), named by co_localsplusnames. */
-    for (int i = 0; i < code->co_nlocalsplus; i++) {
-        PyObject *slot = f->localsplus[i];
-        if (slot == NULL || (slot != value && !(PyCell_Check(slot) &&
-                                                PyCell_GET(slot) == value))) {
-            continue;
-        }
-        return Py_NewRef(PyTuple_GET_ITEM(code->co_localsplusnames, i));
-    }
-    return NULL;
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable
+                                         : NULL;
 }
 
-PyObject *
-mh_frames_local_name(PyObject *frame, PyObject *value)
-{
-    return local_name(((PyFrameObject *)frame)->f_frame, value);
-}
-
-PyObject *
-mh_frames_generator_local_name(PyObject *gen, PyObject *value)
-{
-    /* A finished generator's frame was cleared: its slots are stale. */
-    PyGenObject *g = (PyGenObject *)gen;
-    if (g->gi_frame_state >= FRAME_COMPLETED) {
-        return NULL;
-    }
-    return local_name((_PyInterpreterFrame *)g->gi_iframe, value);
-}
+#include "frames_locals.h"
