@@ -297,15 +297,11 @@ def _run_target(options) -> tuple[int, object]:
     return 0, module
 
 
-def _on_sigterm(signum, frame):
-    # Turn SIGTERM into SystemExit so that the report is still printed.
-    raise SystemExit(128 + signum)
-
-
 def cmd_run(options) -> int:
     from memhound.cli_report import RunOutputs  # --output / --html
     from memhound.report import format_text, write_json
     from memhound.runner import Session
+    from memhound.runner import on_sigterm as runner_sigterm
 
     settings = {
         "depth": options.depth,
@@ -326,7 +322,7 @@ def cmd_run(options) -> int:
         print(f"memhound: {error}", file=sys.stderr)
         return 2
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, runner_sigterm)
     if outputs is not None:
         outputs.start()
     status, main_module = _run_target(options)

@@ -20,7 +20,7 @@ import time
 from array import array
 
 import memhound
-from memhound import _core
+from memhound import _core, _quiet_threads
 
 __all__ = ["Recorder", "rss_bytes"]
 
@@ -67,7 +67,7 @@ class Recorder:
             self._thread = threading.Thread(
                 target=self._run, name="memhound-recorder", daemon=True
             )
-            self._thread.start()
+            _quiet_threads.start(self._thread)
         finally:
             _core._resume_thread()
         return self

