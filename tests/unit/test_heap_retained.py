@@ -113,6 +113,45 @@ def test_retained_one_equals_the_dominator_tree():
         HOLD.clear()
 
 
+def test_retained_one_equals_the_dominator_tree_with_shared_leaves():
+    # Leaves (objects without out-edges: strings, floats) skip the
+    # Lengauer-Tarjan search when they have one holder, and are placed
+    # under the common dominator of their holders when they have several.
+    # Random nodes hold unique leaves, leaves from a small shared pool, and
+    # each other; the dominator tree must agree with the three-walk answer
+    # for nodes and leaves alike.
+    rng = random.Random(11)
+    pool = [f"shared-{i}-" + "p" * rng.randrange(200) for i in range(12)]
+    pool += [float(i) / 7 for i in range(12)]
+    nodes = [Node() for _ in range(300)]
+    for i, node in enumerate(nodes):
+        refs = [nodes[rng.randrange(300)] for _ in range(rng.choice((0, 1, 2)))]
+        refs += [rng.choice(pool) for _ in range(rng.choice((0, 1, 2, 3)))]
+        if rng.random() < 0.5:
+            refs.append(f"own-{i}-" + "o" * rng.randrange(300))
+        rng.shuffle(refs)
+        node.refs = refs
+        node.pad = None
+    HOLD["entries"] = nodes[:8]
+    HOLD["pool"] = pool[:3]  # a few shared leaves are roots' too
+    leaves = [r for n in nodes for r in n.refs if not isinstance(r, Node)]
+    sample = rng.sample(nodes, 30) + rng.sample(leaves, 30) + pool[:6]
+    del nodes, leaves, pool
+    try:
+        alone = [_core.heap_retained_alone(o) for o in sample]
+        objects, _ = heap._roots()
+        with heap._graph(objects) as graph:
+            _core.heap_prepare_paths(graph, objects)
+            one = [_core.heap_retained_one(graph, objects, o) for o in sample]
+            tree = [_core.heap_retained(graph, o) for o in sample]
+        assert None not in one
+        assert one == tree
+        assert alone == tree
+        assert len(set(tree[:30])) > 5 and len(set(tree[30:])) > 5
+    finally:
+        HOLD.clear()
+
+
 def test_retained_size_of_a_shared_object_is_its_own_size():
     leaf = Leaf()
     leaf.x = None
