@@ -198,7 +198,8 @@ number(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
  * several predecessors need theirs: a node with one is reached through it,
  * so its semidominator is its DFS parent.  A root's group is the virtual
  * root alone (1, the least number there is).  Afterwards semi[i] is the
- * end of i's group.  Returns 0 or -1 (out of memory). */
+ * end of i's group.  Returns 0 or -1 (out of memory, or more than
+ * UINT32_MAX in-edges to keep). */
 static int
 in_edges(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
          uint32_t last, dom_work *w)
@@ -244,6 +245,9 @@ in_edges(const mh_dom_graph_t *g, const uint32_t *roots, size_t nroots,
                 uint32_t c = semi[i];
                 semi[i] = (uint32_t)pos;
                 pos += c;
+            }
+            if (pos > UINT32_MAX) {
+                return -1; /* group ends are 32-bit */
             }
             w->nred = pos;
             w->redges = map_array(pos ? pos : 1);
