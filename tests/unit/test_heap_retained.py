@@ -81,6 +81,24 @@ def test_retained_by_type_matches_retained_sizes_of_its_tops():
         HOLD.clear()
 
 
+def _three_methods_agree(sample):
+    """Retained sizes of sample by the dominator tree, checked against the
+    three-walk answer in the same graph and the graph-free one."""
+    # (graph-free first, outside any graph session: a graph holds a
+    # reference to every object, which would make each one held from
+    # outside)
+    alone = [_core.heap_retained_alone(o) for o in sample]
+    objects, _ = heap._roots()
+    with heap._graph(objects) as graph:
+        _core.heap_prepare_paths(graph, objects)
+        one = [_core.heap_retained_one(graph, objects, o) for o in sample]
+        tree = [_core.heap_retained(graph, o) for o in sample]
+    assert None not in one
+    assert one == tree
+    assert alone == tree
+    return tree
+
+
 def test_retained_one_equals_the_dominator_tree():
     # A random graph with sharing and cycles, held by a module global; for
     # a sample of its nodes the three-walk answer must be the dominator
@@ -97,18 +115,8 @@ def test_retained_one_equals_the_dominator_tree():
     sample = rng.sample(nodes, 40) + nodes[:5]
     del nodes
     try:
-        # (outside any graph session: a graph holds a reference to every
-        # object, which would make each one held from outside)
-        alone = [_core.heap_retained_alone(o) for o in sample]
-        objects, _ = heap._roots()
-        with heap._graph(objects) as graph:
-            _core.heap_prepare_paths(graph, objects)
-            one = [_core.heap_retained_one(graph, objects, o) for o in sample]
-            tree = [_core.heap_retained(graph, o) for o in sample]
-        assert None not in one
-        assert one == tree
-        assert alone == tree
-        assert len(set(one)) > 5  # the sample is not all alike
+        tree = _three_methods_agree(sample)
+        assert len(set(tree)) > 5  # the sample is not all alike
     finally:
         HOLD.clear()
 
@@ -138,15 +146,7 @@ def test_retained_one_equals_the_dominator_tree_with_shared_leaves():
     sample = rng.sample(nodes, 30) + rng.sample(leaves, 30) + pool[:6]
     del nodes, leaves, pool
     try:
-        alone = [_core.heap_retained_alone(o) for o in sample]
-        objects, _ = heap._roots()
-        with heap._graph(objects) as graph:
-            _core.heap_prepare_paths(graph, objects)
-            one = [_core.heap_retained_one(graph, objects, o) for o in sample]
-            tree = [_core.heap_retained(graph, o) for o in sample]
-        assert None not in one
-        assert one == tree
-        assert alone == tree
+        tree = _three_methods_agree(sample)
         assert len(set(tree[:30])) > 5 and len(set(tree[30:])) > 5
     finally:
         HOLD.clear()
