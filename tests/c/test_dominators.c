@@ -3,8 +3,10 @@
  *
  * Hand-checked graphs (diamond, loop, the Lengauer-Tarjan paper's
  * example), random graphs against a naive dominator computation (iterated
- * set intersection), a million-node chain (no recursion), unreached
- * nodes, and injected out-of-memory.
+ * set intersection), also leaf-heavy ones (leaves with one, several or no
+ * predecessors, roots among them) with cover_all and retained sizes, a
+ * million-node chain (no recursion), unreached nodes, and injected
+ * out-of-memory.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,7 +63,7 @@ static int64_t
 run(const graph *g, const uint32_t *roots, size_t nroots, const uint64_t *size,
     uint32_t *idom, uint64_t *retained)
 {
-    mh_dom_graph_t dg = {g->n, g->off, g->edges, g->roff, g->redges};
+    mh_dom_graph_t dg = {g->n, g->off, g->edges};
     uint32_t *small = NULL;
     if (size != NULL) {
         small = malloc((g->n ? g->n : 1) * sizeof(uint32_t));
@@ -246,6 +248,94 @@ test_random_against_naive(void)
     }
 }
 
+/* Leaf-heavy random graphs: about half the nodes have no out-edges and are
+ * pointed at once, several times or never, roots and garbage included.
+ * The reference: cover_all's virtual-root children found the way its
+ * contract says (roots, then each node still unreached, in id order), then
+ * the naive dominators over those, and retained sizes by walking each
+ * node's dominator chain. */
+static void
+test_random_leaves_against_naive(void)
+{
+    srand(777);
+    for (int round = 0; round < 400; round++) {
+        uint32_t n = 2 + (uint32_t)(rand() % 30);
+        uint32_t inner = 1 + (uint32_t)rand() % n; /* nodes [0, inner) */
+        uint32_t m = (uint32_t)(rand() % (3 * n));
+        uint32_t *pairs = malloc((m + 1) * 2 * sizeof(uint32_t));
+        for (uint32_t e = 0; e < m; e++) {
+            pairs[2 * e] = (uint32_t)rand() % inner;
+            /* Leaves get several edges often: pick among few of them. */
+            pairs[2 * e + 1] = rand() % 2 ? (uint32_t)rand() % n
+                                          : inner + (uint32_t)rand() % 3;
+            if (pairs[2 * e + 1] >= n) {
+                pairs[2 * e + 1] = n - 1;
+            }
+        }
+        graph g = make_graph(n, pairs, m);
+        uint32_t roots[4];
+        size_t nroots = (size_t)(rand() % 4);
+        for (size_t r = 0; r < nroots; r++) {
+            roots[r] = (uint32_t)rand() % n;
+        }
+        int cover_all = rand() % 2;
+        uint32_t size[64], got[64], want[64];
+        uint64_t retained[64];
+        for (uint32_t v = 0; v < n; v++) {
+            size[v] = 1 + (uint32_t)rand() % 1000;
+        }
+        mh_dom_graph_t dg = {g.n, g.off, g.edges};
+        int64_t reached = mh_dominators(&dg, roots, nroots, cover_all, size,
+                                        NULL, NULL, got, retained);
+        /* The reference's roots: with cover_all, every node still
+         * unreached, in id order, after the given roots. */
+        uint32_t all[128];
+        size_t nall = 0;
+        uint8_t seen[64] = {0};
+        uint32_t stack[64 * 64];
+        for (uint32_t k = 0; k < nroots + (cover_all ? n : 0); k++) {
+            uint32_t s = k < nroots ? roots[k] : (uint32_t)(k - nroots);
+            if (k >= nroots && seen[s]) {
+                continue;
+            }
+            all[nall++] = s;
+            size_t top = 0;
+            stack[top++] = s;
+            seen[s] = 1;
+            while (top > 0) {
+                uint32_t u = stack[--top];
+                for (uint32_t e = g.off[u]; e < g.off[u + 1]; e++) {
+                    if (!seen[g.edges[e]]) {
+                        seen[g.edges[e]] = 1;
+                        stack[top++] = g.edges[e];
+                    }
+                }
+            }
+        }
+        naive(&g, all, nall, want);
+        int64_t nseen = 0;
+        int same = 1;
+        for (uint32_t v = 0; v < n; v++) {
+            nseen += seen[v];
+            same &= got[v] == want[v];
+            uint64_t r = 0;
+            for (uint32_t u = 0; seen[v] && u < n; u++) {
+                uint32_t d = u;
+                while (d != MH_DOM_NONE && d != v) {
+                    d = want[d];
+                }
+                r += d == v && seen[u] ? size[u] : 0;
+            }
+            same &= retained[v] == r;
+        }
+        if (!CHECK(same && reached == nseen)) {
+            fprintf(stderr, "leaves round %d n %u m %u\n", round, n, m);
+        }
+        free(pairs);
+        free_graph(&g);
+    }
+}
+
 static void
 test_long_chain(void)
 {
@@ -283,7 +373,7 @@ test_cover_all(void)
     /* 0 -> 1; a garbage cycle 2 <-> 3 -> 4 that no root reaches. */
     uint32_t pairs[] = {0, 1, 2, 3, 3, 2, 3, 4};
     graph g = make_graph(5, pairs, 4);
-    mh_dom_graph_t dg = {g.n, g.off, g.edges, g.roff, g.redges};
+    mh_dom_graph_t dg = {g.n, g.off, g.edges};
     uint32_t root = 0, idom[5];
     uint32_t size[5] = {1, 1, 10, 100, 1000};
     uint64_t retained[5];
@@ -316,7 +406,7 @@ test_big_sizes(void)
     /* 0 -> 1 -> 2 */
     uint32_t pairs[] = {0, 1, 1, 2};
     graph g = make_graph(3, pairs, 2);
-    mh_dom_graph_t dg = {g.n, g.off, g.edges, g.roff, g.redges};
+    mh_dom_graph_t dg = {g.n, g.off, g.edges};
     uint32_t root = 0, idom[3];
     uint32_t size[3] = {7, 3, MH_DOM_BIG};
     uint64_t retained[3];
@@ -352,6 +442,7 @@ main(void)
     test_two_roots_share();
     test_lengauer_tarjan_example();
     test_random_against_naive();
+    test_random_leaves_against_naive();
     test_long_chain();
     test_cover_all();
     test_big_sizes();

@@ -82,6 +82,24 @@ def test_retained_by_type_matches_retained_sizes_of_its_tops():
         HOLD.clear()
 
 
+def _three_methods_agree(sample):
+    """Retained sizes of sample by the dominator tree, checked against the
+    three-walk answer in the same graph and the graph-free one."""
+    # (graph-free first, outside any graph session: a graph holds a
+    # reference to every object, which would make each one held from
+    # outside)
+    alone = [_core.heap_retained_alone(o) for o in sample]
+    objects, labels = heap._roots()
+    with heap._graph(objects) as graph:
+        heap._prepare_paths(graph, objects, labels)
+        one = [_core.heap_retained_one(graph, objects, o) for o in sample]
+        tree = [_core.heap_retained(graph, o) for o in sample]
+    assert None not in one
+    assert one == tree
+    assert alone == tree
+    return tree
+
+
 def test_retained_one_equals_the_dominator_tree():
     # A random graph with sharing and cycles, held by a module global; for
     # a sample of its nodes the three-walk answer must be the dominator
@@ -98,18 +116,39 @@ def test_retained_one_equals_the_dominator_tree():
     sample = rng.sample(nodes, 40) + nodes[:5]
     del nodes
     try:
-        # (outside any graph session: a graph holds a reference to every
-        # object, which would make each one held from outside)
-        alone = [_core.heap_retained_alone(o) for o in sample]
-        objects, labels = heap._roots()
-        with heap._graph(objects) as graph:
-            heap._prepare_paths(graph, objects, labels)
-            one = [_core.heap_retained_one(graph, objects, o) for o in sample]
-            tree = [_core.heap_retained(graph, o) for o in sample]
-        assert None not in one
-        assert one == tree
-        assert alone == tree
-        assert len(set(one)) > 5  # the sample is not all alike
+        tree = _three_methods_agree(sample)
+        assert len(set(tree)) > 5  # the sample is not all alike
+    finally:
+        HOLD.clear()
+
+
+def test_retained_one_equals_the_dominator_tree_with_shared_leaves():
+    # Leaves (objects without out-edges: strings, floats) skip the
+    # Lengauer-Tarjan search when they have one holder, and are placed
+    # under the common dominator of their holders when they have several.
+    # Random nodes hold unique leaves, leaves from a small shared pool, and
+    # each other; the dominator tree must agree with the three-walk answer
+    # for nodes and leaves alike.
+    rng = random.Random(11)
+    pool = [f"shared-{i}-" + "p" * rng.randrange(200) for i in range(12)]
+    pool += [float(i) / 7 for i in range(12)]
+    nodes = [Node() for _ in range(300)]
+    for i, node in enumerate(nodes):
+        refs = [nodes[rng.randrange(300)] for _ in range(rng.choice((0, 1, 2)))]
+        refs += [rng.choice(pool) for _ in range(rng.choice((0, 1, 2, 3)))]
+        if rng.random() < 0.5:
+            refs.append(f"own-{i}-" + "o" * rng.randrange(300))
+        rng.shuffle(refs)
+        node.refs = refs
+        node.pad = None
+    HOLD["entries"] = nodes[:8]
+    HOLD["pool"] = pool[:3]  # a few shared leaves are roots' too
+    leaves = [r for n in nodes for r in n.refs if not isinstance(r, Node)]
+    sample = rng.sample(nodes, 30) + rng.sample(leaves, 30) + pool[:6]
+    del nodes, leaves, pool
+    try:
+        tree = _three_methods_agree(sample)
+        assert len(set(tree[:30])) > 5 and len(set(tree[30:])) > 5
     finally:
         HOLD.clear()
 

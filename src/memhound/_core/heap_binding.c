@@ -313,7 +313,7 @@ heap_prepare_paths(PyObject *module, PyObject *args)
     }
     size_t nroots = (size_t)PyList_GET_SIZE(roots);
     uint32_t *ids = mh_rawmem_malloc(nroots * sizeof(uint32_t));
-    uint32_t *parent = mh_rawmem_malloc((size_t)g->nnodes * sizeof(uint32_t));
+    uint32_t *parent = mh_rawmem_map((size_t)g->nnodes * sizeof(uint32_t));
     uint32_t *ext = NULL;
     size_t next = 0;
     int64_t reached = -1;
@@ -343,7 +343,7 @@ heap_prepare_paths(PyObject *module, PyObject *args)
         goto done;
     }
     reached = a + b + c;
-    mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
     g->parent = parent;
     g->roots = ids;
@@ -354,7 +354,7 @@ heap_prepare_paths(PyObject *module, PyObject *args)
 done:
     mh_rawmem_free(ext, next * sizeof(uint32_t));
     mh_rawmem_free(ids, nroots * sizeof(uint32_t));
-    mh_rawmem_free(parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(parent, (size_t)g->nnodes * sizeof(uint32_t));
     if (reached < 0) {
         return PyErr_NoMemory();
     }

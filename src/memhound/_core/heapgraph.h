@@ -37,8 +37,6 @@ typedef struct {
     PyObject **objs;   /* node -> object (a strong reference each) */
     uint32_t *off;     /* CSR: out-edges of n are edges[off[n], off[n+1]) */
     uint32_t *edges;   /* target node ids */
-    uint32_t *roff;    /* reverse CSR (NULL until mh_heapgraph_reverse) */
-    uint32_t *redges;  /* source node ids */
     uint8_t *flags;    /* MH_HG_* */
     uint32_t *map;     /* build only (NULL after): open addressing, slot ->
                           node id, MH_HG_NONE empty */
@@ -115,14 +113,6 @@ int mh_heapgraph_find_many(const mh_heapgraph_t *g, PyObject *const *objs,
 /* Bookkeeping bytes the graph holds now, query arrays included (for the
  * benchmarks).  Can't fail. */
 size_t mh_heapgraph_memory(const mh_heapgraph_t *g);
-
-/* Build the reverse edges (once; later calls return 0 at once).  Returns
- * 0, or -1 when out of memory (no exception set). */
-int mh_heapgraph_reverse(mh_heapgraph_t *g);
-
-/* Free the reverse edges (built again by the next mh_heapgraph_reverse).
- * Can't fail. */
-void mh_heapgraph_unreverse(mh_heapgraph_t *g);
 
 /* Mark MH_HG_LIVE every node reachable from an MH_HG_EXTERNAL node, the
  * collector's view: what is left unmarked is unreachable garbage (cycles

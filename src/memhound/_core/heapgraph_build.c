@@ -6,6 +6,9 @@
  * edge ids to raw arrays: no Python code runs, no Python object is
  * allocated, so the collector cannot start and nothing can change under the
  * walk (GIL held throughout).  Memory from rawmem.h; the graph owns it.
+ * Every array with one entry per node or edge is mapped (mh_rawmem_map):
+ * growth moves pages without a copy, and a freed array leaves no resident
+ * hole behind (so a session's peak memory is what it holds at one time).
  */
 #include "heapgraph.h"
 
@@ -140,12 +143,12 @@ map_reserve(mh_heapgraph_t *g, size_t need)
         }
         cap *= 2;
     }
-    uint32_t *map = mh_rawmem_malloc(cap * sizeof(uint32_t));
+    uint32_t *map = mh_rawmem_map(cap * sizeof(uint32_t));
     if (map == NULL) {
         return -1;
     }
     memset(map, 0xff, cap * sizeof(uint32_t));
-    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
+    mh_rawmem_unmap(g->map, g->mapcap * sizeof(uint32_t));
     g->map = map;
     g->mapcap = cap;
     /* Home slots are random: prefetch a few nodes ahead so that the
@@ -180,7 +183,7 @@ node_reserve(mh_heapgraph_t *g, size_t need)
     /* Three arrays grow one after the other; each keeps its own capacity
      * so that a failure half-way leaves sizes the free can trust. */
     if (g->objcap < cap) {
-        PyObject **objs = mh_rawmem_realloc(
+        PyObject **objs = mh_rawmem_remap(
             g->objs, g->objcap * sizeof(PyObject *), cap * sizeof(PyObject *));
         if (objs == NULL) {
             return -1;
@@ -189,14 +192,14 @@ node_reserve(mh_heapgraph_t *g, size_t need)
         g->objcap = cap;
     }
     if (g->flagcap < cap) {
-        uint8_t *flags = mh_rawmem_realloc(g->flags, g->flagcap, cap);
+        uint8_t *flags = mh_rawmem_remap(g->flags, g->flagcap, cap);
         if (flags == NULL) {
             return -1;
         }
         g->flags = flags;
         g->flagcap = cap;
     }
-    uint32_t *off = mh_rawmem_realloc(
+    uint32_t *off = mh_rawmem_remap(
         g->off, g->off == NULL ? 0 : (g->nodecap + 1) * sizeof(uint32_t),
         (cap + 1) * sizeof(uint32_t));
     if (off == NULL) {
@@ -254,8 +257,9 @@ flush(build_ctx *ctx)
     }
     if ((size_t)g->nedges + n > g->edgecap) {
         void *edges = g->edges;
-        if (mh_rawmem_reserve(&edges, &g->edgecap, (size_t)g->nedges + n,
-                              sizeof(uint32_t)) < 0) {
+        if (mh_rawmem_reserve_mapped(&edges, &g->edgecap,
+                                     (size_t)g->nedges + n,
+                                     sizeof(uint32_t)) < 0) {
             return -1;
         }
         g->edges = edges;
@@ -318,9 +322,6 @@ mh_heapgraph_memory(const mh_heapgraph_t *g)
     size_t m = g->objcap * sizeof(PyObject *) + g->flagcap +
                (g->nodecap + 1) * sizeof(uint32_t) +
                g->edgecap * sizeof(uint32_t) + g->mapcap * sizeof(uint32_t);
-    if (g->roff != NULL) {
-        m += ((size_t)g->nnodes + 1 + g->nedges) * sizeof(uint32_t);
-    }
     /* Query arrays, one entry per node each. */
     size_t per = (g->parent ? 4 : 0) + (g->tb ? 4 : 0) + (g->size ? 4 : 0) +
                  (g->idom ? 4 : 0) + (g->retained ? 8 : 0);
@@ -334,7 +335,7 @@ static void
 shrink_one(void **array, size_t *cap, size_t want, size_t size)
 {
     if (want < *cap) {
-        void *p = mh_rawmem_realloc(*array, *cap * size, want * size);
+        void *p = mh_rawmem_remap(*array, *cap * size, want * size);
         if (p != NULL) {
             *array = p;
             *cap = want;
@@ -402,8 +403,8 @@ mh_heapgraph_build(PyObject *const *skip, int nskip)
     /* Untracked referents add a few percent on typical heaps. */
     size_t guess = n + n / 16 + 16;
     if (node_reserve(g, guess) < 0 || map_reserve(g, guess) < 0 ||
-        mh_rawmem_reserve((void **)&g->edges, &g->edgecap, guess * 2,
-                          sizeof(uint32_t)) < 0) {
+        mh_rawmem_reserve_mapped((void **)&g->edges, &g->edgecap, guess * 2,
+                                 sizeof(uint32_t)) < 0) {
         goto nomem;
     }
     g->ntracked = g->nnodes;
@@ -452,13 +453,13 @@ mh_heapgraph_build(PyObject *const *skip, int nskip)
     mh_rawmem_free(ctx, sizeof(build_ctx));
     g->off[g->nnodes] = g->nedges;
     shrink(g);
-    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
+    mh_rawmem_unmap(g->map, g->mapcap * sizeof(uint32_t));
     g->map = NULL;
     g->mapcap = 0;
     /* The collector's computation: references from outside the graph are
      * the refcount minus the edges into a node minus the graph's own. */
-    uint32_t *indeg =
-        mh_rawmem_calloc(g->nnodes ? g->nnodes : 1, sizeof(uint32_t));
+    uint32_t *indeg = mh_rawmem_map((g->nnodes ? g->nnodes : 1) *
+                                    sizeof(uint32_t)); /* zero-filled */
     if (indeg == NULL) {
         goto nomem;
     }
@@ -474,7 +475,7 @@ mh_heapgraph_build(PyObject *const *skip, int nskip)
             g->flags[id] |= MH_HG_EXTERNAL;
         }
     }
-    mh_rawmem_free(indeg, (g->nnodes ? g->nnodes : 1) * sizeof(uint32_t));
+    mh_rawmem_unmap(indeg, (g->nnodes ? g->nnodes : 1) * sizeof(uint32_t));
     return g;
 
 nomem:
@@ -493,82 +494,33 @@ mh_heapgraph_free(mh_heapgraph_t *g)
     PyObject **objs = g->objs;
     size_t objcap = g->objcap;
     uint32_t nnodes = g->nnodes;
-    mh_rawmem_free(g->flags, g->flagcap);
+    mh_rawmem_unmap(g->flags, g->flagcap);
     if (g->off != NULL) {
-        mh_rawmem_free(g->off, (g->nodecap + 1) * sizeof(uint32_t));
+        mh_rawmem_unmap(g->off, (g->nodecap + 1) * sizeof(uint32_t));
     }
-    mh_rawmem_free(g->edges, g->edgecap * sizeof(uint32_t));
-    mh_rawmem_free(g->map, g->mapcap * sizeof(uint32_t));
-    mh_heapgraph_unreverse(g);
-    mh_rawmem_free(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(g->edges, g->edgecap * sizeof(uint32_t));
+    mh_rawmem_unmap(g->map, g->mapcap * sizeof(uint32_t));
+    mh_rawmem_unmap(g->parent, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->roots, g->nroots * sizeof(uint32_t));
-    mh_rawmem_free(g->tb, (size_t)g->nnodes * sizeof(uint32_t));
-    mh_rawmem_free(g->size, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(g->tb, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(g->size, (size_t)g->nnodes * sizeof(uint32_t));
     mh_rawmem_free(g->bigids, g->bigidcap * sizeof(uint32_t));
     mh_rawmem_free(g->bigsize, g->bigsizecap * sizeof(uint64_t));
-    mh_rawmem_free(g->idom, (size_t)g->nnodes * sizeof(uint32_t));
-    mh_rawmem_free(g->retained, (size_t)g->nnodes * sizeof(uint64_t));
+    mh_rawmem_unmap(g->idom, (size_t)g->nnodes * sizeof(uint32_t));
+    mh_rawmem_unmap(g->retained, (size_t)g->nnodes * sizeof(uint64_t));
     mh_rawmem_free(g, sizeof(mh_heapgraph_t));
     for (uint32_t id = 0; id < nnodes; id++) {
         Py_DECREF(objs[id]);
     }
-    mh_rawmem_free(objs, objcap * sizeof(PyObject *));
-}
-
-void
-mh_heapgraph_unreverse(mh_heapgraph_t *g)
-{
-    if (g->roff != NULL) {
-        mh_rawmem_free(g->roff, ((size_t)g->nnodes + 1) * sizeof(uint32_t));
-        mh_rawmem_free(g->redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
-        g->roff = NULL;
-        g->redges = NULL;
-    }
-}
-
-int
-mh_heapgraph_reverse(mh_heapgraph_t *g)
-{
-    if (g->roff != NULL) {
-        return 0;
-    }
-    size_t n = g->nnodes;
-    uint32_t *roff = mh_rawmem_calloc(n + 1, sizeof(uint32_t));
-    uint32_t *redges =
-        mh_rawmem_malloc((size_t)g->nedges * sizeof(uint32_t) + 4);
-    if (roff == NULL || redges == NULL) {
-        mh_rawmem_free(roff, (n + 1) * sizeof(uint32_t));
-        mh_rawmem_free(redges, (size_t)g->nedges * sizeof(uint32_t) + 4);
-        return -1;
-    }
-    for (uint32_t e = 0; e < g->nedges; e++) {
-        roff[g->edges[e] + 1]++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        roff[i + 1] += roff[i];
-    }
-    /* Fill with a moving cursor per node (roff[v] advances), then shift
-     * back: no extra array. */
-    for (uint32_t u = 0; u < n; u++) {
-        for (uint32_t e = g->off[u]; e < g->off[u + 1]; e++) {
-            uint32_t v = g->edges[e];
-            redges[roff[v]++] = u;
-        }
-    }
-    for (size_t i = n; i > 0; i--) {
-        roff[i] = roff[i - 1];
-    }
-    roff[0] = 0;
-    g->roff = roff;
-    g->redges = redges;
-    return 0;
+    mh_rawmem_unmap(objs, objcap * sizeof(PyObject *));
 }
 
 int64_t
 mh_heapgraph_mark_live(mh_heapgraph_t *g)
 {
     size_t n = g->nnodes;
-    uint32_t *stack = mh_rawmem_malloc((n ? n : 1) * sizeof(uint32_t));
+    /* Mapped: only the stack's depth costs memory, and only meanwhile. */
+    uint32_t *stack = mh_rawmem_map((n ? n : 1) * sizeof(uint32_t));
     if (stack == NULL) {
         return -1;
     }
@@ -592,7 +544,7 @@ mh_heapgraph_mark_live(mh_heapgraph_t *g)
             }
         }
     }
-    mh_rawmem_free(stack, (n ? n : 1) * sizeof(uint32_t));
+    mh_rawmem_unmap(stack, (n ? n : 1) * sizeof(uint32_t));
     int64_t garbage = 0;
     for (uint32_t id = 0; id < n; id++) {
         garbage += !(g->flags[id] & MH_HG_LIVE);

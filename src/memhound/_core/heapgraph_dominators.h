@@ -2,8 +2,9 @@
  * the retained size of every node, for the heap graph (heapgraph.h).
  *
  * Python-free (plain-C tested in tests/c/test_dominators.c).  Memory from
- * rawmem.h; about 36 bytes per reached node while it runs, freed before it
- * returns.  Not thread-safe: callers own the arrays.
+ * rawmem.h, freed before it returns: a quarter byte per node, plus 16 bytes
+ * per node that has out-edges or several predecessors and 4 per in-edge of
+ * the latter while it runs.  Not thread-safe: callers own the arrays.
  */
 #ifndef MH_HEAPGRAPH_DOMINATORS_H
 #define MH_HEAPGRAPH_DOMINATORS_H
@@ -13,12 +14,11 @@
 
 #define MH_DOM_NONE UINT32_MAX /* idom of a root's children: the root */
 
-/* A graph of n nodes: out-edges of v are edges[off[v], off[v+1]), in-edges
- * redges[roff[v], roff[v+1]) (the same edges reversed). */
+/* A graph of n nodes (n < UINT32_MAX - 1): out-edges of v are
+ * edges[off[v], off[v+1]).  No reverse edges needed. */
 typedef struct {
     uint32_t n;
     const uint32_t *off, *edges;
-    const uint32_t *roff, *redges;
 } mh_dom_graph_t;
 
 /* Compute immediate dominators for the graph extended with a virtual root
@@ -28,6 +28,9 @@ typedef struct {
  * and the entry to what it reaches).  Semi-NCA (Georgiadis, Tarjan, Werneck):
  * Lengauer-Tarjan's semidominators with path compression, then nearest common
  * ancestors in preorder; O(m log n), iterative (no recursion on deep heaps).
+ * Leaves (no out-edges) with one predecessor, or that are roots, skip the
+ * search: their immediate dominator is that predecessor (the virtual root).
+ * idom doubles as working memory: it is written whatever the outcome.
  * Outputs, n entries each: idom[v] = v's immediate dominator, MH_DOM_NONE
  * when it is the virtual root or v is not reached from it; and, when size
  * is not NULL, retained[v] = the size of v plus the sizes of every node v

@@ -14,7 +14,8 @@ mh_heapgraph_bfs(const mh_heapgraph_t *g, const uint32_t *sources, size_t n,
                  uint32_t *parent)
 {
     size_t cap = g->nnodes ? g->nnodes : 1;
-    uint32_t *queue = mh_rawmem_malloc(cap * sizeof(uint32_t));
+    /* Mapped: its pages go back to the system when the search ends. */
+    uint32_t *queue = mh_rawmem_map(cap * sizeof(uint32_t));
     if (queue == NULL) {
         return -1;
     }
@@ -38,7 +39,7 @@ mh_heapgraph_bfs(const mh_heapgraph_t *g, const uint32_t *sources, size_t n,
             }
         }
     }
-    mh_rawmem_free(queue, cap * sizeof(uint32_t));
+    mh_rawmem_unmap(queue, cap * sizeof(uint32_t));
     return (int64_t)tail;
 }
 

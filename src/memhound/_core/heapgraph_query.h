@@ -78,7 +78,7 @@ int mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n);
 /* Compute g->idom and g->retained (once): the dominator tree of the graph
  * under a virtual root whose children are the labelled roots (g->roots),
  * every node held from outside, and then every other node not reached
- * (garbage).  Builds the reverse edges and site sizes too.  Returns 0 or
+ * (garbage).  Fills the site sizes too.  Returns 0 or
  * -1 when out of memory. */
 int mh_heapgraph_ensure_dominators(mh_heapgraph_t *g);
 

@@ -107,8 +107,8 @@ mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
         return 0;
     }
     size_t n = g->nnodes;
-    uint32_t *t = mh_rawmem_malloc(n * sizeof(uint32_t));
-    uint32_t *s = mh_rawmem_malloc(n * sizeof(uint32_t));
+    uint32_t *t = mh_rawmem_map(n * sizeof(uint32_t));
+    uint32_t *s = mh_rawmem_map(n * sizeof(uint32_t));
     if (t == NULL || s == NULL) {
         goto nomem;
     }
@@ -139,8 +139,8 @@ mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
     g->size = s;
     return 0;
 nomem:
-    mh_rawmem_free(t, n * sizeof(uint32_t));
-    mh_rawmem_free(s, n * sizeof(uint32_t));
+    mh_rawmem_unmap(t, n * sizeof(uint32_t));
+    mh_rawmem_unmap(s, n * sizeof(uint32_t));
     return -1;
 }
 
@@ -196,7 +196,7 @@ is_own_dict(const mh_heapgraph_t *g, uint32_t p, uint32_t tb)
 
 /* The nearest holder of node n outside site tb: its ancestors on the
  * shortest path are followed while they belong to the same site.  memo
- * caches answers (MH_HG_NONE: not known yet), so chains of a site's own
+ * caches answers + 1 (0: not known yet), so chains of a site's own
  * objects cost O(length) once in all.  path is scratch of nnodes entries. */
 static uint32_t
 holder_of(const mh_heapgraph_t *g, uint32_t n, uint32_t *memo, uint32_t *path)
@@ -205,8 +205,8 @@ holder_of(const mh_heapgraph_t *g, uint32_t n, uint32_t *memo, uint32_t *path)
     uint32_t tb = g->tb[n];
     uint32_t u = n, answer;
     for (;;) {
-        if (memo[u] != MH_HG_NONE) {
-            answer = memo[u];
+        if (memo[u] != 0) {
+            answer = memo[u] - 1;
             break;
         }
         path[len++] = u;
@@ -226,7 +226,7 @@ holder_of(const mh_heapgraph_t *g, uint32_t n, uint32_t *memo, uint32_t *path)
         u = p;
     }
     for (size_t i = 0; i < len; i++) {
-        memo[path[i]] = answer;
+        memo[path[i]] = answer + 1;
     }
     return answer;
 }
@@ -263,14 +263,14 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
     if (g->retained != NULL) {
         return 0;
     }
-    if (mh_heapgraph_reverse(g) < 0 || mh_heapgraph_ensure_sites(g) < 0) {
+    if (mh_heapgraph_ensure_sites(g) < 0) {
         return -1;
     }
     size_t n = g->nnodes;
     size_t nr = 0;
     uint32_t *roots = mh_rawmem_malloc((g->nroots + n) * sizeof(uint32_t));
-    uint32_t *idom = mh_rawmem_malloc(n * sizeof(uint32_t));
-    uint64_t *retained = mh_rawmem_malloc(n * sizeof(uint64_t));
+    uint32_t *idom = mh_rawmem_map(n * sizeof(uint32_t));
+    uint64_t *retained = mh_rawmem_map(n * sizeof(uint64_t));
     int rc = -1;
     if (roots == NULL || idom == NULL || retained == NULL) {
         goto done;
@@ -285,7 +285,7 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
     }
     /* Garbage, which no root reaches, hangs from the virtual root too
      * (cover_all). */
-    mh_dom_graph_t dg = {g->nnodes, g->off, g->edges, g->roff, g->redges};
+    mh_dom_graph_t dg = {g->nnodes, g->off, g->edges};
     if (mh_dominators(&dg, roots, nr, 1, g->size, big_size, g, idom,
                       retained) < 0) {
         goto done;
@@ -294,28 +294,24 @@ mh_heapgraph_ensure_dominators(mh_heapgraph_t *g)
     g->retained = retained;
     idom = NULL;
     retained = NULL;
-    /* Nothing else walks the reverse edges: give back their 4 bytes a
-     * node and an edge for the rest of the session. */
-    mh_heapgraph_unreverse(g);
     rc = 0;
 done:
     mh_rawmem_free(roots, (g->nroots + n) * sizeof(uint32_t));
-    mh_rawmem_free(idom, n * sizeof(uint32_t));
-    mh_rawmem_free(retained, n * sizeof(uint64_t));
+    mh_rawmem_unmap(idom, n * sizeof(uint32_t));
+    mh_rawmem_unmap(retained, n * sizeof(uint64_t));
     return rc;
 }
 
 /* Retained bytes per site: a site object counts when no dominator of it
  * belongs to the same site (it would be counted twice).  The answer "is
  * there a same-site dominator above u" is memoized per site in memo
- * (slot * 2 + answer + 1; 0 unknown), so each site costs O(nodes of the
- * dominator chains walked) once. */
+ * (slot * 2 + answer + 1; 0 unknown, as memo comes zero-filled), so each
+ * site costs O(nodes of the dominator chains walked) once. */
 static int
 site_retained(const mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n,
               const mh_table_t *slots, uint32_t *memo, uint32_t *path)
 {
     (void)n;
-    memset(memo, 0, (size_t)g->nnodes * sizeof(uint32_t));
     for (uint32_t id = 0; id < g->nnodes; id++) {
         uint32_t slot;
         if (g->tb[id] == 0 ||
@@ -364,12 +360,14 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
     mh_hg_group_t *groups = NULL;
     uint32_t *group_site = NULL;
     size_t ngroups = 0, cap = 0, site_cap = 0;
-    uint32_t *memo = mh_rawmem_malloc(nn * sizeof(uint32_t));
-    uint32_t *path = mh_rawmem_malloc(nn * sizeof(uint32_t));
+    /* Mapped, zero-filled scratch: only the pages of the nodes walked
+     * cost memory (a node-sized array would be 4 bytes a node more at
+     * the session's fullest). */
+    uint32_t *memo = mh_rawmem_map(nn * sizeof(uint32_t));
+    uint32_t *path = mh_rawmem_map(nn * sizeof(uint32_t));
     if (memo == NULL || path == NULL) {
         goto done;
     }
-    memset(memo, 0xff, nn * sizeof(uint32_t));
     for (size_t i = 0; i < n; i++) {
         uint32_t tb = sites[i].traceback;
         memset(&sites[i], 0, sizeof(sites[i]));
@@ -444,9 +442,13 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
             s->groups[smallest] = groups[gi];
         }
     }
-    if (g->idom != NULL &&
-        site_retained(g, sites, n, &slots, memo, path) < 0) {
-        goto done;
+    if (g->idom != NULL) {
+        mh_rawmem_unmap(memo, nn * sizeof(uint32_t));
+        memo = mh_rawmem_map(nn * sizeof(uint32_t)); /* zeroed again */
+        if (memo == NULL ||
+            site_retained(g, sites, n, &slots, memo, path) < 0) {
+            goto done;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         qsort(sites[i].groups, sites[i].ngroups, sizeof(mh_hg_group_t),
@@ -461,7 +463,7 @@ done:
     mh_hg_shapes_fini(&shapes);
     mh_rawmem_free(groups, cap * sizeof(*groups));
     mh_rawmem_free(group_site, site_cap * sizeof(uint32_t));
-    mh_rawmem_free(memo, nn * sizeof(uint32_t));
-    mh_rawmem_free(path, nn * sizeof(uint32_t));
+    mh_rawmem_unmap(memo, nn * sizeof(uint32_t));
+    mh_rawmem_unmap(path, nn * sizeof(uint32_t));
     return rc;
 }

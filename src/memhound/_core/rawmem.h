@@ -96,28 +96,75 @@ mh_rawmem_free(void *p, size_t size)
     }
 }
 
+/* Large scratch arrays straight from the system (anonymous mmap): the
+ * memory is zero-filled, costs nothing until touched, and goes back to the
+ * system at mh_rawmem_unmap.  malloc keeps freed holes of this size
+ * resident, so a phase's scratch would otherwise stay in the process's
+ * peak memory for the next phase.  mh_rawmem_map returns NULL on failure
+ * (real or injected); pass the same size to mh_rawmem_unmap (NULL is
+ * allowed).  Counted in mh_rawmem_in_use.  Defined in rawmem.c. */
+void *mh_rawmem_map(size_t size);
+void mh_rawmem_unmap(void *p, size_t size);
+
+/* Resize a mapped array (NULL p: map one), moving it without a copy when
+ * it must move; bytes past old_size read as zero.  Returns the new address,
+ * or NULL on failure with p left as it was. */
+void *mh_rawmem_remap(void *p, size_t old_size, size_t new_size);
+
+/* The capacity and byte size that mh_rawmem_reserve* grow an array of
+ * cap elements to (doubling from `first`) to hold need.  Returns 0, or -1
+ * on overflow. */
+static inline int
+mh_rawmem_grown(size_t cap, size_t need, size_t elem_size, size_t first,
+                size_t *new_cap, size_t *new_bytes)
+{
+    size_t c = cap ? cap : first;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) {
+            return -1;
+        }
+        c *= 2;
+    }
+    *new_cap = c;
+    return __builtin_mul_overflow(c, elem_size, new_bytes) ? -1 : 0;
+}
+
 /* Grow-by-doubling helper for arrays: ensure *cap >= need elements of
  * elem_size bytes, reallocating *array.  Returns 0, or -1 on overflow or
  * out of memory (the array is left unchanged). */
 static inline int
 mh_rawmem_reserve(void **array, size_t *cap, size_t need, size_t elem_size)
 {
+    size_t new_cap, new_bytes;
     if (need <= *cap) {
         return 0;
     }
-    size_t new_cap = *cap ? *cap : 16;
-    while (new_cap < need) {
-        if (new_cap > SIZE_MAX / 2) {
-            return -1;
-        }
-        new_cap *= 2;
-    }
-    size_t old_bytes = *cap * elem_size;
-    size_t new_bytes;
-    if (__builtin_mul_overflow(new_cap, elem_size, &new_bytes)) {
+    if (mh_rawmem_grown(*cap, need, elem_size, 16, &new_cap, &new_bytes) < 0) {
         return -1;
     }
-    void *p = mh_rawmem_realloc(*array, old_bytes, new_bytes);
+    void *p = mh_rawmem_realloc(*array, *cap * elem_size, new_bytes);
+    if (p == NULL) {
+        return -1;
+    }
+    *array = p;
+    *cap = new_cap;
+    return 0;
+}
+
+/* mh_rawmem_reserve for a mapped array (mh_rawmem_map). */
+static inline int
+mh_rawmem_reserve_mapped(void **array, size_t *cap, size_t need,
+                         size_t elem_size)
+{
+    size_t new_cap, new_bytes;
+    if (need <= *cap) {
+        return 0;
+    }
+    if (mh_rawmem_grown(*cap, need, elem_size, 1024, &new_cap, &new_bytes) <
+        0) {
+        return -1;
+    }
+    void *p = mh_rawmem_remap(*array, *cap * elem_size, new_bytes);
     if (p == NULL) {
         return -1;
     }
