@@ -160,5 +160,27 @@ def report_fields(duration: float | None = None) -> tuple[list, dict | None]:
         "freed_objects": [round(n) for n in totals["objects"]],
         "discarded_objects": round(totals["discarded_objects"]),
         "dropped": totals["dropped"],
+        "callbacks_misplaced": totals["misplaced"],
+        "watching": bool(totals["watching"]),
     }
     return sites[:REPORT_SITES], activity
+
+
+def warnings(activity: dict | None) -> list[str]:
+    """The report's warnings about how churn was counted: memhound's
+    gc.callbacks entries removed or moved by the program."""
+    if not activity:
+        return []
+    out = []
+    if not activity["watching"]:
+        out.append(
+            "the program removed memhound's entries from gc.callbacks: "
+            "some collections were not counted as cycle churn"
+        )
+    if activity["callbacks_misplaced"]:
+        out.append(
+            f"{activity['callbacks_misplaced']} collections ran with the "
+            "program's gc.callbacks ahead of memhound's: their cycle churn "
+            "may include what those callbacks freed"
+        )
+    return out
