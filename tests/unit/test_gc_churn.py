@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import threading
 import time
@@ -467,3 +468,61 @@ def test_argument_checks():
         memhound.cycle_churn(n=-1)
     with pytest.raises(ValueError):
         _core.gc_churn(limit=-1)
+
+
+def _page_data(page):
+    start = page.index('id="mh-data">') + len('id="mh-data">')
+    return json.loads(page[start : page.index("</script>", start)])
+
+
+def test_html_churn_section_data_is_checked_and_escaped():
+    """The HTML report's cycle-churn section: the text report's sites (its
+    threshold, the parent's first, then --follow-fork children's), every
+    value checked (a report may come from a file), nothing unescaped."""
+    from memhound.html import render_html
+    from tests.report_fixture import make_report
+
+    report = make_report(ngen=2, nleaks=1)
+    (site,) = report["cycle_churn"]
+    hostile = dict(
+        site,
+        objects_per_s="fast",
+        objects_by_gc_generation="x",
+        traceback=[
+            {
+                "filename": "<img src=x onerror=alert(1)>.py",
+                "lineno": 3,
+                "function": "</script><script>alert(1)",
+            },
+            "not a frame",
+        ],
+    )
+    below = dict(site, objects=churn.REPORT_MIN_OBJECTS - 1)
+    children = dict(site, objects=5000, children=2, pids=[11, 12])
+    report["cycle_churn"] = [children, hostile, below]
+    page = render_html(report, None, None)
+    assert "</script><script>alert(1)" not in page
+    assert "<img src=x" not in page
+    assert page.count("</script>") == 2  # the data block and the code
+    data = _page_data(page)["churn"]
+    assert data["min_objects"] == churn.REPORT_MIN_OBJECTS
+    assert [s["objects"] for s in data["sites"]] == [40000, 5000]
+    first, second = data["sites"]
+    assert first["objects_per_s"] == 0 and first["by_gc"] == []
+    assert first["traceback"] == [
+        {
+            "filename": "<img src=x onerror=alert(1)>.py",
+            "lineno": 3,
+            "function": "</script><script>alert(1)",
+        }
+    ]
+    assert second["children"] == 2
+    assert data["gc"] == {
+        "collections": [52, 5, 1],
+        "seconds": pytest.approx(0.0087),
+        "share_of_run": 0.0027,
+    }
+    report["cycle_churn"] = [below]
+    assert _page_data(render_html(report, None, None))["churn"] is None
+    report["cycle_churn"], report["gc"] = [], None
+    assert _page_data(render_html(report, None, None))["churn"] is None
