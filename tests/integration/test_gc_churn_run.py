@@ -140,3 +140,23 @@ def test_forked_children_churn_is_merged_by_site(tmp_path):
     ]
     assert "(in 2 child processes)" in proc.stderr
     assert "app.py:8 in make_pair" in proc.stderr
+
+
+def test_run_html_shows_the_churn(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(CYCLES.format(pairs=20000)))
+    page_path = tmp_path / "r.html"
+    proc = memhound_run(["--no-graph", "--html", str(page_path), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = page_path.read_text()
+    start = page.index('id="mh-data">') + len('id="mh-data">')
+    data = json.loads(page[start : page.index("</script>", start)])
+    site = data["churn"]["sites"][0]
+    assert site["objects"] >= 40000
+    assert site["traceback"][0] == {
+        "filename": str(app),
+        "lineno": 8,
+        "function": "make_pair",
+    }
+    assert data["sources"][f"{app}:8"] == "a, b = Node(), Node()  # the cycle"
+    assert 'id="churn-section"' in page
