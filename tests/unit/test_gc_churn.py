@@ -429,6 +429,42 @@ def test_callbacks_moved_during_a_collection_and_removed():
     assert our_callbacks() == []
 
 
+def test_another_tool_that_keeps_itself_last():
+    """A callback that, like memhound's "start", appends itself again when
+    it is not last: no endless loop, a bounded list, the collections
+    counted as misplaced."""
+    calls = []
+
+    def last(phase, info):
+        calls.append(phase)
+        if phase == "start" and gc.callbacks[-1] is not last:
+            gc.callbacks.append(last)
+
+    others = len(gc.callbacks)
+    gc.disable()
+    try:
+        memhound.start()
+        _core.gens_restart()
+        gc.callbacks.append(last)
+        for _ in range(5):
+            for _ in range(100):
+                make_pair()
+            gc.collect()
+            # memhound yields the last place: the list stops growing.
+            assert [name for _, name in our_callbacks()] == ["stop", "start"]
+            assert our_callbacks()[0] == (0, "stop")
+            assert len(gc.callbacks) <= others + 4
+        assert cycle_churn() == 1000
+        assert _core.gc_churn()["totals"]["misplaced"] == 5
+        assert calls.count("start") <= 2 * 5
+    finally:
+        gc.enable()
+        while last in gc.callbacks:
+            gc.callbacks.remove(last)
+        memhound.stop()
+    assert our_callbacks() == []
+
+
 def test_stop_inside_a_collection():
     """memhound.stop() from a finalizer that the collector runs: the
     callback is gone before the collection's "stop" phase."""

@@ -3,12 +3,13 @@
  * Two C functions in gc.callbacks mark each collection.  gc calls its
  * callbacks in list order for both phases, so the "stop" one is first in
  * the list and the "start" one last: the counting window is the collection
- * itself, not what the program's own callbacks free.  A program that moves
- * or removes them gets them put back from inside the callbacks, by list
- * edits that never make gc skip one of its callbacks (see below); what
- * can't be put back in time is counted in `misplaced`.  Python calls are
- * allowed here (no allocator hook runs); nothing raises.  GIL throughout.
- */
+ * itself, not what the program's own callbacks free.  Moved or removed by
+ * the program, they put themselves back from inside the callbacks, by list
+ * edits that never make gc skip one of its callbacks (see below), a
+ * bounded number per collection ("start" yields the last place to another
+ * tool that keeps itself last); what can't be put back in time is counted
+ * in `misplaced`.  Python calls are allowed here (no allocator hook runs);
+ * nothing raises.  GIL throughout. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -33,6 +34,14 @@ static uint64_t misplaced; /* collections whose window may hold what the
                               program's callbacks freed (since the reset) */
 static int lost; /* a program took "start" out of gc.callbacks (since the
                     reset): collections went uncounted */
+/* Within one collection (GIL; collections don't nest): */
+static int repaired;    /* gc_start's edits this phase: 1 insert, 2 append */
+static int too_wide;    /* opened while not last in gc.callbacks */
+static int stop_called; /* gc_stop ran in this "stop" phase */
+/* Since the reset: another callback keeps itself last too (it appended
+ * itself after "start" was put back last): "start" stops moving, and its
+ * window includes what that callback frees (counted in `misplaced`). */
+static int contested;
 
 /* info[key] as a C long, `fallback` when missing or not an int. */
 static long
@@ -111,28 +120,38 @@ remove_ours(PyObject *list, Py_ssize_t from)
     return 0;
 }
 
-/* After the "stop" callback ran at index 0: one "stop" first, one "start"
- * last, no other copy (left by an earlier repair).  Edits after index 0
- * only.  Errors are dropped: the next collection tries again. */
+/* After the "stop" callback ran at index 0: no other "stop", one "start",
+ * last unless `contested` (then the last copy stays where it is).  Edits
+ * after index 0 only.  Errors are dropped: the next collection tries
+ * again. */
 static void
 tidy_from_first(PyObject *list)
 {
     Py_ssize_t n = PyList_GET_SIZE(list);
-    int last_ok = n > 1 && PyList_GET_ITEM(list, n - 1) == start_callback;
+    Py_ssize_t keep = -1; /* the "start" kept */
     int extra = 0;
-    for (Py_ssize_t i = 1; i < n - (last_ok ? 1 : 0); i++) {
+    for (Py_ssize_t i = n - 1; i >= 1; i--) {
         PyObject *item = PyList_GET_ITEM(list, i);
-        extra |= item == start_callback || item == stop_callback;
+        if (item == start_callback && keep < 0) {
+            keep = i;
+        }
+        else {
+            extra |= item == start_callback || item == stop_callback;
+        }
     }
-    if (last_ok && !extra) {
+    int append = keep < 0 || (keep != n - 1 && !contested);
+    if (!append && !extra) {
         return; /* the usual case: nothing to do */
     }
     mh_hooks_suspend_thread();
-    int rc = last_ok ? 0 : PyList_Append(list, start_callback);
-    n = PyList_GET_SIZE(list);
-    for (Py_ssize_t i = n - 2; rc == 0 && i >= 1; i--) {
+    int rc = append ? PyList_Append(list, start_callback) : 0;
+    if (append) {
+        keep = PyList_GET_SIZE(list) - 1;
+    }
+    /* Downwards: a removal never moves `keep` before it is passed. */
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; rc == 0 && i >= 1; i--) {
         PyObject *item = PyList_GET_ITEM(list, i);
-        if (item == start_callback || item == stop_callback) {
+        if (i != keep && (item == start_callback || item == stop_callback)) {
             rc = PyList_SetSlice(list, i, i + 1, NULL);
         }
     }
@@ -154,25 +173,36 @@ gc_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !is_phase(args[0], "start")) {
         Py_RETURN_NONE;
     }
+    stop_called = 0;
     Py_ssize_t n = PyList_GET_SIZE(list);
     int stop_first = n > 0 && PyList_GET_ITEM(list, 0) == stop_callback;
     int start_last = n > 0 && PyList_GET_ITEM(list, n - 1) == start_callback;
-    if (!stop_first || !start_last) {
-        /* The program moved, removed or appended callbacks: put "stop"
-         * first, or else "start" last.  Either edit makes gc call this
-         * function again in this phase (see above), after every callback
-         * that ran before; one edit per call, so that only the last call
-         * opens. */
+    /* The program moved, removed or appended callbacks: put "stop" first,
+     * or else "start" last.  Either edit makes gc call this function again
+     * in this phase (see above), after every callback that ran before; one
+     * edit per call, so that only the last call opens, and each at most
+     * once per phase, so that another tool doing the same can't make this
+     * loop. */
+    if (!start_last && (repaired & 2)) {
+        contested = 1; /* a callback appended after ours: let it be last */
+    }
+    int edit = !stop_first && !(repaired & 1)                 ? 1
+               : !start_last && !(repaired & 2) && !contested ? 2
+                                                              : 0;
+    if (edit) {
+        repaired |= edit;
         mh_hooks_suspend_thread();
-        int rc = stop_first ? PyList_Append(list, start_callback)
-                            : PyList_Insert(list, 0, stop_callback);
+        int rc = edit == 1 ? PyList_Insert(list, 0, stop_callback)
+                           : PyList_Append(list, start_callback);
         mh_hooks_resume_thread();
         if (rc == 0) {
             Py_RETURN_NONE;
         }
-        PyErr_Clear();
-        misplaced++; /* out of memory: open here, window too wide */
+        PyErr_Clear(); /* out of memory: open here */
     }
+    repaired = 0;
+    /* Still not last: what the callbacks after this one free is counted. */
+    too_wide = !start_last;
     if (mh_gcchurn_tls_collection != 0) {
         misplaced++; /* the last collection's "stop" never came */
     }
@@ -194,7 +224,14 @@ gc_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     mh_churn_t *churn = mh_gcchurn_active;
-    if (nargs != 2 || churn == NULL || !is_phase(args[0], "stop")) {
+    if (nargs != 2 || churn == NULL || !PyUnicode_Check(args[0])) {
+        Py_RETURN_NONE;
+    }
+    if (is_phase(args[0], "start")) {
+        stop_called = 0; /* this call is the "stop" phase's first */
+        Py_RETURN_NONE;
+    }
+    if (!is_phase(args[0], "stop")) {
         Py_RETURN_NONE;
     }
     /* First thing: nothing freed from here on is the collection's (reading
@@ -204,18 +241,25 @@ gc_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     mh_gcchurn_tls_collection = 0;
     mh_churn_end(churn, info_long(args[1], "collected", 0),
                  info_long(args[1], "uncollectable", 0), now);
+    int first = !stop_called;
+    stop_called = 1;
+    repaired = 0;
     PyObject *list = callbacks;
-    if (!was_open || list == NULL) {
-        Py_RETURN_NONE; /* not the first call of this phase */
+    int in_front = list != NULL && PyList_GET_SIZE(list) > 0 &&
+                   PyList_GET_ITEM(list, 0) == stop_callback;
+    if (was_open && (too_wide || (first && !in_front))) {
+        misplaced++; /* a program's callback ran inside the window */
     }
-    if (PyList_GET_SIZE(list) > 0 &&
-        PyList_GET_ITEM(list, 0) == stop_callback) {
-        tidy_from_first(list);
+    too_wide = 0;
+    if (!first || list == NULL) {
         Py_RETURN_NONE;
     }
-    /* The program put a callback before this one, which ran inside the
-     * window.  Back to the front: gc calls this again (nothing open). */
-    misplaced++;
+    if (in_front) {
+        tidy_from_first(list); /* this call is gc's index 0 */
+        Py_RETURN_NONE;
+    }
+    /* The program put a callback before this one.  Back to the front: gc
+     * calls this again (not first then). */
     mh_hooks_suspend_thread();
     if (PyList_Insert(list, 0, stop_callback) < 0) {
         PyErr_Clear();
@@ -298,6 +342,7 @@ mh_gcchurn_binding_reset(void)
     churn_t0 = mh_monotonic_seconds();
     misplaced = 0;
     lost = 0;
+    contested = 0;
     if (mh_gcchurn_active != NULL) {
         mh_churn_reset(mh_gcchurn_active);
     }
