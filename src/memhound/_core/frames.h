@@ -73,6 +73,12 @@ void mh_frames_unwatch_creations(void);
  * held.  Can't fail. */
 PyObject *mh_frames_type_subclasses(PyTypeObject *type);
 
+/* The name of the local or cell variable of the frame object `frame` that
+ * holds `value` (directly, or through its cell), as a new str; NULL when
+ * no variable of the frame holds it.  Reads the frame's slots: no locals
+ * dict or proxy is made.  GIL held.  Never raises. */
+PyObject *mh_frames_local_name(PyObject *frame, PyObject *value);
+
 /* Call visit(obj, arg) for every object in the collector's generations of
  * the calling thread's interpreter, in list order: the objects
  * gc.get_objects() lists (frozen ones excluded), without building a list
