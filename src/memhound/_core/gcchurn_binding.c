@@ -228,7 +228,7 @@ gc_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (is_phase(args[0], "start")) {
-        stop_called = 0; /* this call is the "stop" phase's first */
+        stop_called = 0; /* the next "stop" call is that phase's first */
         Py_RETURN_NONE;
     }
     if (!is_phase(args[0], "stop")) {
