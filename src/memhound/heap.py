@@ -146,6 +146,13 @@ def _prepare_paths(graph, objects, labels, *last):
     _core.heap_prepare_paths(graph, objects, structural, *last)
 
 
+_FRAME_OF = {
+    "generator": ".gi_frame",
+    "coroutine": ".cr_frame",
+    "async_generator": ".ag_frame",
+}
+
+
 def _compose(root, steps, labels):
     """The user-facing path: [{"via", "object", "type"}] from the C path
     (root index, [(kind, text, index, ident, type name)])."""
@@ -211,8 +218,10 @@ def _compose(root, steps, labels):
         elif kind == "frame":
             function, _, variable = text.partition(" ")
             if variable and not expr.startswith("<"):
+                # A generator or coroutine holds its frame's locals itself.
+                frame = _FRAME_OF.get(holder_type, "")
                 via = f"local {variable!r} of frame {function}"
-                expr = f"{expr}.f_locals[{variable!r}]"
+                expr = f"{expr}{frame}.f_locals[{variable!r}]"
             else:
                 via = f"local of frame {function}"
                 expr = f"<{tname} object>"

@@ -454,3 +454,29 @@ def test_a_stored_exception_names_the_frame_local_it_keeps():
         f"{error}.__traceback__.tb_next.tb_frame.f_locals['kept_local']",
     ], path
     assert path[-1]["via"] == "local 'kept_local' of frame _fail()"
+
+
+class KeptByGenerator:
+    pass
+
+
+def _producer():
+    payload = KeptByGenerator()
+    yield 1
+    yield payload
+
+
+def test_a_suspended_generator_names_its_local():
+    # 3.11+ embed the generator's frame (no frame object between them);
+    # 3.10 reaches the same local through gi_frame.  The same path.
+    gen = _producer()
+    next(gen)
+    HOLD["gen"] = gen
+    del gen
+    kept = next(o for o in gc.get_objects() if type(o) is KeptByGenerator)
+    path = memhound.why_alive(kept)
+    assert path[-1] == {
+        "via": "local 'payload' of frame _producer()",
+        "object": f"{MOD}.HOLD['gen'].gi_frame.f_locals['payload']",
+        "type": f"{MOD}.KeptByGenerator",
+    }, path

@@ -118,3 +118,11 @@ mh_frames_local_name(PyObject *frame, PyObject *value)
     }
     return NULL;
 }
+
+PyObject *
+mh_frames_generator_local_name(PyObject *gen, PyObject *value)
+{
+    (void)gen;
+    (void)value;
+    return NULL;
+}

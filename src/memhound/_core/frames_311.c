@@ -98,23 +98,10 @@ mh_frames_type_subclasses(PyTypeObject *type)
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
 
-PyObject *
-mh_frames_local_name(PyObject *frame, PyObject *value)
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
 {
-    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
-    PyCodeObject *code = f == NULL ? NULL : f->f_code;
-    if (code == NULL || !PyCode_Check((PyObject *)code)) {
-        return NULL;
-    }
-    /* localsplus: locals, then cells and free variables (as cells once
-     * the frame started), named by co_localsplusnames. */
-    for (int i = 0; i < code->co_nlocalsplus; i++) {
-        PyObject *slot = f->localsplus[i];
-        if (slot == NULL || (slot != value && !(PyCell_Check(slot) &&
-                                                PyCell_GET(slot) == value))) {
-            continue;
-        }
-        return Py_NewRef(PyTuple_GET_ITEM(code->co_localsplusnames, i));
-    }
-    return NULL;
+    return f->f_code;
 }
+
+#include "frames_locals.h"

@@ -309,6 +309,27 @@ label_frame(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
     return 1;
 }
 
+/* A variable of a running or suspended generator's (coroutine's) frame,
+ * which 3.11+ embeds: "function() variable", as label_frame does. */
+static int
+label_generator(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+{
+    PyObject *var = mh_frames_generator_local_name(holder, child);
+    if (var == NULL) {
+        return 0;
+    }
+    PyObject *qualname = ((PyGenObject *)holder)->gi_qualname;
+    const char *s =
+        PyUnicode_Check(qualname) ? PyUnicode_AsUTF8(qualname) : NULL;
+    const char *v = PyUnicode_AsUTF8(var);
+    out->kind = MH_HG_EDGE_FRAME;
+    snprintf(out->text, sizeof(out->text), "%s() %s", s ? s : "?",
+             v ? v : "?");
+    Py_DECREF(var);
+    PyErr_Clear();
+    return 1;
+}
+
 /* An exception's own fields (getters, not PyMemberDef): its traceback,
  * context, cause and args. */
 static int
@@ -409,6 +430,10 @@ mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
     }
     else if (PyFrame_Check(holder)) {
         found = label_frame(holder, child, out);
+    }
+    else if (PyGen_Check(holder) || PyCoro_CheckExact(holder) ||
+             PyAsyncGen_CheckExact(holder)) {
+        found = label_generator(holder, child, out);
     }
     else if (PyTraceBack_Check(holder)) {
         found = label_traceback(holder, child, out);
