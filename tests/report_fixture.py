@@ -166,6 +166,36 @@ def make_report(ngen: int = 30, nleaks: int = 2) -> dict:
                 "bytes_diff": -600,
             },
         ],
+        "cycle_churn": [
+            {
+                "objects": 40000,
+                "blocks": 40000,
+                "bytes": 1_920_000,
+                "collections": 57,
+                "generations_with_churn": ngen,
+                "objects_per_generation": round(40000 / ngen, 3),
+                "objects_per_s": 12500.0,
+                "bytes_per_s": 600000.0,
+                "objects_by_gc_generation": [36000, 3900, 100],
+                "traceback": [
+                    _frame("_transient", TRANSIENT_LINE),
+                    _frame("take_snapshots", CALL_LINE + 1),
+                ],
+            }
+        ],
+        "gc": {
+            "enabled": True,
+            "collections": [52, 5, 1],
+            "collected": [36158, 3642, 200],
+            "uncollectable": [0, 0, 0],
+            "seconds": [0.0032, 0.0045, 0.001],
+            "share_of_run": 0.0027,
+            "freed_objects": [36000, 3900, 100],
+            "discarded_objects": 0,
+            "dropped": 0,
+            "callbacks_misplaced": 0,
+            "watching": True,
+        },
         "largest_retainers": [
             {
                 "type": "list",

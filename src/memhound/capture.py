@@ -112,6 +112,10 @@ def write_capture(
     _write_atomic(path, encode_capture(report, peak_snapshot, exit_snapshot))
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def decode_capture(data: bytes, name: str = "capture") -> Capture:
     """A Capture from the bytes of a file; ValueError when they are bad."""
     try:
@@ -119,7 +123,9 @@ def decode_capture(data: bytes, name: str = "capture") -> Capture:
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
     try:
-        report = json.loads(text)
+        # NaN and Infinity are not JSON (the writer never makes them), and
+        # the HTML report can't embed them.
+        report = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError) as error:
         raise ValueError(f"{name}: the report is not valid JSON: {error}") from None
     check_report(report, name)
@@ -311,6 +317,51 @@ class _Checker:
             self.field(step, "via", (str,), at)
             self.field(step, "object", (str,), at)
 
+    def numbers(self, obj: dict, key: str, where: str) -> None:
+        value = obj.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(n, _NUMBER) and not isinstance(n, bool) for n in value
+        ):
+            self.fail(f"{where}.{key}", "a list of numbers", value)
+
+    def churn(self, report: dict, where: str) -> None:
+        """cycle_churn and gc (report-schema.md CHURN, GC), as far as the
+        text and HTML reports print them."""
+        for i, site in enumerate(self.dicts(report, "cycle_churn", where)):
+            at = f"{where}.cycle_churn[{i}]"
+            for key in ("objects", "bytes", "collections", "objects_per_generation"):
+                self.field(site, key, _NUMBER, at, required=True)
+            for key in ("blocks", "objects_per_s", "bytes_per_s"):
+                self.field(site, key, _NUMBER, at, nullable=True)
+            for key in ("generations_with_churn", "children"):
+                self.field(site, key, (int,), at)
+            self.numbers(site, "objects_by_gc_generation", at)
+            self.traceback(site, at)
+        self.field(report, "gc", (dict,), where, nullable=True)
+        activity = report.get("gc") or {}
+        for key in ("collections", "seconds"):
+            self.numbers(activity, key, f"{where}.gc")
+        self.field(activity, "share_of_run", _NUMBER, f"{where}.gc", nullable=True)
+
+    def heap_rows(self, report: dict, where: str) -> None:
+        """types_grew, largest_retainers and retained_by_type, as far as the
+        text report prints them."""
+        for key, numbers in (
+            ("types_grew", ("count_diff", "bytes_diff")),
+            ("largest_retainers", ("retained_bytes",)),
+            ("retained_by_type", ("retained_bytes", "count")),
+        ):
+            for i, row in enumerate(self.dicts(report, key, where, nullable=True)):
+                at = f"{where}.{key}[{i}]"
+                for number in numbers:
+                    self.field(row, number, _NUMBER, at, required=True)
+                self.field(row, "type", (str,), at, required=key != "largest_retainers")
+                for j, step in enumerate(
+                    self.dicts(row, "retention_path", at, nullable=True)
+                ):
+                    at_step = f"{at}.retention_path[{j}]"
+                    self.field(step, "object", (str,), at_step, required=True)
+
     def report(self, report: object, where: str = "report", depth: int = 0) -> None:
         if not isinstance(report, dict):
             self.fail(where, "an object", report)
@@ -348,6 +399,8 @@ class _Checker:
         for key in ("leaks", "largest"):
             for i, site in enumerate(self.dicts(report, key, where)):
                 self.site(site, f"{where}.{key}[{i}]", key == "leaks")
+        self.churn(report, where)
+        self.heap_rows(report, where)
         warnings = report.get("warnings", [])
         if not isinstance(warnings, list) or not all(
             isinstance(w, str) for w in warnings

@@ -160,5 +160,69 @@ def report_fields(duration: float | None = None) -> tuple[list, dict | None]:
         "freed_objects": [round(n) for n in totals["objects"]],
         "discarded_objects": round(totals["discarded_objects"]),
         "dropped": totals["dropped"],
+        "callbacks_misplaced": totals["misplaced"],
+        "watching": bool(totals["watching"]),
     }
     return sites[:REPORT_SITES], activity
+
+
+def warnings(activity: dict | None) -> list[str]:
+    """The report's warnings about how churn was counted: memhound's
+    gc.callbacks entries removed or moved by the program."""
+    if not activity:
+        return []
+    out = []
+    if not activity["watching"]:
+        out.append(
+            "the program removed memhound's entries from gc.callbacks: "
+            "some collections were not counted as cycle churn"
+        )
+    if activity["callbacks_misplaced"]:
+        out.append(
+            f"{activity['callbacks_misplaced']} collections ran with the "
+            "program's gc.callbacks ahead of memhound's: their cycle churn "
+            "may include what those callbacks freed"
+        )
+    return out
+
+
+# Summed over children: each child's collections are its own.
+_CHILD_SUMMED = _SUMMED + ("collections",)
+
+
+def merge_children(groups: list) -> list[dict]:
+    """The children's churn for the parent's report: `groups` holds, per
+    site (the caller matched them as it matches leaks), the (pid, site)
+    pairs of the children that reported it.  One entry per site, counts
+    and rates summed over the children, `generations_with_churn` the
+    largest, plus "children" (how many) and "pids"; most objects first."""
+    merged = []
+    for group in groups:
+        entry = None
+        for pid, site in group:
+            if entry is None:
+                entry = dict(site, children=0, pids=[])
+                entry["objects_by_gc_generation"] = list(
+                    site.get("objects_by_gc_generation") or [0, 0, 0]
+                )
+            else:
+                for field in _CHILD_SUMMED:
+                    if entry.get(field) is not None and site.get(field) is not None:
+                        entry[field] = round(entry[field] + site[field], 3)
+                entry["generations_with_churn"] = max(
+                    entry.get("generations_with_churn") or 0,
+                    site.get("generations_with_churn") or 0,
+                )
+                entry["objects_by_gc_generation"] = [
+                    a + b
+                    for a, b in zip(
+                        entry["objects_by_gc_generation"],
+                        site.get("objects_by_gc_generation") or [0, 0, 0],
+                        strict=False,  # a child's report is read from a file
+                    )
+                ]
+            entry["children"] += 1
+            entry["pids"].append(pid)
+        if entry is not None:
+            merged.append(entry)
+    return sorted(merged, key=lambda e: -(e.get("objects") or 0))

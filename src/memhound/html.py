@@ -15,6 +15,7 @@ from __future__ import annotations
 import html as _html
 import json
 import linecache
+import math
 import os
 from importlib import resources
 
@@ -237,6 +238,80 @@ def _retainers_table(report: dict) -> dict | None:
     }
 
 
+def _finite(value) -> float:
+    """_num, and 0 for NaN and infinities (json.loads reads them)."""
+    value = _num(value)
+    return value if isinstance(value, int) or math.isfinite(value) else 0
+
+
+def _frames_of(value) -> list:
+    """A traceback from an untrusted report: FRAME dicts of a str, an int
+    and a str only."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {
+            "filename": str(f.get("filename")),
+            "lineno": int(_finite(f.get("lineno"))),
+            "function": str(f.get("function") or "?"),
+        }
+        for f in value
+        if isinstance(f, dict)
+    ]
+
+
+def _churn(report: dict) -> dict | None:
+    """The cycle-churn section's data: the sites the text report's section
+    shows (at least churn.REPORT_MIN_OBJECTS objects; the parent's first,
+    then --follow-fork children's), the collector's totals; None when there
+    is no such site.  Every field is checked: the report may come from a
+    file."""
+    from memhound.churn import REPORT_MIN_OBJECTS, REPORT_SITES
+
+    rows = [s for s in report.get("cycle_churn") or [] if isinstance(s, dict)]
+    sites = []
+    for row in rows:
+        if _finite(row.get("objects")) < REPORT_MIN_OBJECTS:
+            continue
+        by_gc = row.get("objects_by_gc_generation")
+        site = {
+            key: _finite(row.get(key))
+            for key in (
+                "objects",
+                "bytes",
+                "collections",
+                "generations_with_churn",
+                "objects_per_generation",
+                "children",
+            )
+        }
+        for key in ("objects_per_s", "bytes_per_s"):  # null: no time passed
+            site[key] = _finite(row[key]) if row.get(key) is not None else None
+        site["by_gc"] = [_finite(n) for n in by_gc] if isinstance(by_gc, list) else []
+        site["traceback"] = _frames_of(row.get("traceback"))
+        sites.append(site)
+    if not sites:
+        return None
+    own = [s for s in sites if not s["children"]][:REPORT_SITES]
+    activity = report.get("gc") if isinstance(report.get("gc"), dict) else {}
+    collections = activity.get("collections")
+    seconds = activity.get("seconds")
+    share = activity.get("share_of_run")
+    return {
+        "min_objects": REPORT_MIN_OBJECTS,
+        "sites": own + [s for s in sites if s["children"]][:REPORT_SITES],
+        "gc": {
+            "collections": [_finite(n) for n in collections]
+            if isinstance(collections, list)
+            else [],
+            "seconds": sum(_finite(n) for n in seconds)
+            if isinstance(seconds, list)
+            else 0,
+            "share_of_run": _finite(share) if share is not None else None,
+        },
+    }
+
+
 def _title(report: dict) -> tuple[str, str]:
     argv = report.get("argv") or []
     what = " ".join(str(a) for a in argv) if argv else "a snapshot"
@@ -261,10 +336,13 @@ def render_html(
     frames = _Frames()
     data: dict = {"mode": "report", "report": report}
     data["title"], data["subtitle"] = _title(report)
+    data["churn"] = _churn(report)
     shown = []
     for key in ("leaks", "largest"):
         for site in report.get(key) or []:
             shown.extend(site.get("traceback") or [])
+    for site in (data["churn"] or {}).get("sites", []):
+        shown.extend(site["traceback"])
     data["sources"] = _sources(shown)
     flames = []
     for name, label, snapshot in (

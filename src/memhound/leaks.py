@@ -384,6 +384,7 @@ def build_report(
         "warnings": warnings,
     }
     report["cycle_churn"], report["gc"] = churn.report_fields(raw["elapsed"])
+    warnings += churn.warnings(report["gc"])
     del raw, generations, biggest  # not the program's: out of the graph
     if graph is True or (graph == "leaks" and leaks):
         _annotate_with_heap_graph(report, baseline)

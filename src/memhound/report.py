@@ -238,12 +238,18 @@ def _format_churn(report: dict, style, width: int, out: list) -> None:
         return
     out.append("")
     out.append(style.bold("Cycle churn (objects the garbage collector freed):"))
-    for rank, site in enumerate(sites[:5], 1):
+    # This process's sites, then (--follow-fork) the children's: 5 of each.
+    own = [s for s in sites if not s.get("children")][:5]
+    shown = own + [s for s in sites if s.get("children")][:5]
+    for rank, site in enumerate(shown, 1):
         per_s = site.get("objects_per_s")
         rate = f"{per_s:,.0f}/s, " if per_s is not None else ""
+        where = (
+            f" (in {site['children']} child processes)" if site.get("children") else ""
+        )
         out.append(
             f"#{rank} {site['objects']:,} objects, {format_size(site['bytes'])}, "
-            f"freed in {site['collections']:,} collections"
+            f"freed in {site['collections']:,} collections{where}"
         )
         out.append(f"   {rate}{site['objects_per_generation']:,.0f} per generation")
         _format_traceback(site["traceback"][:3], style, width, out)

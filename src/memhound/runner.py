@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from memhound import _core, _quiet_threads
+from memhound import _core, _quiet_threads, churn
 from memhound.leaks import DEFAULT_MIN_CONFIDENCE, SCAN_BUDGET, build_report
 
 _current = None  # the Session of this process, if any
@@ -398,10 +398,15 @@ def _site_key(leak: dict) -> tuple:
     innermost frame and the frames in the user's own code.  Library frames
     outside the user's code may differ between children (how each worker
     was started) and do not count."""
+    return (leak["kind"],) + _frames_key(leak["traceback"])
+
+
+def _frames_key(frames: list) -> tuple:
+    """_site_key's frames part (also how children's cycle churn is
+    matched)."""
     from memhound.report import is_library
 
-    frames = leak["traceback"]
-    key = [leak["kind"]]
+    key = []
     if frames:
         key.append((frames[0]["filename"], frames[0]["lineno"]))
     key += [
@@ -412,8 +417,10 @@ def _site_key(leak: dict) -> tuple:
 
 def _merge_children(report: dict, directory: str) -> None:
     """Add the children's reports, and list each site that leaks in
-    children once among the leaks, with how many children it leaked in."""
+    children once among the leaks, with how many children it leaked in;
+    the same for the sites of their cycle churn."""
     merged: dict[tuple, dict] = {}
+    churn_sites: dict[tuple, list] = {}
     for name in sorted(os.listdir(directory)):
         if not name.endswith(".json"):
             continue
@@ -434,6 +441,12 @@ def _merge_children(report: dict, directory: str) -> None:
                 merged[key] = entry
             entry["children"] += 1
             entry["pids"].append(child.get("pid"))
+        for site in child.get("cycle_churn") or []:
+            key = _frames_key(site["traceback"])
+            churn_sites.setdefault(key, []).append((child.get("pid"), site))
     report["leaks"].extend(
         sorted(merged.values(), key=lambda e: -e["growth_bytes"] * e["confidence"])
     )
+    # Each site the collector churned in children, once, after the
+    # parent's own (as for leaks).
+    report["cycle_churn"].extend(churn.merge_children(list(churn_sites.values())))

@@ -149,6 +149,37 @@ def test_overview_and_leaks(browser, report_page):
     _shot(browser, "report-top.png")
 
 
+def test_cycle_churn_section(browser, report_page, tmp_path):
+    path, report = report_page
+    _open(browser, path)
+    sites = _css(browser, "#churn .churn-site")
+    assert len(sites) == len(report["cycle_churn"]) == 1
+    text = sites[0].text
+    site = report["cycle_churn"][0]
+    assert f"#1 {site['objects']:,} objects at _transient" in text
+    assert f"report_fixture.py:{TRANSIENT_LINE}" in text
+    assert "freed in 57 collections" in text and "1.8 MiB" in text
+    assert "12,500 objects/s" in text
+    assert "by gc generation 36,000 / 3,900 / 100" in text
+    # The source line of the churning site is embedded.
+    assert any(
+        "str(i) * 3" in e.text for e in sites[0].find_elements("css selector", ".src")
+    )
+    assert "at least 1,000 objects" in _css(browser, "#churn-note")[0].text
+    gc_line = _css(browser, "#churn-gc")[0].text
+    assert gc_line == "gc: 58 collections (52/5/1), 0.009 s, 0.3% of the run"
+    browser.execute_script("arguments[0].scrollIntoView()", sites[0])
+    _shot(browser, "churn.png")
+
+    # Below the text report's threshold, or no churn at all: no section.
+    report = dict(report, cycle_churn=[dict(site, objects=999)])
+    quiet = tmp_path / "quiet.html"
+    render_html(report, None, None, quiet)
+    _open(browser, quiet)
+    assert not _css(browser, "#churn .churn-site")
+    assert not _css(browser, "#churn-section")[0].is_displayed()
+
+
 def test_flame_graph_zoom_and_search(browser, report_page):
     path, _ = report_page
     _open(browser, path)

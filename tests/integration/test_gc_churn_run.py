@@ -67,7 +67,10 @@ def test_run_without_cycles_has_no_churn_section(tmp_path):
     assert "Cycle churn" not in proc.stderr
 
 
-def test_forked_child_counts_its_own_churn(tmp_path):
+def test_forked_children_churn_is_merged_by_site(tmp_path):
+    """Each child counts its own churn (its report under "children"); the
+    parent's "cycle_churn" lists its own sites, then each site that churned
+    in children once, with how many children and their pids (as leaks)."""
     app = tmp_path / "app.py"
     app.write_text(
         textwrap.dedent(
@@ -78,7 +81,7 @@ def test_forked_child_counts_its_own_churn(tmp_path):
                 __slots__ = ("other",)
 
             def make_pair():
-                a, b = Node(), Node()  # the child's cycle
+                a, b = Node(), Node()  # the children's cycle
                 a.other = b
                 b.other = a
 
@@ -89,14 +92,19 @@ def test_forked_child_counts_its_own_churn(tmp_path):
 
             for _ in range(3000):
                 parent_pair()
-            pid = os.fork()
-            if pid == 0:
-                for _ in range(20000):
-                    make_pair()
-                gc.collect()
-                os._exit(0)
-            os.waitpid(pid, 0)
+            pids = []
+            for pairs in (20000, 10000):
+                pid = os.fork()
+                if pid == 0:
+                    for _ in range(pairs):
+                        make_pair()
+                    gc.collect()
+                    os._exit(0)
+                pids.append(pid)
+            for pid in pids:
+                os.waitpid(pid, 0)
             gc.collect()
+            print(*pids)
             """
         )
     )
@@ -105,13 +113,50 @@ def test_forked_child_counts_its_own_churn(tmp_path):
         ["--no-graph", "--follow-fork", "--json", str(out), str(app)], tmp_path
     )
     assert proc.returncode == 0, proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
     report = json.loads(out.read_text())
     lines = [site["traceback"][0]["lineno"] for site in report["cycle_churn"]]
-    assert lines == [13]  # the parent's line only
-    parent = report["cycle_churn"][0]
+    assert lines == [13, 8]  # the parent's own first, then the children's
+    parent, children = report["cycle_churn"]
+    assert "children" not in parent
     assert 6000 <= parent["objects"] <= 6000 + 2 * sum(report["gc"]["collections"])
-    (child,) = report["children"]
-    child_churn = child["report"]["cycle_churn"]
-    assert [site["traceback"][0]["lineno"] for site in child_churn] == [8]
-    collections = sum(child["report"]["gc"]["collections"])
-    assert 40000 <= child_churn[0]["objects"] <= 40000 + 2 * collections
+    assert children["children"] == 2
+    assert sorted(children["pids"]) == sorted(pids)
+    by_pid = {}
+    for child in report["children"]:
+        child_churn = child["report"]["cycle_churn"]
+        assert [s["traceback"][0]["lineno"] for s in child_churn] == [8]
+        collections = sum(child["report"]["gc"]["collections"])
+        by_pid[child["pid"]] = (child_churn[0], collections)
+    made = {pids[0]: 40000, pids[1]: 20000}
+    for pid, (site, collections) in by_pid.items():
+        assert made[pid] <= site["objects"] <= made[pid] + 2 * collections
+    # The parent's entry sums the children's.
+    for field in ("objects", "blocks", "bytes", "collections"):
+        assert children[field] == sum(site[field] for site, _ in by_pid.values())
+    assert children["objects_by_gc_generation"] == [
+        sum(site["objects_by_gc_generation"][g] for site, _ in by_pid.values())
+        for g in range(3)
+    ]
+    assert "(in 2 child processes)" in proc.stderr
+    assert "app.py:8 in make_pair" in proc.stderr
+
+
+def test_run_html_shows_the_churn(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(CYCLES.format(pairs=20000)))
+    page_path = tmp_path / "r.html"
+    proc = memhound_run(["--no-graph", "--html", str(page_path), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = page_path.read_text()
+    start = page.index('id="mh-data">') + len('id="mh-data">')
+    data = json.loads(page[start : page.index("</script>", start)])
+    site = data["churn"]["sites"][0]
+    assert site["objects"] >= 40000
+    assert site["traceback"][0] == {
+        "filename": str(app),
+        "lineno": 8,
+        "function": "make_pair",
+    }
+    assert data["sources"][f"{app}:8"] == "a, b = Node(), Node()  # the cycle"
+    assert 'id="churn-section"' in page

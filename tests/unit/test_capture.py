@@ -127,6 +127,7 @@ def _sections(*sections) -> bytes:
         ([(1, b"{}"), (0, b"x")], "between it and the checksum"),
         ([(1, b"{,}"), (0, b"")], "not valid JSON"),
         ([(1, b"[1]"), (0, b"")], "should be an object"),
+        ([(1, b'{"duration_s": NaN}'), (0, b"")], "NaN is not a JSON number"),
         ([(1, b'{"format": "other"}'), (0, b"")], "not a memhound report"),
         (
             [(1, b'{"leaks": [{"traceback": []}]}'), (0, b"")],

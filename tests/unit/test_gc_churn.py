@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import threading
 import time
@@ -48,9 +49,17 @@ def _gc_enabled():
 
 
 def our_callbacks():
+    """memhound's entries in gc.callbacks, with their index:
+    [] or [(0, "stop"), (len - 1, "start")] when in place."""
     return [
-        cb for cb in gc.callbacks if getattr(cb, "__name__", "") == "memhound_gc_churn"
+        (i, cb.__name__.rsplit("_", 1)[1])
+        for i, cb in enumerate(gc.callbacks)
+        if getattr(cb, "__name__", "").startswith("memhound_gc_churn_")
     ]
+
+
+def in_place():
+    return our_callbacks() == [(0, "stop"), (len(gc.callbacks) - 1, "start")]
 
 
 def churn_at(sites, lineno):
@@ -252,9 +261,9 @@ def test_stop_start_clear_and_callback_registration():
     assert memhound.cycle_churn() == []  # not tracing
     assert our_callbacks() == []
     memhound.start()
-    assert len(our_callbacks()) == 1
+    assert in_place()
     memhound.start(depth=10)  # same store: counts kept, one callback
-    assert len(our_callbacks()) == 1
+    assert in_place()
     gc.disable()
     try:
         for _ in range(200):
@@ -273,14 +282,185 @@ def test_stop_start_clear_and_callback_registration():
         assert our_callbacks() == []
         assert memhound.cycle_churn() == []
         memhound.start()
-        assert len(our_callbacks()) == 1
+        assert in_place()
         assert memhound.cycle_churn() == []  # a new session
         memhound.start(sample=1024)  # sampling: a new store, counts reset
-        assert len(our_callbacks()) == 1
+        assert in_place()
         memhound.start(python=False, native=True)  # no hooks: churn off
         assert our_callbacks() == []
     finally:
         gc.enable()
+        memhound.stop()
+    assert our_callbacks() == []
+
+
+class Payload:
+    __slots__ = ("n",)
+
+
+def fill(holder, key, count):
+    holder[key] = [Payload() for _ in range(count)]  # the callbacks' objects
+
+
+FILL_LINE = fill.__code__.co_firstlineno + 1
+
+
+def cycle_churn():
+    """Objects made by make_pair() counted as churn, whatever the caller."""
+    return sum(s["objects"] for s in churn_at(memhound.cycle_churn(), CYCLE_LINE))
+
+
+def fill_churn(sites):
+    """Objects made by fill() that were counted as churn."""
+    return sum(s["objects"] for s in churn_at(sites, FILL_LINE))
+
+
+def freeing_callback(holder, name):
+    """A program's gc callback that frees its own objects (no cycles) in
+    both phases."""
+
+    def callback(phase, info):
+        holder.pop(f"{name}-{phase}", None)
+
+    return callback
+
+
+def test_program_callbacks_frees_are_not_churn():
+    """Program callbacks listed before memhound's, appended after them, and
+    inserted at the front after them free many objects in both phases:
+    only the collection's own frees are counted."""
+    holder = {}
+    names = ("before", "after", "front")
+    before = freeing_callback(holder, "before")
+    gc.callbacks.append(before)
+    callbacks = [before]
+    gc.disable()
+    try:
+        memhound.start()
+        _core.gens_restart()
+        assert in_place()
+        after = freeing_callback(holder, "after")
+        front = freeing_callback(holder, "front")
+        gc.callbacks.append(after)
+        gc.callbacks.insert(0, front)
+        callbacks += [after, front]
+        rounds, per_phase, pairs = 5, 2000, 300
+        for _ in range(rounds):
+            for name in names:
+                for phase in ("start", "stop"):
+                    fill(holder, f"{name}-{phase}", per_phase)
+            for _ in range(pairs):
+                make_pair()
+            gc.collect()
+            assert holder == {}  # every callback ran, in both phases
+            # Put back after the first collection: stop first, start last.
+            assert in_place()
+            assert gc.callbacks[1:4] == [front, before, after]
+        sites = memhound.cycle_churn(n=100)
+        activity = churn.report_fields()[1]
+    finally:
+        gc.enable()
+        for callback in callbacks:
+            gc.callbacks.remove(callback)
+        memhound.stop()
+    assert churn_at(sites, CYCLE_LINE)[0]["objects"] == 2 * pairs * rounds
+    # 60,000 Payload objects freed by the callbacks: none counted.  The
+    # lists holding them may wait in the list free list (before 3.13) until
+    # a full collection empties it: at most the 6 lists of each round.
+    assert fill_churn(sites) <= 6 * rounds
+    assert activity["callbacks_misplaced"] == 0
+    assert activity["watching"] is True
+    assert churn.warnings(activity) == []
+
+
+def test_callbacks_moved_during_a_collection_and_removed():
+    """A callback that a finalizer puts first while a collection runs frees
+    objects inside the window: the collection is counted as misplaced, and
+    memhound's callbacks are back in place for the next one.  Removing
+    them stops the counting, and the report says so."""
+    holder = {}
+    late = freeing_callback(holder, "late")
+
+    class Inserter:
+        def __del__(self):
+            gc.callbacks.insert(0, late)
+
+    gc.disable()
+    try:
+        memhound.start()
+        _core.gens_restart()
+        fill(holder, "late-stop", 3000)
+        for _ in range(100):
+            make_pair()
+        finalized = Inserter()
+        finalized.self = finalized
+        del finalized
+        gc.collect()  # "late" runs first on "stop", inside the window
+        assert holder == {}
+        # "stop" first again; its old copy goes at the next collection.
+        assert our_callbacks() == [(0, "stop"), (2, "stop"), (3, "start")]
+        raw = _core.gc_churn()["totals"]
+        assert raw["misplaced"] == 1 and raw["watching"] == 1
+        assert 3000 <= fill_churn(memhound.cycle_churn()) <= 3001
+        fill(holder, "late-stop", 3000)
+        for _ in range(100):
+            make_pair()
+        gc.collect()  # in place again: only the cycles
+        assert holder == {}
+        assert in_place()
+        assert 3000 <= fill_churn(memhound.cycle_churn()) <= 3002
+        assert cycle_churn() == 400
+        gc.callbacks.remove(late)
+        gc.callbacks.clear()  # the program drops memhound's
+        for _ in range(100):
+            make_pair()
+        gc.collect()  # not seen
+        assert cycle_churn() == 400
+        assert _core.gc_churn()["totals"]["watching"] == 0
+        churn.collect()  # memhound's own: puts them back, remembers the gap
+        assert in_place()
+        activity = churn.report_fields()[1]
+        assert activity["watching"] is False
+        assert activity["callbacks_misplaced"] == 1
+        assert len(churn.warnings(activity)) == 2
+    finally:
+        gc.enable()
+        memhound.stop()
+    assert our_callbacks() == []
+
+
+def test_another_tool_that_keeps_itself_last():
+    """A callback that, like memhound's "start", appends itself again when
+    it is not last: no endless loop, a bounded list, the collections
+    counted as misplaced."""
+    calls = []
+
+    def last(phase, info):
+        calls.append(phase)
+        if phase == "start" and gc.callbacks[-1] is not last:
+            gc.callbacks.append(last)
+
+    others = len(gc.callbacks)
+    gc.disable()
+    try:
+        memhound.start()
+        _core.gens_restart()
+        gc.callbacks.append(last)
+        for _ in range(5):
+            for _ in range(100):
+                make_pair()
+            gc.collect()
+            # memhound yields the last place: the list stops growing.
+            assert [name for _, name in our_callbacks()] == ["stop", "start"]
+            assert our_callbacks()[0] == (0, "stop")
+            assert len(gc.callbacks) <= others + 4
+        assert cycle_churn() == 1000
+        assert _core.gc_churn()["totals"]["misplaced"] == 5
+        assert calls.count("start") <= 2 * 5
+    finally:
+        gc.enable()
+        while last in gc.callbacks:
+            gc.callbacks.remove(last)
         memhound.stop()
     assert our_callbacks() == []
 
@@ -324,3 +504,61 @@ def test_argument_checks():
         memhound.cycle_churn(n=-1)
     with pytest.raises(ValueError):
         _core.gc_churn(limit=-1)
+
+
+def _page_data(page):
+    start = page.index('id="mh-data">') + len('id="mh-data">')
+    return json.loads(page[start : page.index("</script>", start)])
+
+
+def test_html_churn_section_data_is_checked_and_escaped():
+    """The HTML report's cycle-churn section: the text report's sites (its
+    threshold, the parent's first, then --follow-fork children's), every
+    value checked (a report may come from a file), nothing unescaped."""
+    from memhound.html import render_html
+    from tests.report_fixture import make_report
+
+    report = make_report(ngen=2, nleaks=1)
+    (site,) = report["cycle_churn"]
+    hostile = dict(
+        site,
+        objects_per_s="fast",
+        objects_by_gc_generation="x",
+        traceback=[
+            {
+                "filename": "<img src=x onerror=alert(1)>.py",
+                "lineno": 3,
+                "function": "</script><script>alert(1)",
+            },
+            "not a frame",
+        ],
+    )
+    below = dict(site, objects=churn.REPORT_MIN_OBJECTS - 1)
+    children = dict(site, objects=5000, children=2, pids=[11, 12])
+    report["cycle_churn"] = [children, hostile, below]
+    page = render_html(report, None, None)
+    assert "</script><script>alert(1)" not in page
+    assert "<img src=x" not in page
+    assert page.count("</script>") == 2  # the data block and the code
+    data = _page_data(page)["churn"]
+    assert data["min_objects"] == churn.REPORT_MIN_OBJECTS
+    assert [s["objects"] for s in data["sites"]] == [40000, 5000]
+    first, second = data["sites"]
+    assert first["objects_per_s"] == 0 and first["by_gc"] == []
+    assert first["traceback"] == [
+        {
+            "filename": "<img src=x onerror=alert(1)>.py",
+            "lineno": 3,
+            "function": "</script><script>alert(1)",
+        }
+    ]
+    assert second["children"] == 2
+    assert data["gc"] == {
+        "collections": [52, 5, 1],
+        "seconds": pytest.approx(0.0087),
+        "share_of_run": 0.0027,
+    }
+    report["cycle_churn"] = [below]
+    assert _page_data(render_html(report, None, None))["churn"] is None
+    report["cycle_churn"], report["gc"] = [], None
+    assert _page_data(render_html(report, None, None))["churn"] is None

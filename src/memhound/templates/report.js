@@ -1,6 +1,7 @@
 /* memhound HTML report: renders the JSON in #mh-data (inlined into the
  * page by memhound.html).  Hand-written, no libraries, no network.
- * Sections: overview chart, leaks, icicle graphs, sortable tables. */
+ * Sections: overview chart, leaks, cycle churn, icicle graphs, sortable
+ * tables. */
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("mh-data").textContent);
@@ -195,6 +196,39 @@
           return t.type + " \u00d7" + num(t.count) + " (" + bytes(t.bytes) + ")"; }).join(", ")));
       }
     });
+  }
+
+  /* ---- cycle churn (the text report's "Cycle churn" section) ------------- */
+  function churn() {
+    var c = DATA.churn;
+    if (!c || !c.sites || !c.sites.length) { $("churn-section").style.display = "none"; return; }
+    $("churn-count").textContent = "(" + c.sites.length + ")";
+    $("churn-note").textContent = "Objects the cyclic garbage collector freed, by the line that " +
+      "made them: sites with at least " + num(c.min_objects) + " objects. Each cycle costs the " +
+      "collector time: break it with a weakref, or clear() it when done, so reference counting frees it.";
+    var host = $("churn");
+    c.sites.forEach(function (s, i) {
+      var box = el("div", {"class": "churn-site", id: "churn-" + i});
+      var top = (s.traceback || [])[0];
+      box.appendChild(el("h3", {}, "#" + (i + 1) + " " + num(s.objects) + " objects at " +
+        (top ? (top.function || "?") + " " + String(top.filename).split("/").pop() + ":" + top.lineno : "<unknown>") +
+        (s.children ? " (in " + num(s.children) + " child processes)" : "")));
+      var facts = [bytes(s.bytes), "freed in " + num(s.collections) + " collections"];
+      if (s.objects_per_s !== null && s.objects_per_s !== undefined) {
+        facts.push(num(Math.round(s.objects_per_s)) + " objects/s (" + bytes(s.bytes_per_s) + "/s)");
+      }
+      facts.push(num(Math.round(s.objects_per_generation)) + " per generation, in " +
+        num(s.generations_with_churn) + " generations");
+      if (s.by_gc && s.by_gc.length) { facts.push("by gc generation " + s.by_gc.map(function (n) { return num(n); }).join(" / ")); }
+      box.appendChild(el("div", {"class": "muted"}, facts.join(" \u00b7 ")));
+      box.appendChild(traceback(s.traceback));
+      host.appendChild(box);
+    });
+    var g = c.gc || {}, cs = g.collections || [], total = 0;
+    cs.forEach(function (n) { total += n; });
+    var line = "gc: " + num(total) + " collections (" + cs.join("/") + "), " + Number(g.seconds || 0).toFixed(3) + " s";
+    if (g.share_of_run !== null && g.share_of_run !== undefined) { line += ", " + (g.share_of_run * 100).toFixed(1) + "% of the run"; }
+    host.appendChild(el("p", {"class": "muted", id: "churn-gc"}, line));
   }
 
   /* ---- icicle graph ------------------------------------------------------ */
@@ -411,6 +445,7 @@
     summary(rep);
     if (DATA.mode === "diff") { $("overview-section").style.display = "none"; $("leaks-section").style.display = "none"; }
     else { overview(rep); leaks(rep); }
+    churn(); /* hidden unless DATA.churn has sites (the diff page has none) */
     flames();
     tables();
     document.body.setAttribute("data-rendered", "1");
