@@ -50,6 +50,9 @@ typedef struct {
  * whose holder calls nothing but libc and the table code. */
 extern mh_lock_t mh_hooks_table_lock;
 extern mh_hooks_part_t mh_hooks_raw_part;
+/* The GIL half (mem and object blocks; the counters also charge the blocks
+ * in the nurseries, hooks_nursery.c), guarded by the main GIL. */
+extern mh_hooks_part_t mh_hooks_gil_part;
 
 /* The sampling filter (hooks.c): counters by address hash, atomics. */
 #define MH_FILTER_BITS 16
@@ -77,6 +80,57 @@ void mh_hooks_filter_add(uintptr_t ptr, int delta);
 /* Insert a trace into part and account for it (dropped_blocks when out of
  * memory).  The part's guard is held.  Can't fail. */
 void mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace);
+
+/* The same for a block already counted in the allocation volume (moved
+ * from a nursery): its bytes are charged, `allocated` is not. */
+void mh_hooks_move_guarded(mh_hooks_part_t *part, const mh_trace_t *trace);
+
+/* Raise the peak to the current total of both halves if higher.  Any
+ * thread; can't fail. */
+void mh_hooks_note_peak(void);
+
+/* ---- nurseries (hooks_nursery.c) ------------------------------------
+ * Native blocks allocated by a thread holding the main GIL wait in its
+ * nursery before going into the raw half; see hooks_nursery.c for the
+ * guards.  Exact mode only (not when sampling).  None of these raises,
+ * runs Python or calls the wrapped allocators. */
+#define MH_NURSERY_SLOTS 4
+
+/* Create the thread-exit key.  GIL held, before native tracing is
+ * enabled.  Can't fail (without it no nursery is made). */
+void mh_nursery_init(void);
+
+/* Keep trace in the calling thread's nursery: 1, charged to
+ * mh_hooks_gil_part; 0 when there is no nursery (out of memory, not
+ * tracing): the caller inserts it into the raw half.  GIL held, inside a
+ * hook, mh_hooks_table_lock not held. */
+int mh_nursery_put(const mh_trace_t *trace);
+
+/* Take ptr out of whichever nursery holds it: 1 and *removed (if not
+ * NULL) filled, its charge taken off, else 0.  GIL held, inside a hook,
+ * mh_hooks_table_lock not held. */
+int mh_nursery_take(uintptr_t ptr, mh_trace_t *removed);
+
+/* A thread without the GIL frees ptr, found in no table: note it for the
+ * nurseries.  mh_hooks_table_lock held; any thread.  Can't fail (counts a
+ * loss when out of memory, see mh_nursery_lost). */
+void mh_nursery_note_remote_free_locked(uintptr_t ptr);
+
+/* Move every nursery's blocks into the raw half: before anything reads
+ * the live state.  GIL held, mh_hooks_table_lock not held. */
+void mh_nursery_flush(void);
+
+/* Forget every nursery's blocks and the remote list (stop, clear; the
+ * caller resets the counters).  GIL held, lock not held. */
+void mh_nursery_discard(void);
+
+/* In a forked child, from hooks.c's handler (single thread): the other
+ * threads' nurseries are reaped like those of exited threads. */
+void mh_nursery_after_fork_child(void);
+
+/* Remote frees that could not be noted for want of memory since the last
+ * discard (reported with dropped_blocks).  Any thread. */
+uint64_t mh_nursery_lost(void);
 
 /* Give the calling thread's native blocks that wait for a traceback the
  * frames they share with its stack now (hooks_native.c).  GIL held, inside

@@ -219,6 +219,9 @@ mh_hooks_native_enable(int on)
         pending_key_ok =
             pthread_key_create(&pending_key, release_pending) == 0;
     }
+    if (on) {
+        mh_nursery_init();
+    }
     __atomic_store_n(&native_on, on, __ATOMIC_RELAXED);
 }
 
@@ -266,6 +269,14 @@ mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
         .generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED),
         .domain = MH_DOMAIN_NATIVE,
     };
+    if (tstate != NULL &&
+        !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) &&
+        mh_nursery_put(&trace)) {
+        if (out != NULL) {
+            *out = trace;
+        }
+        return;
+    }
     mh_lock_acquire(&mh_hooks_table_lock);
     if (tstate == NULL && tb != 0 &&
         (mh_hooks_native_tbstore == NULL ||
@@ -285,10 +296,31 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
     if (!wants_free(ptr)) {
         return 0;
     }
+    PyThreadState *tstate = mh_frames_attached_tstate();
+    if (tstate != NULL && mh_nursery_take(ptr, removed)) {
+        if (unmapped != 0 && removed->size > unmapped) {
+            /* munmap of the head of a mapping: the tail stays mapped. */
+            mh_trace_t tail = *removed;
+            tail.ptr += unmapped;
+            tail.size -= unmapped;
+            if (!mh_nursery_put(&tail)) {
+                mh_hooks_native_restore(&tail);
+            }
+        }
+        return 1;
+    }
     int found = 0;
     mh_lock_acquire(&mh_hooks_table_lock);
-    if (mh_hooks_raw_part.traces != NULL &&
-        mh_traces_remove(mh_hooks_raw_part.traces, ptr, removed)) {
+    if (mh_hooks_raw_part.traces == NULL) {
+        /* not tracing */
+    }
+    else if (!mh_traces_remove(mh_hooks_raw_part.traces, ptr, removed)) {
+        if (tstate == NULL) {
+            /* Perhaps a nursery block, allocated with the GIL. */
+            mh_nursery_note_remote_free_locked(ptr);
+        }
+    }
+    else {
         found = 1;
         __atomic_store_n(&mh_hooks_raw_part.bytes,
                          mh_hooks_raw_part.bytes - charge_of(removed->size),
