@@ -53,6 +53,8 @@ mh_frames_current_tstate(void)
     return tstate;
 }
 
+typedef PyFrameObject mh_walk_frame_t;
+
 /* The walk capture and mh_frames_same share: every frame, innermost
  * first. */
 static inline PyFrameObject *
@@ -76,45 +78,8 @@ read_frame(PyFrameObject *f)
     };
     return raw;
 }
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
-{
-    int n = 0;
-    uint32_t depth = 0;
-    for (PyFrameObject *f = first_frame(tstate); f != NULL;
-         f = next_frame(f)) {
-        if (n < max) {
-            out[n++] = read_frame(f);
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
-    }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
-}
 
-int
-mh_frames_same(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
-               int max)
-{
-    PyFrameObject *f = first_frame(tstate);
-    int i = n;
-    for (; f != NULL && i > 0; f = next_frame(f)) {
-        mh_raw_frame_t raw = read_frame(f);
-        i--;
-        if (raw.code != last[i].code || raw.offset != last[i].offset) {
-            return 0;
-        }
-    }
-    return i == 0 && (n == max || f == NULL);
-}
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

@@ -40,6 +40,8 @@ mh_frames_current_tstate(void)
     return mh_frames_attached_tstate();
 }
 
+typedef _PyInterpreterFrame mh_walk_frame_t;
+
 /* The walk capture and mh_frames_same share, innermost first, over the
  * program's frames (not the C-stack entry frames).  Frames still in their
  * prologue (making cells, copying free variables) are skipped as CPython's
@@ -80,45 +82,8 @@ read_frame(_PyInterpreterFrame *f)
     };
     return raw;
 }
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
-{
-    int n = 0;
-    uint32_t depth = 0;
-    for (_PyInterpreterFrame *f = first_frame(tstate); f != NULL;
-         f = next_frame(f)) {
-        if (n < max) {
-            out[n++] = read_frame(f);
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
-    }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
-}
 
-int
-mh_frames_same(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
-               int max)
-{
-    _PyInterpreterFrame *f = first_frame(tstate);
-    int i = n;
-    for (; f != NULL && i > 0; f = next_frame(f)) {
-        mh_raw_frame_t raw = read_frame(f);
-        i--;
-        if (raw.code != last[i].code || raw.offset != last[i].offset) {
-            return 0;
-        }
-    }
-    return i == 0 && (n == max || f == NULL);
-}
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

@@ -67,7 +67,7 @@ static hook_domain_t hook_domains[3] = {
 /* Relaxed atomics; written with the GIL held. */
 int mh_hooks_tracing;
 int mh_hooks_cfg_depth = MH_DEFAULT_DEPTH;
-static int cfg_count_total;
+int mh_hooks_cfg_count_total;
 uint64_t mh_hooks_cfg_sample_mean;
 uint16_t mh_hooks_generation;
 
@@ -82,7 +82,7 @@ mh_hooks_part_t mh_hooks_raw_part;
 /* Relaxed atomics.  The peak is the largest sum of both halves seen by an
  * insert; an insert racing with one of the other half may miss a new peak
  * by that one block (raw-domain allocations without the GIL only). */
-static uint64_t peak_bytes;
+uint64_t mh_hooks_peak_bytes;
 static uint64_t dropped_blocks;
 
 /* Sampling mode: a counting filter over sampled addresses, so that a free
@@ -165,17 +165,8 @@ mh_hooks_capture_traceback(PyThreadState *tstate)
         pthread_setspecific(mh_hooks_frames_key, &mh_tls_tbcache);
     }
     uint32_t total = 0;
-    int count_total = __atomic_load_n(&cfg_count_total, __ATOMIC_RELAXED);
-    /* Allocating again where the last traceback was taken (a loop calling
-     * the same C function, several mallocs in one C call): every frame
-     * compared in one walk, no capture, no interning.  Its code objects
-     * are alive while its store is (the nodes hold them). */
-    int nlast = mh_tls_tbcache.nlast;
-    if (!count_total && nlast > 0 && nlast <= depth &&
-        mh_tls_tbcache.store_serial == mh_tbstore_serial(mh_hooks_tbstore) &&
-        mh_frames_same(tstate, mh_tls_tbcache.frames, nlast, depth)) {
-        return mh_tls_tbcache.nodes[nlast];
-    }
+    int count_total =
+        __atomic_load_n(&mh_hooks_cfg_count_total, __ATOMIC_RELAXED);
     int n = mh_frames_capture(tstate, mh_tbcache_buffer(&mh_tls_tbcache),
                               depth, count_total ? &total : NULL);
     if (!count_total) {
@@ -238,17 +229,6 @@ part_unlock(mh_hooks_part_t *part)
     }
 }
 
-void
-mh_hooks_note_peak(void)
-{
-    uint64_t total =
-        __atomic_load_n(&mh_hooks_gil_part.bytes, __ATOMIC_RELAXED) +
-        __atomic_load_n(&mh_hooks_raw_part.bytes, __ATOMIC_RELAXED);
-    if (total > __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&peak_bytes, total, __ATOMIC_RELAXED);
-    }
-}
-
 /* Insert a trace and account for it (its size in `allocated` too when
  * fresh).  The part's guard is held. */
 static inline void
@@ -281,8 +261,8 @@ insert_counted(mh_hooks_part_t *part, const mh_trace_t *trace, int fresh)
     mh_hooks_part_t *other =
         part == &mh_hooks_raw_part ? &mh_hooks_gil_part : &mh_hooks_raw_part;
     uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
-    if (total > __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&peak_bytes, total, __ATOMIC_RELAXED);
+    if (total > __atomic_load_n(&mh_hooks_peak_bytes, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&mh_hooks_peak_bytes, total, __ATOMIC_RELAXED);
     }
 }
 
@@ -620,7 +600,7 @@ reset_counters(void)
     mh_hooks_raw_part.bytes = 0;
     mh_hooks_gil_part.allocated = 0;
     mh_hooks_raw_part.allocated = 0;
-    peak_bytes = 0;
+    mh_hooks_peak_bytes = 0;
     dropped_blocks = 0;
     if (mh_hooks_cfg_sample_mean) {
         memset(mh_hooks_sample_filter, 0, sizeof(mh_hooks_sample_filter));
@@ -636,7 +616,7 @@ mh_hooks_start(const mh_config_t *config)
             /* As tracemalloc.start(): a new depth applies to new blocks. */
             __atomic_store_n(&mh_hooks_cfg_depth, config->depth,
                              __ATOMIC_RELAXED);
-            __atomic_store_n(&cfg_count_total, config->count_total,
+            __atomic_store_n(&mh_hooks_cfg_count_total, config->count_total,
                              __ATOMIC_RELAXED);
             return 0;
         }
@@ -657,7 +637,7 @@ mh_hooks_start(const mh_config_t *config)
     mh_hooks_tbstore = new_store;
     lost_tracebacks = 0;
     mh_hooks_cfg_depth = config->depth;
-    cfg_count_total = config->count_total;
+    mh_hooks_cfg_count_total = config->count_total;
     mh_hooks_cfg_sample_mean = config->sample_mean;
     mh_hooks_generation = 0;
     mh_hooks_gil_part.traces = new_gil;
@@ -714,7 +694,7 @@ mh_hooks_config(void)
     mh_config_t config = {
         .depth = mh_hooks_cfg_depth,
         .sample_mean = mh_hooks_cfg_sample_mean,
-        .count_total = cfg_count_total,
+        .count_total = mh_hooks_cfg_count_total,
     };
     return config;
 }
@@ -762,7 +742,7 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
     out->traced_bytes = mh_hooks_gil_part.bytes + mh_hooks_raw_part.bytes;
     out->allocated_bytes =
         mh_hooks_gil_part.allocated + mh_hooks_raw_part.allocated;
-    out->peak_bytes = peak_bytes;
+    out->peak_bytes = mh_hooks_peak_bytes;
     out->dropped_blocks = dropped_blocks + mh_nursery_lost();
     mh_lock_release(&mh_hooks_table_lock);
     out->lost_tracebacks = lost_tracebacks;
@@ -777,7 +757,7 @@ void
 mh_hooks_reset_peak(void)
 {
     mh_lock_acquire(&mh_hooks_table_lock);
-    peak_bytes = mh_hooks_gil_part.bytes + mh_hooks_raw_part.bytes;
+    mh_hooks_peak_bytes = mh_hooks_gil_part.bytes + mh_hooks_raw_part.bytes;
     mh_lock_release(&mh_hooks_table_lock);
 }
 

@@ -16,11 +16,11 @@
 
 #include "rawmem.h"
 
-/* Every nursery, its slots and the registry linking them are guarded by
- * the main GIL: a thread touches even its own only while holding it, and
- * any GIL holder may empty anyone's (flush, a free of another thread's
- * block).  The registry links also change under mh_hooks_table_lock only,
- * so a fork never copies a half-linked list.  `dead` (atomics) is set by
+/* Every nursery, its slots and the mh_nursery_registry linking them are
+ * guarded by the main GIL: a thread touches even its own only while holding
+ * it, and any GIL holder may empty anyone's (flush, a free of another thread's
+ * block).  The mh_nursery_registry links also change under mh_hooks_table_lock
+ * only, so a fork never copies a half-linked list.  `dead` (atomics) is set by
  * the owner's thread-exit destructor, which runs without the GIL and
  * touches nothing else; a GIL holder then empties and frees the nursery.
  *
@@ -31,43 +31,35 @@
  * GIL-side nursery operation drains that list first: a stale entry is
  * gone before its address, handed out again, can reach a nursery or be
  * looked up there.  The list stays empty while no nursery holds a block
- * (nursery_live, written with the GIL, read with acquire loads). */
-typedef struct nursery {
-    mh_trace_t slot[MH_NURSERY_SLOTS]; /* ptr 0: empty */
-    unsigned used;                     /* bit per occupied slot */
-    unsigned hand;                     /* next slot to evict when full */
-    int dead;                          /* owner thread exited (atomics) */
-    struct nursery *prev, *next;       /* registry */
-} nursery_t;
-
-#define ALL_SLOTS ((1u << MH_NURSERY_SLOTS) - 1)
-
-static MH_TLS nursery_t *tls_nursery;
-static nursery_t *registry; /* GIL and mh_hooks_table_lock */
-static size_t nursery_live; /* blocks in all nurseries; GIL, atomics */
+ * (mh_nursery_live, written with the GIL, read with acquire loads). */
+MH_TLS mh_nursery_t *mh_tls_nursery;
+mh_nursery_t *mh_nursery_registry; /* GIL and mh_hooks_table_lock */
+size_t mh_nursery_live;            /* blocks in all nurseries; GIL, atomics */
 static pthread_key_t owner_key;
 static int owner_key_ok; /* written once with the GIL */
 
-/* Guarded by mh_hooks_table_lock; nremote also read relaxed. */
+/* Guarded by mh_hooks_table_lock; mh_nursery_nremote also read with
+ * acquire loads. */
 static uintptr_t *remote;
-static size_t nremote, remote_cap;
+size_t mh_nursery_nremote;
+static size_t remote_cap;
 static uint64_t remote_lost; /* appends that failed for want of memory */
 
 static void
 owner_exited(void *arg)
 {
-    nursery_t *n = arg;
+    mh_nursery_t *n = arg;
     __atomic_store_n(&n->dead, 1, __ATOMIC_RELEASE);
 }
 
 static void
-unlink_locked(nursery_t *n)
+unlink_locked(mh_nursery_t *n)
 {
     if (n->prev != NULL) {
         n->prev->next = n->next;
     }
     else {
-        registry = n->next;
+        mh_nursery_registry = n->next;
     }
     if (n->next != NULL) {
         n->next->prev = n->prev;
@@ -77,13 +69,13 @@ unlink_locked(nursery_t *n)
 static inline void
 live_add(long delta)
 {
-    __atomic_store_n(&nursery_live, nursery_live + (size_t)delta,
+    __atomic_store_n(&mh_nursery_live, mh_nursery_live + (size_t)delta,
                      __ATOMIC_RELEASE);
 }
 
 /* Take slot i of n out: uncharge it from the GIL half's counters. */
 static inline void
-vacate(nursery_t *n, unsigned i, mh_trace_t *out)
+vacate(mh_nursery_t *n, unsigned i, mh_trace_t *out)
 {
     if (out != NULL) {
         *out = n->slot[i];
@@ -101,9 +93,9 @@ vacate(nursery_t *n, unsigned i, mh_trace_t *out)
 static int
 remote_claim_locked(uintptr_t ptr)
 {
-    for (size_t j = 0; j < nremote; j++) {
+    for (size_t j = 0; j < mh_nursery_nremote; j++) {
         if (remote[j] == ptr) {
-            remote[j] = remote[--nremote];
+            remote[j] = remote[--mh_nursery_nremote];
             return 1;
         }
     }
@@ -115,50 +107,36 @@ remote_claim_locked(uintptr_t ptr)
  * drained the remote list: then it is dropped, not moved (in the raw half
  * it would outlive its free, or replace a newer block at its address). */
 static void
-move_locked(nursery_t *n, unsigned i)
+move_locked(mh_nursery_t *n, unsigned i)
 {
     mh_trace_t trace;
     vacate(n, i, &trace);
-    if (nremote != 0 && remote_claim_locked(trace.ptr)) {
+    if (mh_nursery_nremote != 0 && remote_claim_locked(trace.ptr)) {
         return;
     }
     mh_hooks_move_guarded(&mh_hooks_raw_part, &trace);
-}
-
-static int
-find_in(const nursery_t *n, uintptr_t ptr)
-{
-    unsigned used = n->used;
-    while (used != 0) {
-        unsigned i = (unsigned)__builtin_ctz(used);
-        if (n->slot[i].ptr == ptr) {
-            return (int)i;
-        }
-        used &= used - 1;
-    }
-    return -1;
 }
 
 /* Remove ptr from whichever nursery holds it.  GIL held. */
 static int
 take_anywhere(uintptr_t ptr, mh_trace_t *removed)
 {
-    nursery_t *own = tls_nursery;
+    mh_nursery_t *own = mh_tls_nursery;
     if (own != NULL) {
-        int i = find_in(own, ptr);
+        int i = mh_nursery_find(own, ptr);
         if (i >= 0) {
             vacate(own, (unsigned)i, removed);
             return 1;
         }
-        if (nursery_live == __builtin_popcount(own->used)) {
+        if (mh_nursery_live == __builtin_popcount(own->used)) {
             return 0;
         }
     }
-    else if (nursery_live == 0) {
+    else if (mh_nursery_live == 0) {
         return 0;
     }
-    for (nursery_t *n = registry; n != NULL; n = n->next) {
-        int i = n == own ? -1 : find_in(n, ptr);
+    for (mh_nursery_t *n = mh_nursery_registry; n != NULL; n = n->next) {
+        int i = n == own ? -1 : mh_nursery_find(n, ptr);
         if (i >= 0) {
             vacate(n, (unsigned)i, removed);
             return 1;
@@ -173,11 +151,12 @@ static void
 drain_remote(void)
 {
     uintptr_t batch[64];
-    while (__atomic_load_n(&nremote, __ATOMIC_ACQUIRE) != 0) {
+    while (__atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) != 0) {
         size_t k = 0;
         mh_lock_acquire(&mh_hooks_table_lock);
-        while (nremote > 0 && k < sizeof(batch) / sizeof(batch[0])) {
-            batch[k++] = remote[--nremote];
+        while (mh_nursery_nremote > 0 &&
+               k < sizeof(batch) / sizeof(batch[0])) {
+            batch[k++] = remote[--mh_nursery_nremote];
         }
         mh_lock_release(&mh_hooks_table_lock);
         for (size_t j = 0; j < k; j++) {
@@ -190,9 +169,9 @@ drain_remote(void)
 static void
 reap_dead(void)
 {
-    nursery_t *n = registry;
+    mh_nursery_t *n = mh_nursery_registry;
     while (n != NULL) {
-        nursery_t *next = n->next;
+        mh_nursery_t *next = n->next;
         if (__atomic_load_n(&n->dead, __ATOMIC_ACQUIRE)) {
             mh_lock_acquire(&mh_hooks_table_lock);
             while (n->used != 0) {
@@ -209,17 +188,17 @@ reap_dead(void)
 /* The calling thread's nursery, made on first use; NULL when out of
  * memory or before mh_nursery_init.  GIL held.  Plain calloc: memhound's
  * own calls are never intercepted, and this is not a traced block. */
-static nursery_t *
+static mh_nursery_t *
 own_nursery(void)
 {
-    if (tls_nursery != NULL) {
-        return tls_nursery;
+    if (mh_tls_nursery != NULL) {
+        return mh_tls_nursery;
     }
     if (!owner_key_ok) {
         return NULL;
     }
     reap_dead(); /* once per new thread: bounds the dead ones kept */
-    nursery_t *n = calloc(1, sizeof(*n));
+    mh_nursery_t *n = calloc(1, sizeof(*n));
     if (n == NULL) {
         return NULL;
     }
@@ -228,13 +207,13 @@ own_nursery(void)
         return NULL;
     }
     mh_lock_acquire(&mh_hooks_table_lock);
-    n->next = registry;
-    if (registry != NULL) {
-        registry->prev = n;
+    n->next = mh_nursery_registry;
+    if (mh_nursery_registry != NULL) {
+        mh_nursery_registry->prev = n;
     }
-    registry = n;
+    mh_nursery_registry = n;
     mh_lock_release(&mh_hooks_table_lock);
-    tls_nursery = n;
+    mh_tls_nursery = n;
     return n;
 }
 
@@ -249,20 +228,20 @@ mh_nursery_init(void)
 int
 mh_nursery_put(const mh_trace_t *trace)
 {
-    if (__atomic_load_n(&nremote, __ATOMIC_ACQUIRE) != 0) {
+    if (__atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) != 0) {
         drain_remote();
     }
-    nursery_t *n = own_nursery();
+    mh_nursery_t *n = own_nursery();
     if (n == NULL || mh_hooks_raw_part.traces == NULL) {
         return 0;
     }
     /* An entry for the same address was freed behind memhound's back:
      * the new block replaces it, as a table insert would. */
-    int i = find_in(n, trace->ptr);
+    int i = mh_nursery_find(n, trace->ptr);
     if (i >= 0) {
         vacate(n, (unsigned)i, NULL);
     }
-    else if (n->used == ALL_SLOTS) {
+    else if (n->used == MH_NURSERY_ALL) {
         i = (int)n->hand;
         n->hand = (n->hand + 1) % MH_NURSERY_SLOTS;
         mh_lock_acquire(&mh_hooks_table_lock);
@@ -270,7 +249,7 @@ mh_nursery_put(const mh_trace_t *trace)
         mh_lock_release(&mh_hooks_table_lock);
     }
     else {
-        i = __builtin_ctz(~n->used & ALL_SLOTS);
+        i = __builtin_ctz(~n->used & MH_NURSERY_ALL);
     }
     n->slot[i] = *trace;
     n->used |= 1u << i;
@@ -287,7 +266,7 @@ mh_nursery_put(const mh_trace_t *trace)
 int
 mh_nursery_take(uintptr_t ptr, mh_trace_t *removed)
 {
-    if (__atomic_load_n(&nremote, __ATOMIC_ACQUIRE) != 0) {
+    if (__atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) != 0) {
         drain_remote();
     }
     return take_anywhere(ptr, removed);
@@ -296,31 +275,32 @@ mh_nursery_take(uintptr_t ptr, mh_trace_t *removed)
 void
 mh_nursery_note_remote_free_locked(uintptr_t ptr)
 {
-    if (__atomic_load_n(&nursery_live, __ATOMIC_ACQUIRE) == 0) {
+    if (__atomic_load_n(&mh_nursery_live, __ATOMIC_ACQUIRE) == 0) {
         return;
     }
-    if (mh_rawmem_reserve((void **)&remote, &remote_cap, nremote + 1,
-                          sizeof(*remote)) < 0) {
+    if (mh_rawmem_reserve((void **)&remote, &remote_cap,
+                          mh_nursery_nremote + 1, sizeof(*remote)) < 0) {
         /* The entry, if it is one, stays until a flush moves it and a
          * later insert at its address replaces it. */
         __atomic_add_fetch(&remote_lost, 1, __ATOMIC_RELAXED);
         return;
     }
-    remote[nremote] = ptr;
-    __atomic_store_n(&nremote, nremote + 1, __ATOMIC_RELEASE);
+    remote[mh_nursery_nremote] = ptr;
+    __atomic_store_n(&mh_nursery_nremote, mh_nursery_nremote + 1,
+                     __ATOMIC_RELEASE);
 }
 
 void
 mh_nursery_flush(void)
 {
-    if (__atomic_load_n(&nremote, __ATOMIC_ACQUIRE) != 0) {
+    if (__atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) != 0) {
         drain_remote();
     }
-    if (nursery_live == 0) {
+    if (mh_nursery_live == 0) {
         return;
     }
     mh_lock_acquire(&mh_hooks_table_lock);
-    for (nursery_t *n = registry; n != NULL; n = n->next) {
+    for (mh_nursery_t *n = mh_nursery_registry; n != NULL; n = n->next) {
         while (n->used != 0) {
             move_locked(n, (unsigned)__builtin_ctz(n->used));
         }
@@ -333,13 +313,13 @@ void
 mh_nursery_discard(void)
 {
     mh_lock_acquire(&mh_hooks_table_lock);
-    for (nursery_t *n = registry; n != NULL; n = n->next) {
+    for (mh_nursery_t *n = mh_nursery_registry; n != NULL; n = n->next) {
         memset(n->slot, 0, sizeof(n->slot));
         n->used = 0;
         n->hand = 0;
     }
-    __atomic_store_n(&nursery_live, 0, __ATOMIC_RELEASE);
-    nremote = 0;
+    __atomic_store_n(&mh_nursery_live, 0, __ATOMIC_RELEASE);
+    mh_nursery_nremote = 0;
     remote_lost = 0;
     mh_lock_release(&mh_hooks_table_lock);
     reap_dead();
@@ -351,8 +331,8 @@ mh_nursery_after_fork_child(void)
     /* Only the forking thread exists now; the others' nurseries still
      * hold their blocks (copied with the heap) and are reaped like those
      * of exited threads. */
-    for (nursery_t *n = registry; n != NULL; n = n->next) {
-        if (n != tls_nursery) {
+    for (mh_nursery_t *n = mh_nursery_registry; n != NULL; n = n->next) {
+        if (n != mh_tls_nursery) {
             n->dead = 1;
         }
     }
