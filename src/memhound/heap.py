@@ -96,8 +96,10 @@ def _roots(skip_frames=()):
     search order.  Module globals first (each module's __dict__, read in
     C), then the locals of every thread's running frames (memhound's own
     frames, anywhere in the package, and skip_frames left out: the report
-    being built is not a retainer of the program's).  A label is ("module", name) or
-    ("local", where, name)."""
+    being built is not a retainer of the program's), then the interpreter's
+    registries of each type's subclasses (dicts of weak references that C
+    holds, which would otherwise show as anonymous).  A label is ("module",
+    name), ("local", where, name) or ("registry", type name)."""
     objects = []
     labels = []
     for name, namespace in _core.heap_module_dicts():
@@ -117,6 +119,9 @@ def _roots(skip_frames=()):
                     labels.append(("local", where, name))
             frame = frame.f_back
         del frame
+    for name, _type, registry in _core.heap_subclass_registries():
+        objects.append(registry)
+        labels.append(("registry", name))
     return objects, labels
 
 
@@ -127,6 +132,9 @@ def _compose(root, steps, labels):
     context = None  # what the dict being indexed is the __dict__ of
     if root >= 0 and labels[root][0] == "module":
         via, expr, context = "module", labels[root][1], "module"
+    elif root >= 0 and labels[root][0] == "registry":
+        via = "the interpreter's registry of a type's subclasses"
+        expr = f"<subclasses of {labels[root][1]}>"
     elif root >= 0:
         via, expr = f"local of {labels[root][1]}", labels[root][2]
     elif root == -1:
@@ -209,7 +217,8 @@ def why_alive(obj) -> list[dict]:
     a user would write it, "type": its type}.
 
     Roots are module globals, then the locals of running frames of every
-    thread (the frame calling why_alive is left out: it holds obj).  When
+    thread (the frame calling why_alive is left out: it holds obj), then
+    the interpreter's registries of each type's subclasses.  When
     no labelled root reaches obj, the path starts at an object held from
     outside the graph (C code) or says that obj is unreachable garbage.
     Builds the heap graph once (see docs/heap.md); runs no user code."""

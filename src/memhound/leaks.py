@@ -420,7 +420,10 @@ class LeakCheck:
     collectable cycle then never looks like survivors).  `graph`: annotate
     the report with the heap graph (who holds each leak) only when it has
     leaks ("leaks", the default), always (True) or never (False: cheaper
-    for many short checks).
+    for many short checks).  `native`: when LeakCheck starts tracing, also
+    trace native allocations (memhound.start(native=True), docs/native.md),
+    so that memory a C extension or a ctypes call leaks is reported with
+    kind "native"; it changes nothing when tracing was already on.
 
     Not available under `memhound run`, whose generations belong to the
     whole run: there, use iterations() or checkpoint()."""
@@ -433,6 +436,7 @@ class LeakCheck:
         collect: bool = False,
         depth: int | None = None,
         graph: bool | str = "leaks",
+        native: bool = False,
     ) -> None:
         if graph not in (True, False, "leaks"):
             raise ValueError('graph must be True, False or "leaks"')
@@ -445,6 +449,7 @@ class LeakCheck:
         self.collect = collect
         self.graph = graph
         self._depth = depth
+        self._native = bool(native)
         self._inner_report = None  # report() made inside, still current
         self._started_tracing = False
         self._policy = None
@@ -464,10 +469,10 @@ class LeakCheck:
                 "memhound.iterations() or memhound.checkpoint() there"
             )
         if not _core.is_tracing():
-            if self._depth is None:
-                memhound.start()
-            else:
-                memhound.start(depth=self._depth)
+            settings = {"native": self._native}
+            if self._depth is not None:
+                settings["depth"] = self._depth
+            memhound.start(**settings)
             self._started_tracing = True
         if gc.isenabled():
             churn.collect()

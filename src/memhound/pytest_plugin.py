@@ -88,6 +88,13 @@ def pytest_addoption(parser):
         help="frames kept per traceback while checking (default: memhound's)",
     )
     group.addoption(
+        "--memhound-native",
+        action="store_true",
+        default=False,
+        help="also check native memory: what C extensions, shared libraries "
+        "and ctypes calls allocate with malloc and do not free",
+    )
+    group.addoption(
         "--memhound-json",
         default=None,
         metavar="FILE",
@@ -432,6 +439,7 @@ class MemhoundPlugin:
         self.warmup, self.measured = rounds
         self.min_growth = min_growth
         self.depth = depth
+        self.native = config.getoption("memhound_native")
         self.fail = config.getoption("memhound_mode") == "fail"
         self.json_path = config.getoption("memhound_json")
         self.results = []
@@ -455,6 +463,7 @@ class MemhoundPlugin:
             min_generations=self.measured,
             depth=self.depth,
             graph=False,
+            native=self.native,
         )
         with _young_gc(), check:
             for number in range(1, total + 1):

@@ -94,6 +94,29 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
+def _runner_frame(filename: str) -> bool:
+    """A frame of what started the program: memhound's own (`memhound run`
+    execs the program from cli.py), runpy's, or the console script's."""
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or filename == "<frozen runpy>"
+        or os.path.basename(filename) in ("runpy.py", "memhound")
+    )
+
+
+def _program_frames(frames: list) -> list:
+    """frames (innermost first) without the outermost run of runner frames:
+    a traceback ends at the program's own entry point.  All of it when every
+    frame is a runner's (memhound's own allocation: say so, not nothing)."""
+    end = len(frames)
+    while end > 0 and _runner_frame(frames[end - 1].get("filename", "")):
+        end -= 1
+    return frames[:end] if end else frames
+
+
 def _frames_to_show(frames: list, limit: int) -> list:
     """The frames worth printing, innermost first: the first `limit`, and
     when the user's own code starts deeper than that, the innermost few,
@@ -113,6 +136,7 @@ def _format_traceback(frames: list, style: _Style, width: int, out: list) -> Non
     if not frames:
         out.append("     <unknown>: no Python frame (allocated outside Python)")
         return
+    frames = _program_frames(frames)
     shown = _frames_to_show(frames, _FRAMES_SHOWN)
     for frame in shown:
         if frame is None:
@@ -281,36 +305,36 @@ def format_text(
             if allocated_by:
                 out.append("   " + allocated_by)
             _format_traceback(site["traceback"][:3], style, width, out)
-    grew = report.get("types_grew") or []
-    if grew:
-        out.append("")
-        out.append(style.bold("Types that grew:"))
-        for row in grew[:5]:
-            out.append(
-                f"   {_shorten(str(row['type']), 40):40} "
-                f"+{row['count_diff']:,} objects, +{format_size(row['bytes_diff'])}"
-            )
-    retainers = report.get("largest_retainers") or []
-    if retainers:
-        out.append("")
-        out.append(style.bold("Largest retainers:"))
-        for row in retainers[:5]:
-            path = row.get("retention_path") or []
-            name = str(path[-1]["object"]) if path else str(row.get("type", "?"))
-            out.append(
-                f"   {format_size(row['retained_bytes']):>10}  "
-                f"{_shorten(name, width - 17)}"
-            )
-    by_type = report.get("retained_by_type") or []
-    if by_type:
-        out.append("")
-        out.append(style.bold("Retained by type:"))
-        for row in by_type[:5]:
-            out.append(
-                f"   {format_size(row['retained_bytes']):>10}  "
-                f"{_shorten(str(row['type']), 40):40} "
-                f"{row['count']:,} objects"
-            )
+    _format_rows(
+        "Types that grew:",
+        report.get("types_grew"),
+        lambda row: (
+            f"   {_shorten(str(row['type']), 40):40} "
+            f"+{row['count_diff']:,} objects, +{format_size(row['bytes_diff'])}"
+        ),
+        style,
+        out,
+    )
+    _format_rows(
+        "Largest retainers:",
+        report.get("largest_retainers"),
+        lambda row: (
+            f"   {format_size(row['retained_bytes']):>10}  "
+            f"{_shorten(_retainer_name(row), width - 17)}"
+        ),
+        style,
+        out,
+    )
+    _format_rows(
+        "Retained by type:",
+        report.get("retained_by_type"),
+        lambda row: (
+            f"   {format_size(row['retained_bytes']):>10}  "
+            f"{_shorten(str(row['type']), 40):40} {row['count']:,} objects"
+        ),
+        style,
+        out,
+    )
     _format_churn(report, style, width, out)
     for child in report.get("children", []):
         child_leaks = child.get("report", {}).get("leaks", [])
@@ -320,6 +344,23 @@ def format_text(
         )
     out.append(rule)
     return "\n".join(out)
+
+
+def _format_rows(title, rows, line, style, out, most=5):
+    """A titled section of one line per row (`line(row)`), the first `most`
+    rows; nothing when there are no rows."""
+    if not rows:
+        return
+    out.append("")
+    out.append(style.bold(title))
+    out.extend(line(row) for row in rows[:most])
+
+
+def _retainer_name(row):
+    """What a largest-retainer row is called: the last step of its path,
+    else its type."""
+    path = row.get("retention_path") or []
+    return str(path[-1]["object"]) if path else str(row.get("type", "?"))
 
 
 def _strip_private(value):

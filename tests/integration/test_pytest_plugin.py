@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ..native.fixtures import native_build  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,10 +140,15 @@ def verdicts(path):
     return {test["nodeid"]: test for test in json.loads(path.read_text())["tests"]}
 
 
-def test_every_shape_leaky_and_clean(pytester):
+@pytest.mark.parametrize(
+    "native", [[], ["--memhound-native"]], ids=["python", "native"]
+)
+def test_every_shape_leaky_and_clean(pytester, native):
+    # With native tracing on too, the same verdicts: the runner's and the
+    # interpreter's own native memory is not charged to the tests.
     pytester.makepyfile(test_shapes=SHAPES)
     out = pytester.path / "out.json"
-    result = run(pytester, "--memhound", f"--memhound-json={out}", "-s", "-rA")
+    result = run(pytester, "--memhound", *native, f"--memhound-json={out}", "-s", "-rA")
     result.assert_outcomes(failed=len(LEAKY), passed=len(CLEAN), skipped=1, xfailed=1)
     found = verdicts(out)
     assert set(found) == LEAKY | CLEAN  # skipped and xfailed tests were not checked
@@ -230,6 +237,42 @@ def test_code_compiled_per_round_is_not_a_leak(pytester):
     result.stdout.fnmatch_lines(
         ["memhound: 1 tests checked (2 warm-up + 3 measured rounds), 0 leaking"]
     )
+
+
+NATIVE = """\
+import leakyext  # a C extension that mallocs n bytes per leak(n) call
+
+def test_native_leak():
+    leakyext.leak(6000)  # NATIVE-LEAK
+
+def test_native_clean():
+    leakyext.fixed(6000)
+"""
+
+
+def test_native_option_finds_a_native_leak(pytester, native_build, monkeypatch):  # noqa: F811
+    # The leaked memory is malloc's, not Python's: the test keeps no object,
+    # so only --memhound-native can see it.
+    monkeypatch.setenv("PYTHONPATH", str(native_build[1]))
+    pytester.makepyfile(test_native=NATIVE)
+    out = pytester.path / "out.json"
+    result = run(pytester, "--memhound", "--memhound-native", f"--memhound-json={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["memhound: 2 tests checked (2 warm-up + 3 measured rounds), 1 leaking"]
+    )
+    by_test = {nodeid.split("::")[-1]: entry for nodeid, entry in verdicts(out).items()}
+    assert by_test["test_native_clean"]["leaked"] is False
+    leaky = by_test["test_native_leak"]
+    assert leaky["leaked"] is True
+    site = leaky["sites"][0]
+    assert site["kind"] == "native"
+    assert site["traceback"][0]["lineno"] == line_of(NATIVE, "# NATIVE-LEAK")
+    assert min(site["per_round"]) >= 6000
+
+    # Without the option the same run sees no leak: Python memory is clean.
+    result = run(pytester, "--memhound")
+    result.assert_outcomes(passed=2)
 
 
 MARKERS = """\

@@ -344,3 +344,60 @@ def test_no_user_code_runs():
     memhound.census()
     heap.largest_retainers(3)
     assert calls == []
+
+
+def _subclasses_in(registry):
+    """The live types a subclass registry's weak references point at."""
+    return {ref() for ref in registry.values()} - {None}
+
+
+def test_subclass_registries_are_the_interpreters():
+    # Checks the version files' reading of where each type keeps its
+    # registry (in the interpreter state for static builtin types from
+    # 3.12): for every type with subclasses, the registry memhound finds
+    # holds exactly what type.__subclasses__() lists.  datetime's types are
+    # an extension's static types, in a table of their own on 3.13.
+    import datetime
+
+    assert type.__subclasses__(datetime.date)
+    found = {
+        id(t): registry for _, t, registry in heap._core.heap_subclass_registries()
+    }
+    seen, queue = {id(object)}, [object]
+    for t in queue:
+        subclasses = type.__subclasses__(t)
+        if subclasses:
+            assert _subclasses_in(found[id(t)]) == set(subclasses), t
+        for sub in subclasses:
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                queue.append(sub)
+    assert set(found) <= seen
+    assert len(found) > 50  # builtin (int, dict, Exception...) and heap types
+
+
+def _why_alive_of_a_registry_entry(base):
+    registry = next(r for _, t, r in heap._core.heap_subclass_registries() if t is base)
+    ref = next(iter(registry.values()))
+    del registry
+    return memhound.why_alive(ref)
+
+
+def test_a_subclass_registry_is_named_not_anonymous():
+    class Base:
+        pass
+
+    subclasses = [type(f"Sub{i}", (Base,), {}) for i in range(3)]
+    path = _why_alive_of_a_registry_entry(Base)
+    assert path[0] == {
+        "via": "the interpreter's registry of a type's subclasses",
+        "object": "<subclasses of Base>",
+        "type": "dict",
+    }
+    assert path[-1]["type"] == "weakref.ReferenceType"
+    assert subclasses
+    # A static builtin type's registry lives in the interpreter state from
+    # CPython 3.12 on: named all the same.
+    assert _why_alive_of_a_registry_entry(Exception)[0]["object"] == (
+        "<subclasses of Exception>"
+    )

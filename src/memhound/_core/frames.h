@@ -76,6 +76,14 @@ int mh_frames_watch_creations(void (*on_create)(PyObject *obj));
  * held.  Can't fail. */
 void mh_frames_unwatch_creations(void);
 
+/* The dict in which the interpreter registers type's subclasses (subclass
+ * address -> weak reference; type.__subclasses__() reads it), or NULL when
+ * type has none.  Borrowed.  C holds it, not the type's tp_traverse, so the
+ * heap graph sees it as held from outside; memhound names it instead.
+ * From 3.12 static builtin types keep it in the interpreter state.  GIL
+ * held.  Can't fail. */
+PyObject *mh_frames_type_subclasses(PyTypeObject *type);
+
 /* Call visit(obj, arg) for every object in the collector's generations of
  * the calling thread's interpreter, in list order: the objects
  * gc.get_objects() lists (frozen ones excluded), without building a list

@@ -90,3 +90,10 @@ mh_frames_object_block(PyObject *obj)
     }
     return obj;
 }
+
+PyObject *
+mh_frames_type_subclasses(PyTypeObject *type)
+{
+    PyObject *registry = type->tp_subclasses;
+    return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
+}

@@ -101,3 +101,10 @@ mh_frames_object_block(PyObject *obj)
      * pointers sit before the object. */
     return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
 }
+
+PyObject *
+mh_frames_type_subclasses(PyTypeObject *type)
+{
+    PyObject *registry = type->tp_subclasses;
+    return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
+}

@@ -92,3 +92,23 @@ mh_frames_object_block(PyObject *obj)
      * pointers sit before the object. */
     return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
 }
+
+PyObject *
+mh_frames_type_subclasses(PyTypeObject *type)
+{
+    PyObject *registry = (PyObject *)type->tp_subclasses;
+    if (type->tp_flags & _Py_TPFLAGS_STATIC_BUILTIN) {
+        /* tp_subclasses holds the type's index + 1 in the interpreter's
+         * table of static builtin types (typeobject.c). */
+        struct types_state *types = &PyInterpreterState_Get()->types;
+        size_t index = (size_t)type->tp_subclasses - 1;
+        if (type->tp_subclasses == NULL ||
+            index >= types->num_builtins_initialized ||
+            index >= _Py_MAX_STATIC_BUILTIN_TYPES ||
+            types->builtins[index].type != type) {
+            return NULL;
+        }
+        registry = types->builtins[index].tp_subclasses;
+    }
+    return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
+}

@@ -174,3 +174,34 @@ mh_frames_unwatch_creations(void)
      * more, and on_ref_event stays harmless if it still calls it. */
     watching = 0;
 }
+
+PyObject *
+mh_frames_type_subclasses(PyTypeObject *type)
+{
+    PyObject *registry = (PyObject *)type->tp_subclasses;
+    if (type->tp_flags & _Py_TPFLAGS_STATIC_BUILTIN) {
+        /* tp_subclasses holds the type's index + 1 in one of two tables,
+         * builtin types' or extensions' static types', each indexed from 0
+         * (typeobject.c, managed_static_type_state_get): the entry whose
+         * type is this one. */
+        struct types_state *types = &PyInterpreterState_Get()->types;
+        size_t index = (size_t)type->tp_subclasses - 1;
+        managed_static_type_state *state = NULL;
+        if (type->tp_subclasses == NULL) {
+            return NULL;
+        }
+        if (index < _Py_MAX_MANAGED_STATIC_BUILTIN_TYPES &&
+            types->builtins.initialized[index].type == type) {
+            state = &types->builtins.initialized[index];
+        }
+        else if (index < _Py_MAX_MANAGED_STATIC_EXT_TYPES &&
+                 types->for_extensions.initialized[index].type == type) {
+            state = &types->for_extensions.initialized[index];
+        }
+        if (state == NULL) {
+            return NULL;
+        }
+        registry = state->tp_subclasses;
+    }
+    return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
+}

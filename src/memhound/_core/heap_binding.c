@@ -208,6 +208,82 @@ heap_module_dicts(PyObject *module, PyObject *unused)
     return result;
 }
 
+/* Append to `found` (name, type, registry) for type and, through the
+ * registries, every subclass not in `seen` yet (a set of addresses). */
+static int
+add_subclass_registries(PyTypeObject *type, PyObject *seen, PyObject *found)
+{
+    PyObject *queue = PyList_New(0);
+    if (queue == NULL || PyList_Append(queue, (PyObject *)type) < 0) {
+        goto error;
+    }
+    for (Py_ssize_t next = 0; next < PyList_GET_SIZE(queue); next++) {
+        PyTypeObject *t = (PyTypeObject *)PyList_GET_ITEM(queue, next);
+        PyObject *registry = mh_frames_type_subclasses(t); /* borrowed */
+        if (registry == NULL || PyDict_GET_SIZE(registry) == 0) {
+            continue;
+        }
+        /* tp_name is any C string: never fail on bad UTF-8 */
+        PyObject *name = PyUnicode_DecodeUTF8(
+            t->tp_name, (Py_ssize_t)strlen(t->tp_name), "replace");
+        PyObject *item =
+            name == NULL ? NULL : PyTuple_Pack(3, name, t, registry);
+        Py_XDECREF(name);
+        if (item == NULL || PyList_Append(found, item) < 0) {
+            Py_XDECREF(item);
+            goto error;
+        }
+        Py_DECREF(item);
+        Py_ssize_t pos = 0;
+        PyObject *key, *ref;
+        while (PyDict_Next(registry, &pos, &key, &ref)) {
+            /* Read the weak reference's target without calling anything:
+             * a dead one points at None. */
+            PyObject *sub = PyWeakref_Check(ref)
+                                ? ((PyWeakReference *)ref)->wr_object
+                                : NULL;
+            if (sub == NULL || !PyType_Check(sub) || Py_REFCNT(sub) <= 0) {
+                continue;
+            }
+            PyObject *address = PyLong_FromVoidPtr(sub);
+            int known = address == NULL ? -1 : PySet_Contains(seen, address);
+            if (known == 0 && (PySet_Add(seen, address) < 0 ||
+                               PyList_Append(queue, sub) < 0)) {
+                known = -1;
+            }
+            Py_XDECREF(address);
+            if (known < 0) {
+                goto error;
+            }
+        }
+    }
+    Py_DECREF(queue);
+    return 0;
+error:
+    Py_XDECREF(queue);
+    return -1;
+}
+
+/* heap_subclass_registries() -> [(type name, type, registry dict)]: the
+ * dicts in which the interpreter registers each type's subclasses, for
+ * every type with subclasses (walked down from object).  The interpreter,
+ * not the types' tp_traverse, holds them, so the heap graph would show
+ * them as anonymous dicts held from outside; heap.py names them. */
+static PyObject *
+heap_subclass_registries(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *found = PyList_New(0);
+    PyObject *seen = PySet_New(NULL);
+    if (found == NULL || seen == NULL ||
+        add_subclass_registries(&PyBaseObject_Type, seen, found) < 0) {
+        Py_CLEAR(found);
+    }
+    Py_XDECREF(seen);
+    return found;
+}
+
 /* heap_prepare_paths(g, roots: list, last=None) -> number of nodes
  * reached.  One breadth-first search from the labelled roots (in order),
  * continued from every node held from outside the graph, gives every node
@@ -833,6 +909,8 @@ PyMethodDef mh_heap_methods[] = {
      "heap_retained(g, obj) -> retained bytes or None"},
     {"heap_module_dicts", heap_module_dicts, METH_NOARGS,
      "[(name, dict)] of the modules in sys.modules"},
+    {"heap_subclass_registries", heap_subclass_registries, METH_NOARGS,
+     "[(type name, type, dict)]: the interpreter's subclass registries"},
     {"heap_prepare_paths", heap_prepare_paths, METH_VARARGS,
      "heap_prepare_paths(g, roots): shortest paths from the roots"},
     {"heap_path", heap_path, METH_VARARGS,

@@ -1,0 +1,47 @@
+"""The text report's tracebacks: where they end and what they hide."""
+
+import os
+
+import memhound
+from memhound.report import format_text
+
+PACKAGE = os.path.dirname(os.path.abspath(memhound.__file__))
+USER = "/srv/app/service.py"
+
+
+def frame(filename, lineno, function):
+    return {"filename": filename, "lineno": lineno, "function": function}
+
+
+def largest_report(traceback):
+    site = {"live_bytes": 4096, "live_blocks": 2, "traceback": traceback}
+    return {"summary": {}, "settings": {}, "leaks": [], "largest": [site]}
+
+
+def test_traceback_ends_at_the_programs_entry_not_memhounds_runner():
+    # Under `memhound run` the program runs inside memhound's cli.py, itself
+    # under runpy (python -m memhound) or the console script.
+    traceback = [
+        frame(USER, 12, "handle"),
+        frame(USER, 30, "<module>"),
+        frame(os.path.join(PACKAGE, "cli.py"), 281, "_run_target"),
+        frame(os.path.join(PACKAGE, "cli.py"), 332, "run"),
+        frame(os.path.join(PACKAGE, "__main__.py"), 4, "<module>"),
+        frame("<frozen runpy>", 88, "_run_code"),
+        frame("/usr/lib/python3.11/runpy.py", 198, "_run_module_as_main"),
+    ]
+    text = format_text(largest_report(traceback))
+    assert "service.py:12 in handle" in text
+    assert "service.py:30 in <module>" in text
+    assert "cli.py" not in text and "runpy" not in text
+    assert "more frames" not in text
+
+
+def test_memhound_frames_inside_the_program_are_kept():
+    # Only the outermost run is the runner: a LeakCheck in the program, or
+    # an allocation made by memhound's own code, keeps its frames.
+    inner = frame(os.path.join(PACKAGE, "leaks.py"), 207, "report")
+    text = format_text(largest_report([inner, frame(USER, 40, "main")]))
+    assert "leaks.py:207 in report" in text and "service.py:40 in main" in text
+    only_runner = [frame(os.path.join(PACKAGE, "cli.py"), 281, "_run_target")]
+    assert "cli.py:281 in _run_target" in format_text(largest_report(only_runner))
