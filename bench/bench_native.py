@@ -1,7 +1,7 @@
 """Overhead of native-allocation tracing on allocation-heavy native work.
 
     .venv/bin/python bench/bench_native.py [--repeat 5] [--workloads a,b]
-        [--baseline OTHER/.venv/bin/python]
+        [--baseline OTHER/.venv/bin/python] [--no-memray]
 
 Modes, each in a fresh interpreter, interleaved (every mode once per
 repetition, in a rotating order) so machine noise hits them alike:
@@ -224,6 +224,9 @@ def main() -> int:
         "--native-stack", action="store_true", help="add the native-stack mode"
     )
     parser.add_argument(
+        "--no-memray", action="store_true", help="leave out the memray mode"
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PYTHON",
         help="also run the memhound modes under this interpreter (A/B)",
@@ -239,7 +242,11 @@ def main() -> int:
     build_dir = str(
         build_all(Path(tempfile.gettempdir()) / "memhound-bench-native")[0].parent
     )
-    modes = [m for m in MODES if m != "memray-native" or have_memray()]
+    modes = [
+        m
+        for m in MODES
+        if m != "memray-native" or (have_memray() and not args.no_memray)
+    ]
     if not args.native_stack:
         modes.remove("native-stack")
     if args.baseline:
