@@ -56,6 +56,7 @@ sources = [
     "heap_binding.c",
     "heapgraph_build.c",
     "heapgraph_sites.c",
+    "heapgraph_shapes.c",
     "heapgraph_paths.c",
     "heapgraph_labels.c",
     "heapgraph_dominators.c",

@@ -180,10 +180,10 @@ def main():
         # memhound phases, one session
         t, graph = timed(_core.heap_graph, ())
         record("graph build (heap_graph)", t)
-        objects, _labels = heap._roots()
+        objects, labels = heap._roots()
         record(
             "paths: BFS from roots (heap_prepare_paths)",
-            timed(_core.heap_prepare_paths, graph, objects, target)[0],
+            timed(heap._prepare_paths, graph, objects, labels, target)[0],
         )
         record(
             "path query (heap_path, graph built)",
@@ -195,7 +195,7 @@ def main():
         )
         info = _core.heap_graph_info(graph)
         _core.heap_graph_release(graph)
-        del objects, _labels
+        del objects, labels
 
         record(
             "first why_alive(target), depth-30 chain, build included",
@@ -229,14 +229,14 @@ def main():
     rss_before = rss_kib("VmRSS")
     can_reset = reset_peak_rss()
     graph = _core.heap_graph(())
-    objects, _labels = heap._roots()
-    _core.heap_prepare_paths(graph, objects)
+    objects, labels = heap._roots()
+    heap._prepare_paths(graph, objects, labels)
     _core.heap_retained(graph, CHAIN)
     _core.heap_sites(graph, [1], True)
     held = _core.heap_graph_info(graph)
     _core.heap_graph_release(graph)
     peak = rss_kib("VmHWM")
-    del objects, _labels
+    del objects, labels
     bookkeeping_after = _core.get_stats()["bookkeeping_bytes"]
 
     print()

@@ -93,36 +93,64 @@ def unreachable_by_site() -> dict[int, tuple[int, int]]:
 
 def _roots(skip_frames=()):
     """(objects, labels): the labelled roots of the retention paths, in
-    search order.  Module globals first (each module's __dict__, read in
-    C), then the locals of every thread's running frames (memhound's own
-    frames, anywhere in the package, and skip_frames left out: the report
-    being built is not a retainer of the program's), then the interpreter's
-    registries of each type's subclasses (dicts of weak references that C
-    holds, which would otherwise show as anonymous).  A label is ("module",
-    name), ("local", where, name) or ("registry", type name)."""
+    search order.  First the program's structure: module globals (each
+    module's __dict__, read in C) and the interpreter's registries of each
+    type's subclasses (dicts of weak references that C holds, which would
+    otherwise show as anonymous).  Then the locals of every thread's
+    running frames (memhound's own frames, anywhere in the package, and
+    skip_frames left out: the report being built is not a retainer of the
+    program's).  A label is ("module", name), ("registry", type name) or
+    ("local", where, name)."""
     objects = []
     labels = []
     for name, namespace in _core.heap_module_dicts():
         objects.append(namespace)
         labels.append(("module", name))
+    namespaces = {id(namespace) for namespace in objects}
+    for name, _type, registry in _core.heap_subclass_registries():
+        objects.append(registry)
+        labels.append(("registry", name))
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, frame in sys._current_frames().items():
         thread = names.get(ident, str(ident))
         while frame is not None:
-            code = frame.f_code
-            if not code.co_filename.startswith(_PACKAGE) and not any(
+            if not frame.f_code.co_filename.startswith(_PACKAGE) and not any(
                 frame is s for s in skip_frames
             ):
-                where = f"thread {thread!r}, {code.co_name}()"
-                for name, value in list(frame.f_locals.items()):
-                    objects.append(value)
-                    labels.append(("local", where, name))
+                _add_locals(frame, thread, namespaces, objects, labels)
             frame = frame.f_back
         del frame
-    for name, _type, registry in _core.heap_subclass_registries():
-        objects.append(registry)
-        labels.append(("registry", name))
     return objects, labels
+
+
+def _add_locals(frame, thread, namespaces, objects, labels):
+    """Add frame's locals as roots, unless they are a module's globals (a
+    module's top-level code runs with its globals for locals: they are
+    roots already, named as module globals, app.cache)."""
+    local_vars = frame.f_locals
+    if local_vars is frame.f_globals and id(local_vars) in namespaces:
+        return
+    where = f"thread {thread!r}, {frame.f_code.co_name}()"
+    for name, value in list(local_vars.items()):
+        objects.append(value)
+        labels.append(("local", where, name))
+
+
+def _prepare_paths(graph, objects, labels, *last):
+    """Shortest paths from the roots (and then from `last`, why_alive's
+    target).  The roots before the first local are the program's
+    structure: never listed as retainers, while frame locals are data."""
+    structural = next(
+        (i for i, label in enumerate(labels) if label[0] == "local"), len(labels)
+    )
+    _core.heap_prepare_paths(graph, objects, structural, *last)
+
+
+_FRAME_OF = {
+    "generator": ".gi_frame",
+    "coroutine": ".cr_frame",
+    "async_generator": ".ag_frame",
+}
 
 
 def _compose(root, steps, labels):
@@ -188,11 +216,21 @@ def _compose(root, steps, labels):
             expr = f"{expr}.cell_contents"
             closure_name = None
         elif kind == "frame":
-            via = f"local of frame {text}"
-            expr = f"<{tname} object>"
+            function, _, variable = text.partition(" ")
+            if variable and not expr.startswith("<"):
+                # A generator or coroutine holds its frame's locals itself.
+                frame = _FRAME_OF.get(holder_type, "")
+                via = f"local {variable!r} of frame {function}"
+                expr = f"{expr}{frame}.f_locals[{variable!r}]"
+            else:
+                via = f"local of frame {function}"
+                expr = f"<{tname} object>"
         else:
+            # A reference C code keeps without a name (an lru_cache's dict):
+            # say whose it is, as the name of what follows builds on it.
             via = f"referenced by a {text} object"
-            expr = f"<{tname} object>"
+            owner = "object" if expr.startswith("<") else f"in {expr}"
+            expr = f"<{tname} {owner}>"
         if kind != "own_dict" and kind != "dict_value":
             context = None
         elif kind == "dict_value":
@@ -217,8 +255,8 @@ def why_alive(obj) -> list[dict]:
     a user would write it, "type": its type}.
 
     Roots are module globals, then the locals of running frames of every
-    thread (the frame calling why_alive is left out: it holds obj), then
-    the interpreter's registries of each type's subclasses.  When
+    thread (the frame calling why_alive is left out: it holds obj); the
+    interpreter's registries of each type's subclasses come between.  When
     no labelled root reaches obj, the path starts at an object held from
     outside the graph (C code) or says that obj is unreachable garbage.
     Builds the heap graph once (see docs/heap.md); runs no user code."""
@@ -226,7 +264,7 @@ def why_alive(obj) -> list[dict]:
     objects, labels = _roots(skip_frames=(caller,))
     del caller
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects, obj)
+        _prepare_paths(graph, objects, labels, obj)
         found = _core.heap_path(graph, obj)
         if found is None:
             for i, root in enumerate(objects):
@@ -343,9 +381,9 @@ def retained_by_type(n: int | None = 10) -> list[dict]:
     the type's objects that no other object of the type dominates), the
     largest first: [{"type", "count", "bytes", "retained_bytes"}], the
     first n (all when n is None)."""
-    objects, _ = _roots()
+    objects, labels = _roots()
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects)
+        _prepare_paths(graph, objects, labels)
         return _by_type(graph, n)
 
 
@@ -363,7 +401,7 @@ def largest_retainers(n: int = 10) -> list[dict]:
     "retention_path"}]."""
     objects, labels = _roots()
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects)
+        _prepare_paths(graph, objects, labels)
         return _retainers(graph, labels, n)
 
 
@@ -417,7 +455,7 @@ def sites_info(sites: list[int], retained: bool = True) -> dict[int, dict]:
     "unreachable_blocks"}.  One heap-graph session for all sites."""
     objects, labels = _roots()
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects)
+        _prepare_paths(graph, objects, labels)
         infos = _core.heap_sites(graph, [int(s) for s in sites], retained)
         return {info["site"]: _site_entry(info, labels) for info in infos}
 
@@ -462,7 +500,7 @@ def annotate_report(
     objects.append(report)
     labels.append(("local", "memhound", "report"))
     with _graph(objects) as graph:
-        _core.heap_prepare_paths(graph, objects)
+        _prepare_paths(graph, objects, labels)
         infos = _core.heap_sites(
             graph, [int(leak["site"]) >> 1 for leak in leaks], True
         )

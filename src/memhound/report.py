@@ -181,7 +181,7 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
     head = f"#{rank} {kind} leak, confidence {leak['confidence']:.2f}: {_rate(leak)}"
     children = leak.get("children")
     if children:
-        head += f" (in {children} child processes)"
+        head += f" (in {children} child process{'es' if children != 1 else ''})"
     out.append(style.red(head))
     blocks = leak["live_blocks"]
     started = _generation_time(report, leak["first_generation"])
@@ -212,10 +212,22 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
         # (app.cache._store['k']); each step's "via" says what kind of
         # reference it is.
         holder = str(path[-1].get("object", "?"))
-        out.append("   held by: " + _shorten(holder, width - 13))
+        out.append("   held by: " + _shorten(holder, width - 13) + _held_how(leak))
     if leak.get("retained_bytes"):
         out.append(f"   retains {format_size(leak['retained_bytes'])}")
     _format_traceback(leak["traceback"], style, width, out)
+
+
+def _held_how(leak: dict) -> str:
+    """How many of the site's objects the shown path stands for (the
+    objects held the same way: registry[k][i] for every k and i), and how
+    many other ways hold the rest."""
+    ways = leak.get("paths") or []
+    if not ways or ways[0].get("objects", 0) < 2:
+        return ""
+    others = len(ways) - 1
+    more = f"; {others} other way{'s' if others != 1 else ''}" if others else ""
+    return f" ({ways[0]['objects']:,} objects held this way{more})"
 
 
 def _format_churn(report: dict, style, width: int, out: list) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -255,8 +256,13 @@ class Session:
     def _child_exit(self, status=0):
         try:
             if os.getpid() == self.pid and _core.is_tracing():
+                # A parent may SIGTERM a worker that is already leaving:
+                # multiprocessing.Pool's terminate() (its `with` block's
+                # exit) does, then waits for it.  The report is finished
+                # first (a SIGTERM would cut it short); the exit follows.
+                _ignore_sigterm()
                 self.finish()
-        except Exception:  # never keep a worker from exiting
+        except BaseException:  # never keep a worker from exiting
             pass
         finally:
             self._real_exit(status)
@@ -272,6 +278,13 @@ class Session:
             os.replace(path + ".tmp", path)
         except OSError:
             pass
+
+
+def _ignore_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # not the main thread: its handler stays
+        pass
 
 
 def _follow_spawned_children(children_dir: str) -> None:

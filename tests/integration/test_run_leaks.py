@@ -184,6 +184,40 @@ def test_follow_fork_reports_children_once(tmp_path, method):
     assert "in 2 child processes" in proc.stderr
 
 
+def test_pool_workers_terminated_by_the_pool_still_report(tmp_path):
+    # Leaving a Pool's `with` block calls terminate(): SIGTERM to workers
+    # that may already be writing their reports.  Each still reports.
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import multiprocessing as mp
+        import time
+
+        cache = []
+
+        def work(i):
+            cache.append(bytes(2000) + str(i).encode())  # worker leak
+            return len(cache)
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(2) as pool:
+                for _ in range(25):
+                    pool.map(work, range(100))
+                    time.sleep(0.05)
+            print("done")
+        """,
+    )
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--follow-fork", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert len(report["children"]) == 2, proc.stderr
+    for child in report["children"]:
+        lines = [leak["traceback"][0]["lineno"] for leak in child["report"]["leaks"]]
+        assert 8 in lines, child["report"]["leaks"]
+
+
 def test_forked_child_without_follow_fork_prints_no_report(tmp_path):
     app = write(
         tmp_path,

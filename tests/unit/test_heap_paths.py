@@ -2,6 +2,7 @@
 
 import ctypes
 import functools
+import gc
 import threading
 
 import pytest
@@ -401,3 +402,81 @@ def test_a_subclass_registry_is_named_not_anonymous():
     assert _why_alive_of_a_registry_entry(Exception)[0]["object"] == (
         "<subclasses of Exception>"
     )
+
+
+@functools.cache  # lru_cache(maxsize=None)
+def cached_lookup(key):
+    return [key] * 3
+
+
+def test_unnamed_reference_says_whose_it_is():
+    # An lru_cache keeps its results in a dict C code holds without a name:
+    # the path names it after its owner.
+    result = cached_lookup("k")
+    try:
+        path = memhound.why_alive(result)
+    finally:
+        cached_lookup.cache_clear()
+    assert path[-2] == {
+        "via": "referenced by a functools._lru_cache_wrapper object",
+        "object": f"<dict in {MOD}.cached_lookup>",
+        "type": "dict",
+    }
+    assert path[-1]["object"] == f"<dict in {MOD}.cached_lookup>['k']"
+
+
+class Kept:
+    pass
+
+
+def _fail():
+    kept_local = Kept()
+    raise ValueError(type(kept_local).__name__)
+
+
+def _store_error():
+    try:
+        _fail()
+    except ValueError as error:
+        HOLD["error"] = error
+
+
+def test_a_stored_exception_names_the_frame_local_it_keeps():
+    # A kept exception keeps its traceback, its frames and their locals.
+    _store_error()
+    kept = next(o for o in gc.get_objects() if type(o) is Kept)
+    path = memhound.why_alive(kept)
+    error = f"{MOD}.HOLD['error']"
+    assert [step["object"] for step in path[-4:]] == [
+        f"{error}.__traceback__",
+        f"{error}.__traceback__.tb_next",
+        f"{error}.__traceback__.tb_next.tb_frame",
+        f"{error}.__traceback__.tb_next.tb_frame.f_locals['kept_local']",
+    ], path
+    assert path[-1]["via"] == "local 'kept_local' of frame _fail()"
+
+
+class KeptByGenerator:
+    pass
+
+
+def _producer():
+    payload = KeptByGenerator()
+    yield 1
+    yield payload
+
+
+def test_a_suspended_generator_names_its_local():
+    # 3.11+ embed the generator's frame (no frame object between them);
+    # 3.10 reaches the same local through gi_frame.  The same path.
+    gen = _producer()
+    next(gen)
+    HOLD["gen"] = gen
+    del gen
+    kept = next(o for o in gc.get_objects() if type(o) is KeptByGenerator)
+    path = memhound.why_alive(kept)
+    assert path[-1] == {
+        "via": "local 'payload' of frame _producer()",
+        "object": f"{MOD}.HOLD['gen'].gi_frame.f_locals['payload']",
+        "type": f"{MOD}.KeptByGenerator",
+    }, path

@@ -97,6 +97,39 @@ def test_chains_of_one_site_group_under_their_holder():
     assert info["retained_bytes"] >= 200 * _core.heap_object_site(OTHER[0])[1]
 
 
+class Session:
+    def __init__(self, payload):
+        self.payload = payload
+
+
+TABLES = {}
+SECOND = {}
+
+
+def test_objects_held_the_same_way_are_one_group():
+    # Each payload has its own holder (its Session, in one of 7 lists), but
+    # they are all held as TABLES[k][i].payload: one way, not 700.  A
+    # different global is a different way, although the holders' types are
+    # the same.
+    memhound.start()
+    try:
+        payloads = [bytearray(64) for _ in range(710)]
+        for i, payload in enumerate(payloads[:700]):
+            TABLES.setdefault(i % 7, []).append(Session(payload))
+        for i, payload in enumerate(payloads[700:]):
+            SECOND.setdefault(i % 7, []).append(Session(payload))
+        site = site_of(payloads[0])
+        del payloads, payload
+        info = heap.sites_info([site])[site]
+    finally:
+        TABLES.clear()
+        SECOND.clear()
+    assert [p["objects"] for p in info["paths"]] == [700, 10]
+    first, second = (p["steps"][-1]["object"] for p in info["paths"])
+    assert first.startswith(f"{__name__}.TABLES[") and first.endswith(".payload")
+    assert second.startswith(f"{__name__}.SECOND[")
+
+
 @pytest.fixture
 def gc_off():
     gc.collect()

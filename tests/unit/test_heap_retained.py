@@ -1,6 +1,7 @@
 """Retained sizes: one object without a dominator tree, and per type."""
 
 import random
+import sys
 
 import memhound
 from memhound import _core, heap
@@ -100,9 +101,9 @@ def test_retained_one_equals_the_dominator_tree():
         # (outside any graph session: a graph holds a reference to every
         # object, which would make each one held from outside)
         alone = [_core.heap_retained_alone(o) for o in sample]
-        objects, _ = heap._roots()
+        objects, labels = heap._roots()
         with heap._graph(objects) as graph:
-            _core.heap_prepare_paths(graph, objects)
+            heap._prepare_paths(graph, objects, labels)
             one = [_core.heap_retained_one(graph, objects, o) for o in sample]
             tree = [_core.heap_retained(graph, o) for o in sample]
         assert None not in one
@@ -143,3 +144,42 @@ def test_retained_size_counts_holders_outside_its_reach():
         assert heap.retained_size(HOLD["cycle"]) >= 5_000
     finally:
         HOLD.clear()
+
+
+def test_traced_containers_count_the_buffers_they_own():
+    # A traced object's block is its header alone: the item array of a
+    # list, a bytearray's bytes and a dict's tables are blocks of their own.
+    # Retained sizes count them, as sys.getsizeof does.
+    memhound.start()
+    try:
+        items = [None] * 100_000
+        data = bytearray(300_000)
+        table = {i: None for i in range(5_000)}
+        assert heap.retained_size(items) == sys.getsizeof(items)
+        assert heap.retained_size(data) == sys.getsizeof(data)
+        assert heap.retained_size(table) >= sys.getsizeof(table)
+    finally:
+        memhound.stop()
+
+
+BIG = None
+
+
+def test_largest_retainers_list_locals_and_globals_not_registries():
+    global BIG
+    memhound.start()
+    try:
+        BIG = [None] * 400_000  # 3.2 MB
+        local_batch = [bytes(100) for _ in range(20_000)]  # ~2.6 MB
+        rows = heap.largest_retainers(2)
+    finally:
+        memhound.stop()
+    names = [row["retention_path"][-1]["object"] for row in rows]
+    assert names[0] == f"{__name__}.BIG", names
+    assert rows[0]["retained_bytes"] == sys.getsizeof(BIG)
+    BIG = None
+    local = rows[1]["retention_path"]
+    assert local[-1]["object"] == "local_batch", names
+    assert local[0]["via"].startswith("local of thread 'MainThread'")
+    assert rows[1]["retained_bytes"] >= 20_000 * 133
+    assert local_batch

@@ -45,3 +45,33 @@ def test_memhound_frames_inside_the_program_are_kept():
     assert "leaks.py:207 in report" in text and "service.py:40 in main" in text
     only_runner = [frame(os.path.join(PACKAGE, "cli.py"), 281, "_run_target")]
     assert "cli.py:281 in _run_target" in format_text(largest_report(only_runner))
+
+
+def leak_held(paths):
+    return {
+        "kind": "python",
+        "confidence": 1.0,
+        "growth_bytes_per_s": 100.0,
+        "live_bytes": 64000,
+        "live_blocks": 1000,
+        "growth_bytes": 64000,
+        "first_generation": 1,
+        "traceback": [frame(USER, 7, "handle")],
+        "retention_path": paths[0]["steps"],
+        "paths": paths,
+    }
+
+
+def way(holder, objects):
+    return {"steps": [{"via": "module global", "object": holder}], "objects": objects}
+
+
+def test_held_by_says_how_many_objects_the_path_stands_for():
+    leak = leak_held([way("app.TABLES[0][1].buf", 990), way("app.i", 10)])
+    text = format_text({"summary": {}, "settings": {}, "leaks": [leak]})
+    assert (
+        "held by: app.TABLES[0][1].buf (990 objects held this way; 1 other way)" in text
+    )
+    alone = leak_held([way("app.ONE", 1)])
+    text = format_text({"summary": {}, "settings": {}, "leaks": [alone]})
+    assert "held by: app.ONE\n" in text

@@ -84,6 +84,17 @@ void mh_frames_unwatch_creations(void);
  * held.  Can't fail. */
 PyObject *mh_frames_type_subclasses(PyTypeObject *type);
 
+/* The name of the local or cell variable of the frame object `frame` that
+ * holds `value` (directly, or through its cell), as a new str; NULL when
+ * no variable of the frame holds it.  Reads the frame's slots: no locals
+ * dict or proxy is made.  GIL held.  Never raises. */
+PyObject *mh_frames_local_name(PyObject *frame, PyObject *value);
+
+/* The same for a generator, coroutine or async generator that is not
+ * finished and embeds its frame (3.11+: no frame object on the way); NULL
+ * on 3.10, where the frame object is a node of its own. */
+PyObject *mh_frames_generator_local_name(PyObject *gen, PyObject *value);
+
 /* Call visit(obj, arg) for every object in the collector's generations of
  * the calling thread's interpreter, in list order: the objects
  * gc.get_objects() lists (frozen ones excluded), without building a list

@@ -97,3 +97,41 @@ mh_frames_type_subclasses(PyTypeObject *type)
     PyObject *registry = type->tp_subclasses;
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
+
+PyObject *
+mh_frames_local_name(PyObject *frame, PyObject *value)
+{
+    PyFrameObject *f = (PyFrameObject *)frame;
+    PyCodeObject *code = f->f_code;
+    if (code == NULL) {
+        return NULL;
+    }
+    /* f_localsplus: the plain locals, then cells for cell and free
+     * variables. */
+    Py_ssize_t nlocals = code->co_nlocals;
+    PyObject *cells = code->co_cellvars, *frees = code->co_freevars;
+    Py_ssize_t ncells = PyTuple_GET_SIZE(cells);
+    Py_ssize_t n = nlocals + ncells + PyTuple_GET_SIZE(frees);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *slot = f->f_localsplus[i];
+        if (slot == NULL ||
+            (slot != value && !(i >= nlocals && PyCell_Check(slot) &&
+                                PyCell_GET(slot) == value))) {
+            continue;
+        }
+        PyObject *name = i < nlocals ? PyTuple_GET_ITEM(code->co_varnames, i)
+                         : i < nlocals + ncells
+                             ? PyTuple_GET_ITEM(cells, i - nlocals)
+                             : PyTuple_GET_ITEM(frees, i - nlocals - ncells);
+        return Py_NewRef(name);
+    }
+    return NULL;
+}
+
+PyObject *
+mh_frames_generator_local_name(PyObject *gen, PyObject *value)
+{
+    (void)gen;
+    (void)value;
+    return NULL;
+}

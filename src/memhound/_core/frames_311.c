@@ -108,3 +108,11 @@ mh_frames_type_subclasses(PyTypeObject *type)
     PyObject *registry = type->tp_subclasses;
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+#include "frames_locals.h"

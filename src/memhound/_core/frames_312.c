@@ -112,3 +112,11 @@ mh_frames_type_subclasses(PyTypeObject *type)
     }
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+#include "frames_locals.h"

@@ -205,3 +205,12 @@ mh_frames_type_subclasses(PyTypeObject *type)
     }
     return registry != NULL && PyDict_CheckExact(registry) ? registry : NULL;
 }
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable
+                                         : NULL;
+}
+
+#include "frames_locals.h"

@@ -284,18 +284,27 @@ heap_subclass_registries(PyObject *module, PyObject *unused)
     return found;
 }
 
-/* heap_prepare_paths(g, roots: list, last=None) -> number of nodes
- * reached.  One breadth-first search from the labelled roots (in order),
- * continued from every node held from outside the graph, gives every node
- * its shortest path.  `last` (why_alive's target, which its caller's frame
- * holds) starts a search of its own only after all the others. */
+/* heap_prepare_paths(g, roots: list, structural, last=None) -> number of
+ * nodes reached.  One breadth-first search from the labelled roots (in
+ * order), continued from every node held from outside the graph, gives
+ * every node its shortest path.  The first `structural` roots are the
+ * program's structure (module namespaces, registries), never reported as
+ * retainers; the others (frame locals) are data.  `last` (why_alive's
+ * target, which its caller's frame holds) starts a search of its own only
+ * after all the others. */
 static PyObject *
 heap_prepare_paths(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *capsule, *roots, *last = NULL;
-    if (!PyArg_ParseTuple(args, "OO!|O:heap_prepare_paths", &capsule,
-                          &PyList_Type, &roots, &last)) {
+    Py_ssize_t structural;
+    if (!PyArg_ParseTuple(args, "OO!n|O:heap_prepare_paths", &capsule,
+                          &PyList_Type, &roots, &structural, &last)) {
+        return NULL;
+    }
+    if (structural < 0 || structural > PyList_GET_SIZE(roots)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "structural must be in [0; len(roots)]");
         return NULL;
     }
     mh_heapgraph_t *g = graph_of(capsule);
@@ -339,6 +348,7 @@ heap_prepare_paths(PyObject *module, PyObject *args)
     g->parent = parent;
     g->roots = ids;
     g->nroots = nroots;
+    g->nstructural = (size_t)structural;
     parent = NULL;
     ids = NULL;
 done:
@@ -576,7 +586,8 @@ done:
 }
 
 /* 1 when node id is part of the program's structure rather than its data:
- * modules, classes, their __dict__s, frames, labelled roots. */
+ * modules, classes, their __dict__s, frames, the structural roots (not the
+ * locals of running frames: a function's 1 GB local list is data). */
 static int
 is_structural(const mh_heapgraph_t *g, uint32_t id)
 {
@@ -584,7 +595,7 @@ is_structural(const mh_heapgraph_t *g, uint32_t id)
     if (PyModule_Check(obj) || PyType_Check(obj) || PyFrame_Check(obj)) {
         return 1;
     }
-    for (size_t i = 0; i < g->nroots; i++) {
+    for (size_t i = 0; i < g->nstructural; i++) {
         if (g->roots[i] == id) {
             return 1;
         }

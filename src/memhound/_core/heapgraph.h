@@ -48,11 +48,13 @@ typedef struct {
     uint32_t *parent; /* shortest-path parent (heapgraph_query.h) */
     uint32_t *roots;  /* labelled root node ids, in the caller's order */
     size_t nroots;
-    uint32_t *tb;      /* allocation site per node, 0: untraced */
-    uint32_t *size;    /* block size per node; MH_HG_BIG: in bigsize
-                          (read through mh_heapgraph_size) */
-    uint32_t *bigids;  /* nodes of MH_HG_BIG size, ascending */
-    uint64_t *bigsize; /* their sizes */
+    size_t nstructural; /* roots[0, nstructural): module namespaces and
+                           registries, the program's structure */
+    uint32_t *tb;       /* allocation site per node, 0: untraced */
+    uint32_t *size;     /* block size per node; MH_HG_BIG: in bigsize
+                           (read through mh_heapgraph_size) */
+    uint32_t *bigids;   /* nodes of MH_HG_BIG size, ascending */
+    uint64_t *bigsize;  /* their sizes */
     size_t nbig, bigidcap, bigsizecap;
     uint32_t *idom;     /* immediate dominator, MH_HG_NONE: the root */
     uint64_t *retained; /* retained bytes per node */
@@ -139,9 +141,12 @@ uint64_t mh_heapgraph_sizeof(PyObject *obj);
  * safe inside a tp_traverse callback. */
 uint64_t mh_heapgraph_sizeof_nocall(PyObject *obj);
 
-/* The byte size and traceback index (0 when untraced) of node n's block:
- * the traced block size when tracing saw its allocation, else
- * mh_heapgraph_sizeof().  Returns 1 when traced, else 0.  Never raises. */
+/* The byte size of node n and the traceback index of its block (0 when
+ * untraced).  The size is mh_heapgraph_sizeof()'s, which counts the
+ * buffers the object owns (a list's item array, a dict's tables, a
+ * bytearray's bytes), or the traced block size when that is larger: the
+ * object's own block alone would leave a 1 MB bytearray 56 bytes.
+ * Returns 1 when traced, else 0.  Never raises. */
 int mh_heapgraph_block(const mh_heapgraph_t *g, uint32_t n, uint64_t *size,
                        uint32_t *traceback);
 

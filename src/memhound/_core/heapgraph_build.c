@@ -709,6 +709,12 @@ mh_heapgraph_object_block(PyObject *obj, uint64_t *size, uint32_t *traceback)
     if (mh_hooks_is_tracing() &&
         mh_hooks_lookup((uintptr_t)mh_frames_object_block(obj), traceback,
                         size, &gen, &domain)) {
+        /* The block holds the object's header only; its buffers are
+         * blocks of their own, often from another line (list.append). */
+        uint64_t whole = mh_heapgraph_sizeof(obj);
+        if (whole > *size) {
+            *size = whole;
+        }
         return 1;
     }
     *traceback = 0;

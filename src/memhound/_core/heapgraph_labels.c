@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "frames.h"
+
 /* PyMemberDef type codes of object members: T_OBJECT and T_OBJECT_EX
  * (_Py_T_OBJECT / Py_T_OBJECT_EX from 3.12): the same values in CPython
  * 3.10 to 3.13. */
@@ -288,18 +290,78 @@ label_closure(PyObject *grand, PyObject *holder, PyObject *child,
 static int
 label_frame(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
 {
-    /* Frame objects of finished or suspended frames hold their locals;
-     * the name is found through the locals mapping the frame already has
-     * (f_locals is not touched: on 3.13 reading it makes a proxy). */
+    /* Frame objects of finished or suspended frames (a traceback's, a
+     * generator's) hold their locals: "function()", then " variable" when
+     * a variable of the frame holds child (its slots are read: f_locals
+     * would make a dict, or on 3.13 a proxy). */
     PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)holder);
     out->kind = MH_HG_EDGE_FRAME;
     if (code != NULL) {
         const char *s = PyUnicode_AsUTF8(code->co_name);
-        snprintf(out->text, sizeof(out->text), "%s()", s ? s : "?");
+        PyObject *name = mh_frames_local_name(holder, child);
+        const char *var = name == NULL ? NULL : PyUnicode_AsUTF8(name);
+        snprintf(out->text, sizeof(out->text), "%s()%s%s", s ? s : "?",
+                 var ? " " : "", var ? var : "");
+        Py_XDECREF(name);
         Py_DECREF(code);
     }
     PyErr_Clear();
-    (void)child;
+    return 1;
+}
+
+/* A variable of a running or suspended generator's (coroutine's) frame,
+ * which 3.11+ embeds: "function() variable", as label_frame does. */
+static int
+label_generator(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+{
+    PyObject *var = mh_frames_generator_local_name(holder, child);
+    if (var == NULL) {
+        return 0;
+    }
+    PyObject *qualname = ((PyGenObject *)holder)->gi_qualname;
+    const char *s =
+        PyUnicode_Check(qualname) ? PyUnicode_AsUTF8(qualname) : NULL;
+    const char *v = PyUnicode_AsUTF8(var);
+    out->kind = MH_HG_EDGE_FRAME;
+    snprintf(out->text, sizeof(out->text), "%s() %s", s ? s : "?",
+             v ? v : "?");
+    Py_DECREF(var);
+    PyErr_Clear();
+    return 1;
+}
+
+/* An exception's own fields (getters, not PyMemberDef): its traceback,
+ * context, cause and args. */
+static int
+label_exception(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+{
+    PyBaseExceptionObject *e = (PyBaseExceptionObject *)holder;
+    const char *name = child == e->traceback ? "__traceback__"
+                       : child == e->context ? "__context__"
+                       : child == e->cause   ? "__cause__"
+                       : child == e->args    ? "args"
+                                             : NULL;
+    if (name == NULL) {
+        return 0;
+    }
+    out->kind = MH_HG_EDGE_ATTR;
+    copy_text(out->text, sizeof(out->text), name, -1);
+    return 1;
+}
+
+/* A traceback entry's next entry and frame. */
+static int
+label_traceback(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+{
+    PyTracebackObject *tb = (PyTracebackObject *)holder;
+    const char *name = child == (PyObject *)tb->tb_next    ? "tb_next"
+                       : child == (PyObject *)tb->tb_frame ? "tb_frame"
+                                                           : NULL;
+    if (name == NULL) {
+        return 0;
+    }
+    out->kind = MH_HG_EDGE_ATTR;
+    copy_text(out->text, sizeof(out->text), name, -1);
     return 1;
 }
 
@@ -368,6 +430,16 @@ mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
     }
     else if (PyFrame_Check(holder)) {
         found = label_frame(holder, child, out);
+    }
+    else if (PyGen_Check(holder) || PyCoro_CheckExact(holder) ||
+             PyAsyncGen_CheckExact(holder)) {
+        found = label_generator(holder, child, out);
+    }
+    else if (PyTraceBack_Check(holder)) {
+        found = label_traceback(holder, child, out);
+    }
+    else if (PyExceptionInstance_Check(holder)) {
+        found = label_exception(holder, child, out);
     }
     if (!found) {
         memset(out, 0, sizeof(*out));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "heapgraph_dominators.h"
+#include "heapgraph_shapes.h"
 #include "rawmem.h"
 #include "table.h"
 
@@ -358,6 +359,8 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
     mh_table_t slots, groups_index;
     mh_table_init(&slots);
     mh_table_init(&groups_index);
+    mh_hg_shapes_t shapes;
+    mh_hg_shapes_init(&shapes);
     mh_hg_group_t *groups = NULL;
     uint32_t *group_site = NULL;
     size_t ngroups = 0, cap = 0, site_cap = 0;
@@ -392,7 +395,14 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
         add_type(s, Py_TYPE(g->objs[id]), bytes);
         uint32_t holder =
             g->parent != NULL ? holder_of(g, id, memo, path) : MH_HG_GARBAGE;
-        uint64_t key = (((uint64_t)slot << 32) | holder) + 1;
+        /* Objects held the same way are one group, whichever holder:
+         * registry[k][i].buf is one way for all k and i. */
+        uint32_t shape = UINT32_MAX;
+        if (holder != MH_HG_GARBAGE &&
+            mh_hg_shape(g, &shapes, holder, path, &shape) < 0) {
+            goto done;
+        }
+        uint64_t key = (((uint64_t)slot << 32) | shape) + 1;
         uint32_t gi;
         if (!mh_table_get(&groups_index, key, &gi)) {
             void *p = groups;
@@ -448,6 +458,7 @@ mh_heapgraph_sites(mh_heapgraph_t *g, mh_hg_site_t *sites, size_t n)
 done:
     mh_table_fini(&slots);
     mh_table_fini(&groups_index);
+    mh_hg_shapes_fini(&shapes);
     mh_rawmem_free(groups, cap * sizeof(*groups));
     mh_rawmem_free(group_site, site_cap * sizeof(uint32_t));
     mh_rawmem_free(memo, nn * sizeof(uint32_t));
