@@ -253,6 +253,22 @@ mh_hooks_note_peak(void)
     }
 }
 
+/* Put trace in free slot i of n and charge it to the GIL half's
+ * counters.  GIL held. */
+static inline void
+mh_nursery_fill(mh_nursery_t *n, unsigned i, const mh_trace_t *trace)
+{
+    n->slot[i] = *trace;
+    n->used |= 1u << i;
+    __atomic_store_n(&mh_nursery_live, mh_nursery_live + 1, __ATOMIC_RELEASE);
+    uint64_t charge = charge_of(trace->size);
+    __atomic_store_n(&mh_hooks_gil_part.allocated,
+                     mh_hooks_gil_part.allocated + charge, __ATOMIC_RELAXED);
+    __atomic_store_n(&mh_hooks_gil_part.bytes,
+                     mh_hooks_gil_part.bytes + charge, __ATOMIC_RELAXED);
+    mh_hooks_note_peak();
+}
+
 /* mh_nursery_put's common case inline: room in the thread's nursery,
  * nothing to drain, no entry at the same address. */
 static inline int
@@ -265,16 +281,8 @@ mh_nursery_try_put(const mh_trace_t *trace)
         mh_hooks_raw_part.traces == NULL) {
         return mh_nursery_put(trace);
     }
-    unsigned i = (unsigned)__builtin_ctz(~n->used & MH_NURSERY_ALL);
-    n->slot[i] = *trace;
-    n->used |= 1u << i;
-    __atomic_store_n(&mh_nursery_live, mh_nursery_live + 1, __ATOMIC_RELEASE);
-    uint64_t charge = charge_of(trace->size);
-    __atomic_store_n(&mh_hooks_gil_part.allocated,
-                     mh_hooks_gil_part.allocated + charge, __ATOMIC_RELAXED);
-    __atomic_store_n(&mh_hooks_gil_part.bytes,
-                     mh_hooks_gil_part.bytes + charge, __ATOMIC_RELAXED);
-    mh_hooks_note_peak();
+    mh_nursery_fill(n, (unsigned)__builtin_ctz(~n->used & MH_NURSERY_ALL),
+                    trace);
     return 1;
 }
 

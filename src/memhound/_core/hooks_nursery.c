@@ -251,15 +251,7 @@ mh_nursery_put(const mh_trace_t *trace)
     else {
         i = __builtin_ctz(~n->used & MH_NURSERY_ALL);
     }
-    n->slot[i] = *trace;
-    n->used |= 1u << i;
-    live_add(1);
-    uint64_t charge = charge_of(trace->size);
-    __atomic_store_n(&mh_hooks_gil_part.allocated,
-                     mh_hooks_gil_part.allocated + charge, __ATOMIC_RELAXED);
-    __atomic_store_n(&mh_hooks_gil_part.bytes,
-                     mh_hooks_gil_part.bytes + charge, __ATOMIC_RELAXED);
-    mh_hooks_note_peak();
+    mh_nursery_fill(n, (unsigned)i, trace);
     return 1;
 }
 
