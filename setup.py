@@ -31,6 +31,7 @@ sources = [
     "rawmem.c",
     "hooks.c",
     "hooks_native.c",
+    "hooks_nursery.c",
     "native.c",
     "nativestack.c",
     "nativestack_binding.c",

@@ -1,6 +1,7 @@
 """Overhead of native-allocation tracing on allocation-heavy native work.
 
     .venv/bin/python bench/bench_native.py [--repeat 5] [--workloads a,b]
+        [--baseline OTHER/.venv/bin/python] [--no-memray]
 
 Modes, each in a fresh interpreter, interleaved (every mode once per
 repetition, in a rotating order) so machine noise hits them alike:
@@ -12,6 +13,11 @@ repetition, in a rotating order) so machine noise hits them alike:
   native-stack    memhound.start(native_stack=True)  (Python + native + C
                   stacks; only with --native-stack: unwinding is slow)
   memray-native   memray run --native         (when memray is installed)
+
+With --baseline, the memhound modes also run under another build's
+interpreter (e.g. main's venv, a before/after A/B), interleaved with this
+one's in every repetition and each divided by the untraced time of the same
+repetition; its columns are prefixed "base ".
 
 Only the workload's own loop is timed, inside the child (start-up, tracer
 set-up and tear-down excluded; memray's file writing during the loop is
@@ -186,9 +192,16 @@ def have_memray() -> bool:
     return True
 
 
-def measure(mode: str, name: str, build_dir: str, tmp: str) -> float | None:
+def measure(
+    mode: str, name: str, build_dir: str, tmp: str, baseline: str | None = None
+) -> float | None:
     me = [os.path.abspath(__file__), "--child", mode, name, build_dir]
-    if mode == "memray-native":
+    if mode.startswith("base "):
+        # The baseline build's interpreter runs this script's child code
+        # with its own memhound (this file imports memhound only there).
+        me[2] = mode[len("base ") :]
+        argv = [baseline, *me]
+    elif mode == "memray-native":
         me[2] = "untraced"  # memray traces; the child itself starts nothing
         out = os.path.join(tmp, "memray.bin")
         argv = [sys.executable, "-m", "memray", "run", "--native", "-q", "-f"]
@@ -210,6 +223,14 @@ def main() -> int:
     parser.add_argument(
         "--native-stack", action="store_true", help="add the native-stack mode"
     )
+    parser.add_argument(
+        "--no-memray", action="store_true", help="leave out the memray mode"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run the memhound modes under this interpreter (A/B)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "WORKLOAD", "DIR"))
     args = parser.parse_args()
     if args.child:
@@ -221,9 +242,15 @@ def main() -> int:
     build_dir = str(
         build_all(Path(tempfile.gettempdir()) / "memhound-bench-native")[0].parent
     )
-    modes = [m for m in MODES if m != "memray-native" or have_memray()]
+    modes = [
+        m
+        for m in MODES
+        if m != "memray-native" or (have_memray() and not args.no_memray)
+    ]
     if not args.native_stack:
         modes.remove("native-stack")
+    if args.baseline:
+        modes += ["base " + m for m in modes if m not in ("untraced", "memray-native")]
     names = args.workloads.split(",")
     if "numpy" in names:
         try:
@@ -243,13 +270,17 @@ def main() -> int:
             text=True,
         ).stdout.strip()
         print(f"memray: {version}")
+    if args.baseline:
+        print(f"baseline: {args.baseline}")
     times = {(m, n): [] for m in modes for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeat):
             for name in names:
                 order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
                 for mode in order:
-                    times[mode, name].append(measure(mode, name, build_dir, tmp))
+                    times[mode, name].append(
+                        measure(mode, name, build_dir, tmp, args.baseline)
+                    )
     print(f"load average at end: {_common.fmt_load(_common.loadavg())}")
     print()
     print(

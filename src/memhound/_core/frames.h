@@ -47,6 +47,17 @@ void *mh_frames_object_block(PyObject *obj);
 int mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
                       uint32_t *total);
 
+/* Whether mh_frames_capture(tstate, out, max, NULL) would now return n
+ * frames equal to last[] reversed (last holds them outermost first, as
+ * the traceback cache keeps them): the same code objects at the same
+ * offsets, the same number of frames up to max.  The check that lets a
+ * thread allocating again at the same place reuse its last traceback
+ * without capturing it; its code objects must still be alive (their
+ * addresses are compared).  Same thread and GIL rules as capture; reads
+ * nothing but the frames; can't fail. */
+int mh_frames_same(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
+                   int max);
+
 /* The line number of a captured frame, or 0 when unknown.  GIL held.
  * Never raises (clears any error PyCode_Addr2Line might leave). */
 int mh_frames_lineno(PyCodeObject *code, uint32_t offset);

@@ -9,6 +9,8 @@
 #define Py_BUILD_CORE 1
 #include "frames.h"
 
+#include <pthread.h>
+
 #include <frameobject.h>
 /* CPython's internal headers are not written for -Wextra. */
 #pragma GCC diagnostic push
@@ -22,15 +24,21 @@ mh_frames_attached_tstate(void)
 {
     /* PyGILState_Check() is not usable: it answers 1 whenever GIL state
      * checking is disabled (as it is once a subinterpreter exists).  Compare
-     * this thread's own state with the one holding the GIL instead. */
-    PyThreadState *mine = PyGILState_GetThisThreadState();
-    if (mine == NULL || mine != _PyThreadState_GET()) {
+     * this thread's own state with the one holding the GIL instead.  Its
+     * own state is PyGILState_GetThisThreadState() read directly (its
+     * body in this version, without its two calls: this runs on every
+     * native allocation and free), after the cheaper test that a thread
+     * holds the GIL at all. */
+    PyThreadState *holder = _PyThreadState_GET();
+    struct _gilstate_runtime_state *gilstate = &_PyRuntime.gilstate;
+    if (holder == NULL || gilstate->autoInterpreterState == NULL ||
+        pthread_getspecific(gilstate->autoTSSkey._key) != holder) {
         return NULL;
     }
-    if (!_Py_IsMainInterpreter(mine->interp)) {
+    if (!_Py_IsMainInterpreter(holder->interp)) {
         return NULL;
     }
-    return mine;
+    return holder;
 }
 
 PyThreadState *
@@ -45,32 +53,33 @@ mh_frames_current_tstate(void)
     return tstate;
 }
 
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
+typedef PyFrameObject mh_walk_frame_t;
+
+/* The walk capture and mh_frames_same share: every frame, innermost
+ * first. */
+static inline PyFrameObject *
+first_frame(PyThreadState *tstate)
 {
-    int n = 0;
-    uint32_t depth = 0;
-    for (PyFrameObject *f = tstate->frame; f != NULL; f = f->f_back) {
-        if (n < max) {
-            out[n].code = f->f_code;
-            out[n].offset = f->f_lasti < 0
-                                ? 0
-                                : (uint32_t)f->f_lasti * sizeof(_Py_CODEUNIT);
-            n++;
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
-    }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
+    return tstate->frame;
 }
+
+static inline PyFrameObject *
+next_frame(PyFrameObject *f)
+{
+    return f->f_back;
+}
+
+static inline mh_raw_frame_t
+read_frame(PyFrameObject *f)
+{
+    mh_raw_frame_t raw = {
+        f->f_code,
+        f->f_lasti < 0 ? 0 : (uint32_t)f->f_lasti * sizeof(_Py_CODEUNIT),
+    };
+    return raw;
+}
+
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

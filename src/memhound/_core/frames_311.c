@@ -11,6 +11,8 @@
 #define Py_BUILD_CORE 1
 #include "frames.h"
 
+#include <pthread.h>
+
 /* CPython's internal headers are not written for -Wextra. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -22,15 +24,23 @@
 PyThreadState *
 mh_frames_attached_tstate(void)
 {
-    /* See frames_310.c for why not PyGILState_Check(). */
-    PyThreadState *mine = PyGILState_GetThisThreadState();
-    if (mine == NULL || mine != _PyThreadState_GET()) {
+    /* PyGILState_Check() is not usable: it answers 1 whenever GIL state
+     * checking is disabled (as it is once a subinterpreter exists).  Compare
+     * this thread's own state with the one holding the GIL instead.  Its
+     * own state is PyGILState_GetThisThreadState() read directly (its
+     * body in this version, without its two calls: this runs on every
+     * native allocation and free), after the cheaper test that a thread
+     * holds the GIL at all. */
+    PyThreadState *holder = _PyThreadState_GET();
+    struct _gilstate_runtime_state *gilstate = &_PyRuntime.gilstate;
+    if (holder == NULL || gilstate->autoInterpreterState == NULL ||
+        pthread_getspecific(gilstate->autoTSSkey._key) != holder) {
         return NULL;
     }
-    if (!_Py_IsMainInterpreter(mine->interp)) {
+    if (!_Py_IsMainInterpreter(holder->interp)) {
         return NULL;
     }
-    return mine;
+    return holder;
 }
 
 PyThreadState *
@@ -45,43 +55,44 @@ mh_frames_current_tstate(void)
     return tstate;
 }
 
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
+typedef _PyInterpreterFrame mh_walk_frame_t;
+
+/* The walk capture and mh_frames_same share, innermost first.  Frames
+ * still in their prologue (making cells, copying free variables) are
+ * skipped as CPython's traceback code skips them.  Only the innermost
+ * frames can be in that state in practice, and testing the others would
+ * read every code object on every walk. */
+static inline _PyInterpreterFrame *
+first_frame(PyThreadState *tstate)
 {
-    int n = 0;
-    uint32_t depth = 0;
     if (tstate->cframe == NULL) {
-        return 0;
+        return NULL;
     }
     _PyInterpreterFrame *f = tstate->cframe->current_frame;
-    /* Frames still in their prologue (making cells, copying free
-     * variables) are skipped as CPython's traceback code skips them.  Only
-     * the innermost frames can be in that state in practice, and testing
-     * the others would read every code object on every walk. */
     while (f != NULL && _PyFrame_IsIncomplete(f)) {
         f = f->previous;
     }
-    for (; f != NULL; f = f->previous) {
-        if (n < max) {
-            PyCodeObject *code = f->f_code;
-            out[n].code = code;
-            out[n].offset =
-                (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code));
-            n++;
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
-    }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
+    return f;
 }
+
+static inline _PyInterpreterFrame *
+next_frame(_PyInterpreterFrame *f)
+{
+    return f->previous;
+}
+
+static inline mh_raw_frame_t
+read_frame(_PyInterpreterFrame *f)
+{
+    PyCodeObject *code = f->f_code;
+    mh_raw_frame_t raw = {
+        code,
+        (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code)),
+    };
+    return raw;
+}
+
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

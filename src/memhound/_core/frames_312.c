@@ -40,47 +40,50 @@ mh_frames_current_tstate(void)
     return mh_frames_attached_tstate();
 }
 
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
+typedef _PyInterpreterFrame mh_walk_frame_t;
+
+/* The walk capture and mh_frames_same share, innermost first, over the
+ * program's frames (not the C-stack entry frames).  Frames still in their
+ * prologue (making cells, copying free variables) are skipped as CPython's
+ * traceback code skips them.  Only the innermost frames can be in that
+ * state in practice, and testing the others would read every code object
+ * on every walk. */
+static inline _PyInterpreterFrame *
+first_frame(PyThreadState *tstate)
 {
-    int n = 0;
-    uint32_t depth = 0;
     if (tstate->cframe == NULL) {
-        return 0;
+        return NULL;
     }
     _PyInterpreterFrame *f = tstate->cframe->current_frame;
-    /* Frames still in their prologue (making cells, copying free
-     * variables) are skipped as CPython's traceback code skips them.  Only
-     * the innermost frames can be in that state in practice, and testing
-     * the others would read every code object on every walk. */
     while (f != NULL &&
            (f->owner == FRAME_OWNED_BY_CSTACK || _PyFrame_IsIncomplete(f))) {
         f = f->previous;
     }
-    for (; f != NULL; f = f->previous) {
-        if (f->owner == FRAME_OWNED_BY_CSTACK) {
-            continue;
-        }
-        if (n < max) {
-            PyCodeObject *code = f->f_code;
-            out[n].code = code;
-            out[n].offset =
-                (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code));
-            n++;
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
-    }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
+    return f;
 }
+
+static inline _PyInterpreterFrame *
+next_frame(_PyInterpreterFrame *f)
+{
+    f = f->previous;
+    while (f != NULL && f->owner == FRAME_OWNED_BY_CSTACK) {
+        f = f->previous;
+    }
+    return f;
+}
+
+static inline mh_raw_frame_t
+read_frame(_PyInterpreterFrame *f)
+{
+    PyCodeObject *code = f->f_code;
+    mh_raw_frame_t raw = {
+        code,
+        (uint32_t)((char *)f->prev_instr - (char *)_PyCode_CODE(code)),
+    };
+    return raw;
+}
+
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

@@ -41,52 +41,65 @@ mh_frames_current_tstate(void)
     return mh_frames_attached_tstate();
 }
 
-int
-mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
-                  uint32_t *total)
+/* Shim frames are not the program's: the C-stack entry frame, and code
+ * the interpreter made itself (CO_NO_MONITORING_EVENTS, new in 3.13: the
+ * _Py_InitCleanup shim of specialized __init__ calls, named "__init__" in
+ * a file "__init__"). */
+static inline int
+is_shim(_PyInterpreterFrame *f)
 {
-    int n = 0;
-    uint32_t depth = 0;
+    return f->owner == FRAME_OWNED_BY_CSTACK ||
+           !PyCode_Check(f->f_executable) ||
+           (((PyCodeObject *)f->f_executable)->co_flags &
+            CO_NO_MONITORING_EVENTS);
+}
+
+typedef _PyInterpreterFrame mh_walk_frame_t;
+
+/* The walk capture and mh_frames_same share, innermost first, over the
+ * program's frames.  Frames still in their prologue (making cells, copying
+ * free variables) are skipped as CPython's traceback code skips them.
+ * Only the innermost frames can be in that state in practice, and testing
+ * the others would read every code object on every walk. */
+static inline _PyInterpreterFrame *
+first_frame(PyThreadState *tstate)
+{
     _PyInterpreterFrame *f = tstate->current_frame;
-    /* Frames still in their prologue (making cells, copying free
-     * variables) are skipped as CPython's traceback code skips them.  Only
-     * the innermost frames can be in that state in practice, and testing
-     * the others would read every code object on every walk. */
     while (f != NULL &&
            (f->owner == FRAME_OWNED_BY_CSTACK ||
             !PyCode_Check(f->f_executable) || _PyFrame_IsIncomplete(f))) {
         f = f->previous;
     }
-    for (; f != NULL; f = f->previous) {
-        /* Shim frames are not the program's: the C-stack entry frame, and
-         * code the interpreter made itself (CO_NO_MONITORING_EVENTS, new in
-         * 3.13: the _Py_InitCleanup shim of specialized __init__ calls,
-         * named "__init__" in a file "__init__"). */
-        if (f->owner == FRAME_OWNED_BY_CSTACK ||
-            !PyCode_Check(f->f_executable) ||
-            (((PyCodeObject *)f->f_executable)->co_flags &
-             CO_NO_MONITORING_EVENTS)) {
-            continue;
-        }
-        if (n < max) {
-            PyCodeObject *code = (PyCodeObject *)f->f_executable;
-            out[n].code = code;
-            out[n].offset =
-                (uint32_t)((char *)f->instr_ptr - (char *)_PyCode_CODE(code));
-            n++;
-        }
-        else if (total == NULL) {
-            break;
-        }
-        if (depth < UINT16_MAX) {
-            depth++;
-        }
+    /* The innermost frame is then the program's unless it is a shim of
+     * the CO_NO_MONITORING_EVENTS kind, which the walk skips too. */
+    while (f != NULL && is_shim(f)) {
+        f = f->previous;
     }
-    if (total != NULL) {
-        *total = depth;
-    }
-    return n;
+    return f;
 }
+
+static inline _PyInterpreterFrame *
+next_frame(_PyInterpreterFrame *f)
+{
+    f = f->previous;
+    while (f != NULL && is_shim(f)) {
+        f = f->previous;
+    }
+    return f;
+}
+
+static inline mh_raw_frame_t
+read_frame(_PyInterpreterFrame *f)
+{
+    PyCodeObject *code = (PyCodeObject *)f->f_executable;
+    mh_raw_frame_t raw = {
+        code,
+        (uint32_t)((char *)f->instr_ptr - (char *)_PyCode_CODE(code)),
+    };
+    return raw;
+}
+
+#include "frames_walk.h"
 
 void *
 mh_frames_object_block(PyObject *obj)

@@ -67,22 +67,22 @@ static hook_domain_t hook_domains[3] = {
 /* Relaxed atomics; written with the GIL held. */
 int mh_hooks_tracing;
 int mh_hooks_cfg_depth = MH_DEFAULT_DEPTH;
-static int cfg_count_total;
+int mh_hooks_cfg_count_total;
 uint64_t mh_hooks_cfg_sample_mean;
 uint16_t mh_hooks_generation;
 
-/* The two halves of the live state.  gil_part (mem and object domains,
- * main-interpreter threads) is guarded by the main GIL; mh_hooks_raw_part by
- * mh_hooks_table_lock.  `bytes` is also read by the other half, for the peak,
- * with relaxed atomics. */
+/* The two halves of the live state.  mh_hooks_gil_part (mem and object
+ * domains, main-interpreter threads) is guarded by the main GIL;
+ * mh_hooks_raw_part by mh_hooks_table_lock.  `bytes` is also read by the other
+ * half, for the peak, with relaxed atomics. */
 mh_lock_t mh_hooks_table_lock = MH_LOCK_INIT;
-static mh_hooks_part_t gil_part;
+mh_hooks_part_t mh_hooks_gil_part;
 mh_hooks_part_t mh_hooks_raw_part;
 
 /* Relaxed atomics.  The peak is the largest sum of both halves seen by an
  * insert; an insert racing with one of the other half may miss a new peak
  * by that one block (raw-domain allocations without the GIL only). */
-static uint64_t peak_bytes;
+uint64_t mh_hooks_peak_bytes;
 static uint64_t dropped_blocks;
 
 /* Sampling mode: a counting filter over sampled addresses, so that a free
@@ -165,7 +165,8 @@ mh_hooks_capture_traceback(PyThreadState *tstate)
         pthread_setspecific(mh_hooks_frames_key, &mh_tls_tbcache);
     }
     uint32_t total = 0;
-    int count_total = __atomic_load_n(&cfg_count_total, __ATOMIC_RELAXED);
+    int count_total =
+        __atomic_load_n(&mh_hooks_cfg_count_total, __ATOMIC_RELAXED);
     int n = mh_frames_capture(tstate, mh_tbcache_buffer(&mh_tls_tbcache),
                               depth, count_total ? &total : NULL);
     if (!count_total) {
@@ -209,7 +210,7 @@ part_for(mh_domain_t domain, PyThreadState **tstate)
         return &mh_hooks_raw_part;
     }
     *tstate = mh_frames_current_tstate();
-    return *tstate != NULL ? &gil_part : NULL;
+    return *tstate != NULL ? &mh_hooks_gil_part : NULL;
 }
 
 static inline void
@@ -228,9 +229,10 @@ part_unlock(mh_hooks_part_t *part)
     }
 }
 
-/* Insert a trace and account for it.  The part's guard is held. */
-void
-mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
+/* Insert a trace and account for it (its size in `allocated` too when
+ * fresh).  The part's guard is held. */
+static inline void
+insert_counted(mh_hooks_part_t *part, const mh_trace_t *trace, int fresh)
 {
     mh_trace_t replaced;
     if (part->traces == NULL) { /* stop() ran since the check */
@@ -243,8 +245,10 @@ mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
     }
     uint64_t charge = charge_of(trace->size);
     uint64_t bytes = part->bytes + charge;
-    __atomic_store_n(&part->allocated, part->allocated + charge,
-                     __ATOMIC_RELAXED);
+    if (fresh) {
+        __atomic_store_n(&part->allocated, part->allocated + charge,
+                         __ATOMIC_RELAXED);
+    }
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
@@ -255,11 +259,23 @@ mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
     }
     __atomic_store_n(&part->bytes, bytes, __ATOMIC_RELAXED);
     mh_hooks_part_t *other =
-        part == &mh_hooks_raw_part ? &gil_part : &mh_hooks_raw_part;
+        part == &mh_hooks_raw_part ? &mh_hooks_gil_part : &mh_hooks_raw_part;
     uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
-    if (total > __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&peak_bytes, total, __ATOMIC_RELAXED);
+    if (total > __atomic_load_n(&mh_hooks_peak_bytes, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&mh_hooks_peak_bytes, total, __ATOMIC_RELAXED);
     }
+}
+
+void
+mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
+{
+    insert_counted(part, trace, 1);
+}
+
+void
+mh_hooks_move_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
+{
+    insert_counted(part, trace, 0);
 }
 
 /* Record a block that wants_alloc() accepted. */
@@ -307,7 +323,15 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
             mh_hooks_filter_add(ptr, -1);
         }
     }
+    else if (part == &mh_hooks_raw_part && tstate == NULL) {
+        /* PyMem_RawFree of a native block (an extension's malloc handed
+         * to CPython) that may wait in a nursery. */
+        mh_nursery_note_remote_free_locked(ptr);
+    }
     part_unlock(part);
+    if (!found && part == &mh_hooks_raw_part && tstate != NULL) {
+        found = mh_nursery_take(ptr, removed);
+    }
     return found;
 }
 
@@ -448,13 +472,13 @@ on_object_created(PyObject *obj)
         return;
     }
     uintptr_t block = (uintptr_t)mh_frames_object_block(obj);
-    if (block == tls_last_object || gil_part.traces == NULL ||
+    if (block == tls_last_object || mh_hooks_gil_part.traces == NULL ||
         mh_hooks_tbstore == NULL) {
         return;
     }
     tls_last_object = block;
     mh_trace_t trace;
-    if (!mh_traces_get(gil_part.traces, block, &trace)) {
+    if (!mh_traces_get(mh_hooks_gil_part.traces, block, &trace)) {
         return; /* not traced: made before start(), or not sampled */
     }
     PyThreadState *tstate = mh_frames_current_tstate();
@@ -466,7 +490,7 @@ on_object_created(PyObject *obj)
     trace.generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED);
     /* Same address and size: replaces the entry in place, no allocation,
      * no change to the totals. */
-    (void)mh_traces_insert(gil_part.traces, &trace, NULL);
+    (void)mh_traces_insert(mh_hooks_gil_part.traces, &trace, NULL);
     mh_tls_in_hook = 0;
 }
 
@@ -546,6 +570,7 @@ static void
 after_fork_child(void)
 {
     mh_lock_reinit_after_fork(&mh_hooks_table_lock);
+    mh_nursery_after_fork_child();
 }
 
 int
@@ -571,11 +596,11 @@ mh_hooks_init_process(void)
 static void
 reset_counters(void)
 {
-    gil_part.bytes = 0;
+    mh_hooks_gil_part.bytes = 0;
     mh_hooks_raw_part.bytes = 0;
-    gil_part.allocated = 0;
+    mh_hooks_gil_part.allocated = 0;
     mh_hooks_raw_part.allocated = 0;
-    peak_bytes = 0;
+    mh_hooks_peak_bytes = 0;
     dropped_blocks = 0;
     if (mh_hooks_cfg_sample_mean) {
         memset(mh_hooks_sample_filter, 0, sizeof(mh_hooks_sample_filter));
@@ -591,7 +616,7 @@ mh_hooks_start(const mh_config_t *config)
             /* As tracemalloc.start(): a new depth applies to new blocks. */
             __atomic_store_n(&mh_hooks_cfg_depth, config->depth,
                              __ATOMIC_RELAXED);
-            __atomic_store_n(&cfg_count_total, config->count_total,
+            __atomic_store_n(&mh_hooks_cfg_count_total, config->count_total,
                              __ATOMIC_RELAXED);
             return 0;
         }
@@ -612,10 +637,10 @@ mh_hooks_start(const mh_config_t *config)
     mh_hooks_tbstore = new_store;
     lost_tracebacks = 0;
     mh_hooks_cfg_depth = config->depth;
-    cfg_count_total = config->count_total;
+    mh_hooks_cfg_count_total = config->count_total;
     mh_hooks_cfg_sample_mean = config->sample_mean;
     mh_hooks_generation = 0;
-    gil_part.traces = new_gil;
+    mh_hooks_gil_part.traces = new_gil;
     mh_lock_acquire(&mh_hooks_table_lock);
     mh_hooks_raw_part.traces = new_raw;
     mh_hooks_native_tbstore = new_store;
@@ -639,8 +664,9 @@ mh_hooks_stop(void)
     __atomic_store_n(&mh_hooks_tracing, 0, __ATOMIC_SEQ_CST);
     uninstall_hooks();
     mh_frames_unwatch_creations();
-    mh_traces_t *old_gil = gil_part.traces;
-    gil_part.traces = NULL;
+    mh_nursery_discard();
+    mh_traces_t *old_gil = mh_hooks_gil_part.traces;
+    mh_hooks_gil_part.traces = NULL;
     mh_lock_acquire(&mh_hooks_table_lock);
     mh_traces_t *old_raw = mh_hooks_raw_part.traces;
     mh_hooks_raw_part.traces = NULL;
@@ -668,7 +694,7 @@ mh_hooks_config(void)
     mh_config_t config = {
         .depth = mh_hooks_cfg_depth,
         .sample_mean = mh_hooks_cfg_sample_mean,
-        .count_total = cfg_count_total,
+        .count_total = mh_hooks_cfg_count_total,
     };
     return config;
 }
@@ -684,7 +710,8 @@ mh_hooks_clear(void)
         PyErr_NoMemory();
         return -1;
     }
-    mh_traces_clear(gil_part.traces);
+    mh_nursery_discard();
+    mh_traces_clear(mh_hooks_gil_part.traces);
     mh_lock_acquire(&mh_hooks_table_lock);
     mh_traces_clear(mh_hooks_raw_part.traces);
     mh_hooks_native_tbstore = NULL;
@@ -703,18 +730,20 @@ mh_hooks_clear(void)
 void
 mh_hooks_stats(mh_stats_snapshot_t *out)
 {
+    mh_nursery_flush(); /* the nurseries' blocks are live too */
     memset(out, 0, sizeof(*out));
     mh_lock_acquire(&mh_hooks_table_lock);
-    if (gil_part.traces != NULL) {
-        out->traced_blocks = mh_traces_count(gil_part.traces) +
+    if (mh_hooks_gil_part.traces != NULL) {
+        out->traced_blocks = mh_traces_count(mh_hooks_gil_part.traces) +
                              mh_traces_count(mh_hooks_raw_part.traces);
-        out->overhead_bytes = mh_traces_memory(gil_part.traces) +
+        out->overhead_bytes = mh_traces_memory(mh_hooks_gil_part.traces) +
                               mh_traces_memory(mh_hooks_raw_part.traces);
     }
-    out->traced_bytes = gil_part.bytes + mh_hooks_raw_part.bytes;
-    out->allocated_bytes = gil_part.allocated + mh_hooks_raw_part.allocated;
-    out->peak_bytes = peak_bytes;
-    out->dropped_blocks = dropped_blocks;
+    out->traced_bytes = mh_hooks_gil_part.bytes + mh_hooks_raw_part.bytes;
+    out->allocated_bytes =
+        mh_hooks_gil_part.allocated + mh_hooks_raw_part.allocated;
+    out->peak_bytes = mh_hooks_peak_bytes;
+    out->dropped_blocks = dropped_blocks + mh_nursery_lost();
     mh_lock_release(&mh_hooks_table_lock);
     out->lost_tracebacks = lost_tracebacks;
     if (mh_hooks_tbstore != NULL) {
@@ -728,7 +757,7 @@ void
 mh_hooks_reset_peak(void)
 {
     mh_lock_acquire(&mh_hooks_table_lock);
-    peak_bytes = gil_part.bytes + mh_hooks_raw_part.bytes;
+    mh_hooks_peak_bytes = mh_hooks_gil_part.bytes + mh_hooks_raw_part.bytes;
     mh_lock_release(&mh_hooks_table_lock);
 }
 
@@ -745,9 +774,10 @@ int
 mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
                 uint16_t *gen, uint8_t *domain)
 {
+    mh_nursery_flush(); /* the nurseries' blocks are live too */
     mh_trace_t trace;
-    int found =
-        gil_part.traces != NULL && mh_traces_get(gil_part.traces, ptr, &trace);
+    int found = mh_hooks_gil_part.traces != NULL &&
+                mh_traces_get(mh_hooks_gil_part.traces, ptr, &trace);
     if (!found) {
         mh_lock_acquire(&mh_hooks_table_lock);
         found = mh_hooks_raw_part.traces != NULL &&
@@ -766,15 +796,16 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
 int
 mh_hooks_export_blocks(mh_snapdata_t *snap)
 {
-    if (gil_part.traces == NULL) {
+    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    if (mh_hooks_gil_part.traces == NULL) {
         return 0;
     }
-    size_t n = mh_traces_count(gil_part.traces);
+    size_t n = mh_traces_count(mh_hooks_gil_part.traces);
     if (mh_snapdata_reserve_blocks(snap, n) < 0) {
         return -1;
     }
-    snap->nblocks +=
-        mh_traces_export(gil_part.traces, snap->blocks + snap->nblocks, n);
+    snap->nblocks += mh_traces_export(mh_hooks_gil_part.traces,
+                                      snap->blocks + snap->nblocks, n);
     int result = 0;
     mh_lock_acquire(&mh_hooks_table_lock);
     n = mh_traces_count(mh_hooks_raw_part.traces);
@@ -793,10 +824,11 @@ int
 mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
                        void *arg)
 {
-    if (gil_part.traces == NULL) {
+    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    if (mh_hooks_gil_part.traces == NULL) {
         return 0;
     }
-    int rc = mh_traces_foreach(gil_part.traces, visit, arg);
+    int rc = mh_traces_foreach(mh_hooks_gil_part.traces, visit, arg);
     if (rc != 0) {
         return rc;
     }
@@ -811,11 +843,12 @@ mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
 void
 mh_hooks_restart_generations(void)
 {
-    if (gil_part.traces == NULL) {
+    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    if (mh_hooks_gil_part.traces == NULL) {
         return;
     }
     __atomic_store_n(&mh_hooks_generation, 0, __ATOMIC_RELAXED);
-    mh_traces_restamp(gil_part.traces, 0);
+    mh_traces_restamp(mh_hooks_gil_part.traces, 0);
     mh_lock_acquire(&mh_hooks_table_lock);
     if (mh_hooks_raw_part.traces != NULL) {
         mh_traces_restamp(mh_hooks_raw_part.traces, 0);

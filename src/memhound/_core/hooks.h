@@ -122,9 +122,10 @@ int mh_hooks_init_process(void);
 /* ---- native allocations (native.c; issue 5) ----------------------------
  * Blocks of libc's allocator obtained by extension modules and shared
  * libraries go in the raw-domain table (mh_hooks_table_lock) with domain
- * MH_DOMAIN_NATIVE.  Everything below but mh_hooks_native_enable runs on
- * any thread, with or without the GIL, and never raises, calls Python or
- * calls the wrapped allocators. */
+ * MH_DOMAIN_NATIVE, after a stay in the allocating thread's nursery when
+ * it holds the GIL (hooks_nursery.c; every reader sees them).  Everything
+ * below but mh_hooks_native_enable runs on any thread, with or without the
+ * GIL, and never raises, calls Python or calls the wrapped allocators. */
 
 /* Let native.c's wrappers record (on = 1) or make them pass through
  * (0).  GIL held.  Can't fail. */

@@ -37,6 +37,9 @@ extern int mh_hooks_tracing;
 extern int mh_hooks_cfg_depth;
 extern uint64_t mh_hooks_cfg_sample_mean;
 extern uint16_t mh_hooks_generation;
+extern int mh_hooks_cfg_count_total;
+/* The largest sum of both halves' bytes seen; relaxed atomics. */
+extern uint64_t mh_hooks_peak_bytes;
 
 /* One half of the live state (hooks.c: the GIL half and the raw half). */
 typedef struct {
@@ -50,6 +53,9 @@ typedef struct {
  * whose holder calls nothing but libc and the table code. */
 extern mh_lock_t mh_hooks_table_lock;
 extern mh_hooks_part_t mh_hooks_raw_part;
+/* The GIL half (mem and object blocks; the counters also charge the blocks
+ * in the nurseries, hooks_nursery.c), guarded by the main GIL. */
+extern mh_hooks_part_t mh_hooks_gil_part;
 
 /* The sampling filter (hooks.c): counters by address hash, atomics. */
 #define MH_FILTER_BITS 16
@@ -77,6 +83,83 @@ void mh_hooks_filter_add(uintptr_t ptr, int delta);
 /* Insert a trace into part and account for it (dropped_blocks when out of
  * memory).  The part's guard is held.  Can't fail. */
 void mh_hooks_insert_guarded(mh_hooks_part_t *part, const mh_trace_t *trace);
+
+/* The same for a block already counted in the allocation volume (moved
+ * from a nursery): its bytes are charged, `allocated` is not. */
+void mh_hooks_move_guarded(mh_hooks_part_t *part, const mh_trace_t *trace);
+
+/* ---- nurseries (hooks_nursery.c) ------------------------------------
+ * Native blocks allocated by a thread holding the main GIL wait in its
+ * nursery before going into the raw half; see hooks_nursery.c for the
+ * guards.  Exact mode only (not when sampling).  None of these raises,
+ * runs Python or calls the wrapped allocators. */
+#define MH_NURSERY_SLOTS 4
+#define MH_NURSERY_ALL ((1u << MH_NURSERY_SLOTS) - 1)
+
+/* One thread's nursery (guards in hooks_nursery.c). */
+typedef struct mh_nursery {
+    mh_trace_t slot[MH_NURSERY_SLOTS]; /* ptr 0: empty */
+    unsigned used;                     /* bit per occupied slot */
+    unsigned hand;                     /* next slot to evict when full */
+    int dead;                          /* owner thread exited (atomics) */
+    struct mh_nursery *prev, *next;    /* the registry */
+} mh_nursery_t;
+
+extern MH_TLS mh_nursery_t *mh_tls_nursery; /* NULL until first used */
+extern mh_nursery_t *mh_nursery_registry;
+extern size_t mh_nursery_live;    /* blocks in all nurseries */
+extern size_t mh_nursery_nremote; /* addresses in the remote list */
+
+/* Create the thread-exit key.  GIL held, before native tracing is
+ * enabled.  Can't fail (without it no nursery is made). */
+void mh_nursery_init(void);
+
+/* Keep trace in the calling thread's nursery: 1, charged to
+ * mh_hooks_gil_part; 0 when there is no nursery (out of memory, not
+ * tracing): the caller inserts it into the raw half.  GIL held, inside a
+ * hook, mh_hooks_table_lock not held. */
+int mh_nursery_put(const mh_trace_t *trace);
+
+/* Take ptr out of whichever nursery holds it: 1 and *removed (if not
+ * NULL) filled, its charge taken off, else 0.  GIL held, inside a hook,
+ * mh_hooks_table_lock not held. */
+int mh_nursery_take(uintptr_t ptr, mh_trace_t *removed);
+
+/* A thread without the GIL frees ptr, found in no table: note it for the
+ * nurseries.  mh_hooks_table_lock held; any thread.  Can't fail (counts a
+ * loss when out of memory, see mh_nursery_lost). */
+void mh_nursery_note_remote_free_locked(uintptr_t ptr);
+
+/* Move every nursery's blocks into the raw half: before anything reads
+ * the live state.  GIL held, mh_hooks_table_lock not held. */
+void mh_nursery_flush(void);
+
+/* Forget every nursery's blocks and the remote list (stop, clear; the
+ * caller resets the counters).  GIL held, lock not held. */
+void mh_nursery_discard(void);
+
+/* In a forked child, from hooks.c's handler (single thread): the other
+ * threads' nurseries are reaped like those of exited threads. */
+void mh_nursery_after_fork_child(void);
+
+/* Remote frees that could not be noted for want of memory since the last
+ * discard (reported with dropped_blocks).  Any thread. */
+uint64_t mh_nursery_lost(void);
+
+/* The slot of n holding ptr, or -1.  GIL held. */
+static inline int
+mh_nursery_find(const mh_nursery_t *n, uintptr_t ptr)
+{
+    unsigned used = n->used;
+    while (used != 0) {
+        unsigned i = (unsigned)__builtin_ctz(used);
+        if (n->slot[i].ptr == ptr) {
+            return (int)i;
+        }
+        used &= used - 1;
+    }
+    return -1;
+}
 
 /* Give the calling thread's native blocks that wait for a traceback the
  * frames they share with its stack now (hooks_native.c).  GIL held, inside
@@ -155,6 +238,84 @@ wants_free(uintptr_t ptr)
     return !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) ||
            __atomic_load_n(&mh_hooks_sample_filter[filter_slot(ptr)],
                            __ATOMIC_RELAXED) != 0;
+}
+
+/* Raise the peak to the current total of both halves if higher.  Any
+ * thread; can't fail. */
+static inline void
+mh_hooks_note_peak(void)
+{
+    uint64_t total =
+        __atomic_load_n(&mh_hooks_gil_part.bytes, __ATOMIC_RELAXED) +
+        __atomic_load_n(&mh_hooks_raw_part.bytes, __ATOMIC_RELAXED);
+    if (total > __atomic_load_n(&mh_hooks_peak_bytes, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&mh_hooks_peak_bytes, total, __ATOMIC_RELAXED);
+    }
+}
+
+/* Put trace in free slot i of n and charge it to the GIL half's
+ * counters.  GIL held. */
+static inline void
+mh_nursery_fill(mh_nursery_t *n, unsigned i, const mh_trace_t *trace)
+{
+    n->slot[i] = *trace;
+    n->used |= 1u << i;
+    __atomic_store_n(&mh_nursery_live, mh_nursery_live + 1, __ATOMIC_RELEASE);
+    uint64_t charge = charge_of(trace->size);
+    __atomic_store_n(&mh_hooks_gil_part.allocated,
+                     mh_hooks_gil_part.allocated + charge, __ATOMIC_RELAXED);
+    __atomic_store_n(&mh_hooks_gil_part.bytes,
+                     mh_hooks_gil_part.bytes + charge, __ATOMIC_RELAXED);
+    mh_hooks_note_peak();
+}
+
+/* mh_nursery_put's common case inline: room in the thread's nursery,
+ * nothing to drain, no entry at the same address. */
+static inline int
+mh_nursery_try_put(const mh_trace_t *trace)
+{
+    mh_nursery_t *n = mh_tls_nursery;
+    if (n == NULL || n->used == MH_NURSERY_ALL ||
+        __atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) != 0 ||
+        mh_nursery_find(n, trace->ptr) >= 0 ||
+        mh_hooks_raw_part.traces == NULL) {
+        return mh_nursery_put(trace);
+    }
+    mh_nursery_fill(n, (unsigned)__builtin_ctz(~n->used & MH_NURSERY_ALL),
+                    trace);
+    return 1;
+}
+
+/* mh_nursery_take's common cases inline: ptr in the thread's own
+ * nursery, or in none (no other nursery holds anything).  removed not
+ * NULL. */
+static inline int
+mh_nursery_try_take(uintptr_t ptr, mh_trace_t *removed)
+{
+    mh_nursery_t *n = mh_tls_nursery;
+    if (n != NULL &&
+        __atomic_load_n(&mh_nursery_nremote, __ATOMIC_ACQUIRE) == 0) {
+        int i = mh_nursery_find(n, ptr);
+        if (i >= 0) {
+            *removed = n->slot[i];
+            __atomic_store_n(
+                &mh_hooks_gil_part.bytes,
+                mh_hooks_gil_part.bytes - charge_of(removed->size),
+                __ATOMIC_RELAXED);
+            n->slot[i].ptr = 0;
+            n->used &= ~(1u << i);
+            __atomic_store_n(&mh_nursery_live, mh_nursery_live - 1,
+                             __ATOMIC_RELEASE);
+            return 1;
+        }
+        if (mh_nursery_live == (size_t)__builtin_popcount(n->used)) {
+            return 0;
+        }
+    }
+    else if (__atomic_load_n(&mh_nursery_live, __ATOMIC_RELAXED) == 0) {
+        return 0;
+    }
+    return mh_nursery_take(ptr, removed);
 }
 
 #endif /* MH_HOOKS_INTERNAL_H */

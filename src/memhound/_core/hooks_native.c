@@ -42,6 +42,7 @@
  * traceback, get it.  Heap memory per thread (static TLS is scarce for a
  * dlopen'ed module), freed by pending_key's destructor at thread exit. */
 #define PENDING_MAX 32
+#define NRECENT 2
 typedef struct {
     mh_raw_frame_t *frames;  /* the waiting blocks' stack */
     mh_raw_frame_t *scratch; /* capture buffer */
@@ -50,6 +51,17 @@ typedef struct {
     int nblocks;
     uintptr_t ptrs[PENDING_MAX];
     uint64_t sizes[PENDING_MAX];
+    /* The tracebacks of the thread's last native blocks allocated with the
+     * GIL at two places (a loop alternating between two C calls), most
+     * recent first after recent[mru]: frames outermost first (n of them,
+     * 0: none), node, and the serial of the store the node belongs to. */
+    struct {
+        mh_raw_frame_t *frames;
+        int n;
+        uint32_t node;
+        uint64_t serial;
+    } recent[NRECENT];
+    int mru;
 } pending_t;
 
 static MH_TLS pending_t *tls_pending;
@@ -63,6 +75,9 @@ release_pending(void *arg)
     pending_t *pending = arg;
     free(pending->frames);
     free(pending->scratch);
+    for (int k = 0; k < NRECENT; k++) {
+        free(pending->recent[k].frames);
+    }
     free(pending);
 }
 
@@ -85,17 +100,28 @@ pending_reserve(int depth)
         pthread_setspecific(pending_key, pending);
     }
     if (pending->capacity < depth) {
-        mh_raw_frame_t *frames = malloc((size_t)depth * sizeof(*frames));
-        mh_raw_frame_t *scratch = malloc((size_t)depth * sizeof(*scratch));
-        if (frames == NULL || scratch == NULL) {
-            free(frames);
-            free(scratch);
+        /* frames, scratch, then the recent tracebacks' frames */
+        mh_raw_frame_t *buffers[2 + NRECENT];
+        int ok = 1;
+        for (int k = 0; k < 2 + NRECENT; k++) {
+            buffers[k] = malloc((size_t)depth * sizeof(mh_raw_frame_t));
+            ok = ok && buffers[k] != NULL;
+        }
+        if (!ok) {
+            for (int k = 0; k < 2 + NRECENT; k++) {
+                free(buffers[k]);
+            }
             return NULL;
         }
         free(pending->frames);
         free(pending->scratch);
-        pending->frames = frames;
-        pending->scratch = scratch;
+        pending->frames = buffers[0];
+        pending->scratch = buffers[1];
+        for (int k = 0; k < NRECENT; k++) {
+            free(pending->recent[k].frames);
+            pending->recent[k].frames = buffers[2 + k];
+            pending->recent[k].n = 0;
+        }
         pending->capacity = depth;
         pending->nframes = pending->nblocks = 0;
     }
@@ -209,6 +235,53 @@ mh_hooks_native_flush_pending(PyThreadState *tstate)
     mh_lock_release(&mh_hooks_table_lock);
 }
 
+/* The traceback of a native block allocated by a thread holding the GIL.
+ * A thread allocating where one of its last native blocks was allocated (a
+ * loop calling the same C functions, several mallocs in one C call)
+ * compares every frame with that block's in one walk and reuses its node:
+ * no capture, no interning.  Every frame, not only the innermost: a frame
+ * reused at the same address under another caller differs further out.
+ * The node's code objects are alive while its store is (the nodes hold
+ * them), so equal addresses are the same code.  Kept apart from the
+ * traceback cache, which the thread's Python allocations (at other
+ * instructions, in between) overwrite.  GIL held, inside a hook. */
+static uint32_t
+native_traceback(PyThreadState *tstate)
+{
+    pending_t *pending = tls_pending;
+    int depth = __atomic_load_n(&mh_hooks_cfg_depth, __ATOMIC_RELAXED);
+    int count_total =
+        __atomic_load_n(&mh_hooks_cfg_count_total, __ATOMIC_RELAXED);
+    if (pending != NULL && !count_total && !mh_tls_native_waiting) {
+        uint64_t serial = mh_tbstore_serial(mh_hooks_tbstore);
+        for (int j = 0; j < NRECENT; j++) {
+            int k = (pending->mru + j) % NRECENT;
+            if (pending->recent[k].n > 0 && pending->recent[k].n <= depth &&
+                pending->recent[k].serial == serial &&
+                mh_frames_same(tstate, pending->recent[k].frames,
+                               pending->recent[k].n, depth)) {
+                pending->mru = k;
+                return pending->recent[k].node;
+            }
+        }
+    }
+    uint32_t tb = mh_hooks_capture_traceback(tstate);
+    /* With tb != 0 and whole stacks not counted, the traceback cache
+     * holds exactly what was just interned, tb being its last node. */
+    int n = mh_tls_tbcache.nlast;
+    if (tb != 0 && !count_total && n > 0 &&
+        (pending = pending_reserve(depth)) != NULL && n <= pending->capacity) {
+        int k = (pending->mru + 1) % NRECENT; /* the least recent */
+        memcpy(pending->recent[k].frames, mh_tls_tbcache.frames,
+               (size_t)n * sizeof(mh_raw_frame_t));
+        pending->recent[k].n = n;
+        pending->recent[k].node = tb;
+        pending->recent[k].serial = mh_tls_tbcache.store_serial;
+        pending->mru = k;
+    }
+    return tb;
+}
+
 /* Relaxed atomics; written by mh_hooks_native_enable with the GIL held. */
 static int native_on;
 
@@ -218,6 +291,9 @@ mh_hooks_native_enable(int on)
     if (on && !pending_key_ok) {
         pending_key_ok =
             pthread_key_create(&pending_key, release_pending) == 0;
+    }
+    if (on) {
+        mh_nursery_init();
     }
     __atomic_store_n(&native_on, on, __ATOMIC_RELAXED);
 }
@@ -253,7 +329,7 @@ mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
     uint64_t serial = 0;
     if (tstate != NULL) {
         if (mh_hooks_tbstore != NULL) {
-            tb = mh_hooks_capture_traceback(tstate);
+            tb = native_traceback(tstate);
         }
     }
     else {
@@ -266,6 +342,14 @@ mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
         .generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED),
         .domain = MH_DOMAIN_NATIVE,
     };
+    if (tstate != NULL &&
+        !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) &&
+        mh_nursery_try_put(&trace)) {
+        if (out != NULL) {
+            *out = trace;
+        }
+        return;
+    }
     mh_lock_acquire(&mh_hooks_table_lock);
     if (tstate == NULL && tb != 0 &&
         (mh_hooks_native_tbstore == NULL ||
@@ -285,10 +369,31 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
     if (!wants_free(ptr)) {
         return 0;
     }
+    PyThreadState *tstate = mh_frames_attached_tstate();
+    if (tstate != NULL && mh_nursery_try_take(ptr, removed)) {
+        if (unmapped != 0 && removed->size > unmapped) {
+            /* munmap of the head of a mapping: the tail stays mapped. */
+            mh_trace_t tail = *removed;
+            tail.ptr += unmapped;
+            tail.size -= unmapped;
+            if (!mh_nursery_put(&tail)) {
+                mh_hooks_native_restore(&tail);
+            }
+        }
+        return 1;
+    }
     int found = 0;
     mh_lock_acquire(&mh_hooks_table_lock);
-    if (mh_hooks_raw_part.traces != NULL &&
-        mh_traces_remove(mh_hooks_raw_part.traces, ptr, removed)) {
+    if (mh_hooks_raw_part.traces == NULL) {
+        /* not tracing */
+    }
+    else if (!mh_traces_remove(mh_hooks_raw_part.traces, ptr, removed)) {
+        if (tstate == NULL) {
+            /* Perhaps a nursery block, allocated with the GIL. */
+            mh_nursery_note_remote_free_locked(ptr);
+        }
+    }
+    else {
         found = 1;
         __atomic_store_n(&mh_hooks_raw_part.bytes,
                          mh_hooks_raw_part.bytes - charge_of(removed->size),
