@@ -222,3 +222,25 @@ def test_largest_retainers_list_locals_and_globals_not_registries():
     assert local[0]["via"].startswith("local of thread 'MainThread'")
     assert rows[1]["retained_bytes"] >= 20_000 * 133
     assert local_batch
+
+
+SIZEOF_CALLS = []
+
+
+class SizeReporting:
+    @classmethod
+    def __sizeof__(cls):
+        SIZEOF_CALLS.append(cls)  # user code: must never run in an analysis
+        return 0
+
+
+def test_sizes_never_run_a_classes_own_sizeof():
+    # A class's size is type.__sizeof__'s; looking "__sizeof__" up on the
+    # class itself would call this classmethod.
+    memhound.start()
+    try:
+        heap.largest_retainers(1)
+        heap.retained_by_type(1)
+    finally:
+        memhound.stop()
+    assert SIZEOF_CALLS == []

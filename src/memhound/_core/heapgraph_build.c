@@ -557,7 +557,19 @@ mh_heapgraph_mark_live(mh_heapgraph_t *g)
 static uint64_t
 sizeof_method(PyObject *obj)
 {
-    PyObject *r = PyObject_CallMethod(obj, "__sizeof__", NULL);
+    /* The type's own __sizeof__ (a builtin's C method), called with obj:
+     * no attribute lookup on obj, which for a class would go through its
+     * MRO and could reach a user's descriptor. */
+    static PyObject *name;
+    if (name == NULL) {
+        name = PyUnicode_InternFromString("__sizeof__");
+        if (name == NULL) {
+            PyErr_Clear();
+            return (uint64_t)Py_TYPE(obj)->tp_basicsize;
+        }
+    }
+    PyObject *method = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed */
+    PyObject *r = method == NULL ? NULL : PyObject_CallOneArg(method, obj);
     if (r == NULL) {
         PyErr_Clear();
         return (uint64_t)Py_TYPE(obj)->tp_basicsize;

@@ -73,6 +73,9 @@ static void
 release_pending(void *arg)
 {
     pending_t *pending = arg;
+    /* On the exiting thread: a later key destructor that allocates gets a
+     * fresh record, not this freed one. */
+    tls_pending = NULL;
     free(pending->frames);
     free(pending->scratch);
     for (int k = 0; k < NRECENT; k++) {

@@ -49,6 +49,10 @@ static void
 owner_exited(void *arg)
 {
     mh_nursery_t *n = arg;
+    /* Runs on the exiting thread: forget the nursery before another
+     * thread may reap (free) it, as a later key destructor of another
+     * library could still allocate here; that makes a fresh one. */
+    mh_tls_nursery = NULL;
     __atomic_store_n(&n->dead, 1, __ATOMIC_RELEASE);
 }
 
