@@ -29,12 +29,14 @@ def format_size(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
 def _library_prefixes() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     prefixes = {paths.get("stdlib"), paths.get("platstdlib"), paths.get("purelib")}
     prefixes |= {paths.get("platlib"), sys.base_prefix, sys.prefix}
-    here = os.path.dirname(os.path.abspath(__file__))
-    prefixes.add(here + os.sep)
+    prefixes.add(_PACKAGE_DIR)
     return tuple(sorted(p for p in prefixes if p))
 
 
@@ -92,9 +94,6 @@ class _Style:
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3) :]
-
-
-_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 
 
 def _runner_frame(filename: str) -> bool:

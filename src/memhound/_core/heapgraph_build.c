@@ -569,7 +569,18 @@ sizeof_method(PyObject *obj)
         }
     }
     PyObject *method = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed */
-    PyObject *r = method == NULL ? NULL : PyObject_CallOneArg(method, obj);
+    if (method == NULL) {
+        return (uint64_t)Py_TYPE(obj)->tp_basicsize;
+    }
+    /* The call allocates: no collection (finalizers, gc.callbacks: user
+     * code) may run in the middle of an analysis, whoever calls. */
+    Py_INCREF(method);
+    int gc_was_enabled = PyGC_Disable();
+    PyObject *r = PyObject_CallOneArg(method, obj);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    Py_DECREF(method);
     if (r == NULL) {
         PyErr_Clear();
         return (uint64_t)Py_TYPE(obj)->tp_basicsize;

@@ -330,17 +330,11 @@ label_generator(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
     return 1;
 }
 
-/* An exception's own fields (getters, not PyMemberDef): its traceback,
- * context, cause and args. */
+/* Label the edge as attribute `name`; 0 (nothing labelled) when name is
+ * NULL: the child is none of the holder's named fields. */
 static int
-label_exception(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+label_attr(const char *name, mh_hg_edge_t *out)
 {
-    PyBaseExceptionObject *e = (PyBaseExceptionObject *)holder;
-    const char *name = child == e->traceback ? "__traceback__"
-                       : child == e->context ? "__context__"
-                       : child == e->cause   ? "__cause__"
-                       : child == e->args    ? "args"
-                                             : NULL;
     if (name == NULL) {
         return 0;
     }
@@ -349,20 +343,29 @@ label_exception(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
     return 1;
 }
 
+/* An exception's own fields (getters, not PyMemberDef): its traceback,
+ * context, cause and args. */
+static int
+label_exception(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
+{
+    PyBaseExceptionObject *e = (PyBaseExceptionObject *)holder;
+    return label_attr(child == e->traceback ? "__traceback__"
+                      : child == e->context ? "__context__"
+                      : child == e->cause   ? "__cause__"
+                      : child == e->args    ? "args"
+                                            : NULL,
+                      out);
+}
+
 /* A traceback entry's next entry and frame. */
 static int
 label_traceback(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
 {
     PyTracebackObject *tb = (PyTracebackObject *)holder;
-    const char *name = child == (PyObject *)tb->tb_next    ? "tb_next"
-                       : child == (PyObject *)tb->tb_frame ? "tb_frame"
-                                                           : NULL;
-    if (name == NULL) {
-        return 0;
-    }
-    out->kind = MH_HG_EDGE_ATTR;
-    copy_text(out->text, sizeof(out->text), name, -1);
-    return 1;
+    return label_attr(child == (PyObject *)tb->tb_next    ? "tb_next"
+                      : child == (PyObject *)tb->tb_frame ? "tb_frame"
+                                                          : NULL,
+                      out);
 }
 
 void

@@ -107,9 +107,6 @@ mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
         return 0;
     }
     size_t n = g->nnodes;
-    /* A builtin's __sizeof__ call allocates: no collection (finalizers,
-     * gc.callbacks: user code) may run meanwhile. */
-    int gc_was_enabled = PyGC_Disable();
     uint32_t *t = mh_rawmem_map(n * sizeof(uint32_t));
     uint32_t *s = mh_rawmem_map(n * sizeof(uint32_t));
     if (t == NULL || s == NULL) {
@@ -140,16 +137,10 @@ mh_heapgraph_ensure_sites(mh_heapgraph_t *g)
     }
     g->tb = t;
     g->size = s;
-    if (gc_was_enabled) {
-        PyGC_Enable();
-    }
     return 0;
 nomem:
     mh_rawmem_unmap(t, n * sizeof(uint32_t));
     mh_rawmem_unmap(s, n * sizeof(uint32_t));
-    if (gc_was_enabled) {
-        PyGC_Enable();
-    }
     return -1;
 }
 
