@@ -25,7 +25,7 @@ PYFREE_SRCS := $(CORE)/rawmem.c $(CORE)/snapdata.c $(CORE)/traces.c \
 	$(CORE)/utf8.c $(CORE)/snapfile_encode.c $(CORE)/snapfile_decode.c \
 	$(CORE)/snapfile_io.c $(CORE)/gens.c $(CORE)/leaks.c \
 	$(CORE)/heapgraph_dominators.c $(CORE)/capfile.c \
-	$(CORE)/gcchurn.c
+	$(CORE)/gcchurn.c $(CORE)/sigrelay.c
 CC ?= cc
 C_TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror \
 	-Wno-missing-field-initializers \

@@ -64,6 +64,7 @@ sources = [
     "heapgraph_retained.c",
     "gcchurn.c",
     "gcchurn_binding.c",
+    "sigrelay.c",
     FRAME_READERS[version],
 ]
 

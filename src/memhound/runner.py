@@ -13,7 +13,8 @@ and returns the report dict.
 With follow_fork, a child process created by fork() gets a session of its
 own (the inherited traces become its generation 0); when it exits, through
 a normal exit or os._exit() as multiprocessing and pre-fork servers do, it
-writes its report where the parent collects it.
+writes its report where the parent collects it; a SIGTERM makes it report
+and exit from a thread of memhound's (_sigterm_relay.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from memhound import _core, _quiet_threads, churn
+from memhound import _core, _quiet_threads, _sigterm_relay, churn
 from memhound.leaks import DEFAULT_MIN_CONFIDENCE, SCAN_BUDGET, build_report
 
 _current = None  # the Session of this process, if any
@@ -162,6 +163,10 @@ class Session:
         self.is_child = False
         self._real_exit = None
         self._fork_mask = None  # the forking thread's signal mask, over fork()
+        # In a followed child: the lock that lets one thread report (the
+        # program's exit or SIGTERM's relay thread).
+        self._report_lock = None
+        self._reported = False
 
     # -- life cycle ------------------------------------------------------
     def start(self) -> None:
@@ -211,7 +216,21 @@ class Session:
 
     def finish(self, argv=None) -> dict | None:
         """Stop the clock and return the report; None in a child process
-        that fork() made without follow_fork (its parent reports)."""
+        that fork() made without follow_fork (its parent reports), or in a
+        followed child that has reported already."""
+        lock = self._report_lock
+        if lock is None or os.getpid() != self.pid:
+            return self._finish(argv)
+        # A child reports once, from the first thread that gets here: the
+        # program's exit or SIGTERM's relay thread, which ends the process
+        # (the other waits for that).
+        with lock:
+            if self._reported:
+                return None
+            self._reported = True
+            return self._finish(argv)
+
+    def _finish(self, argv) -> dict | None:
         global _current
         if self.clock is not None:
             self.clock.stop()
@@ -277,19 +296,29 @@ class Session:
         if self._real_exit is None:
             self._real_exit = os._exit
             os._exit = self._child_exit
+        self._report_lock = threading.RLock()
+        self._reported = False
         # A SystemExit raised by on_sigterm can be lost in a child: code
         # that reports exceptions as unraisable (a finalizer, an at-fork
         # callback) swallows it, and a multiprocessing.Pool worker then
         # waits forever on a queue lock its terminate() holds.  The child
         # reports and exits from the handler itself instead.
-        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+        handler = signal.getsignal(signal.SIGTERM)
+        if handler is on_sigterm or handler == self._child_on_sigterm:
             try:
                 signal.signal(signal.SIGTERM, self._child_on_sigterm)
             except ValueError:  # not the interpreter's main thread
-                pass
+                return
+            # And a thread of memhound's takes SIGTERM rather than that
+            # handler, which the main thread may never run
+            # (_sigterm_relay.py).
+            _sigterm_relay.start(self._relayed_sigterm)
 
     def _child_on_sigterm(self, signum, frame):
         self._child_exit(128 + signum)
+
+    def _relayed_sigterm(self) -> None:
+        self._child_exit(128 + signal.SIGTERM)
 
     def _child_exit(self, status=0):
         try:

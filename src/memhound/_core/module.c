@@ -23,6 +23,7 @@
 #include "nativestack.h"
 #include "nativestack_binding.h"
 #include "rawmem.h"
+#include "sigrelay.h"
 #include "snapshot.h"
 #include "snapshot_type.h"
 
@@ -462,6 +463,44 @@ core_resume_thread(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+core_sigrelay_start(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long signum = PyLong_AsLong(arg);
+    if (signum == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (signum < 0 || signum > INT_MAX) {
+        signum = 0; /* EINVAL below */
+    }
+    if (mh_sigrelay_start((int)signum) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_sigrelay_stop(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    mh_sigrelay_stop();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_sigrelay_wait(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    int signum;
+    Py_BEGIN_ALLOW_THREADS
+    signum = mh_sigrelay_wait(1);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(signum);
+}
+
 static PyMethodDef core_methods[] = {
     {"start", (PyCFunction)(void (*)(void))core_start,
      METH_VARARGS | METH_KEYWORDS,
@@ -503,6 +542,14 @@ static PyMethodDef core_methods[] = {
      "by native stack (start(native_stack=True))"},
     {"native_status", core_native_status, METH_NOARGS,
      "native interception: active, patched_slots, failed_slots, rescans"},
+    {"_sigrelay_start", core_sigrelay_start, METH_O,
+     "_sigrelay_start(signum): relay the signal to _sigrelay_wait "
+     "(sigrelay.h); OSError when it can't"},
+    {"_sigrelay_stop", core_sigrelay_stop, METH_NOARGS,
+     "put back the action _sigrelay_start replaced"},
+    {"_sigrelay_wait", core_sigrelay_wait, METH_NOARGS,
+     "_sigrelay_wait() -> signum: wait (without the GIL) for a relayed "
+     "signal"},
     {"_inject_alloc_failures", core_inject_alloc_failures, METH_O,
      "test support: let N more bookkeeping allocations succeed, then fail "
      "(-1: never)"},
