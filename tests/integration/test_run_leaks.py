@@ -310,7 +310,9 @@ def test_a_childs_own_sigterm_handler_still_runs(tmp_path):
     app.write_text(
         app.read_text().replace(
             "    libc.pthread_mutex_lock(mutex)  # waits for good",
-            "    time.sleep(60)  # the program's handler ends this",
+            # Short sleeps: a signal that lands just before a long one
+            # would run the program's handler only when it ends.
+            "    while True:\n        time.sleep(0.05)  # the handler ends this",
         )
     )
     proc = memhound_run(["--follow-fork", str(app)], tmp_path)
