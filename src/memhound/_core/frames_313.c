@@ -101,24 +101,7 @@ read_frame(_PyInterpreterFrame *f)
 
 #include "frames_walk.h"
 
-size_t
-mh_frames_preheader_size(PyTypeObject *tp)
-{
-    /* GC links and, for types with managed dicts/weakrefs, two more
-     * pointers sit before the object. */
-    return _PyType_PreHeaderSize(tp);
-}
-
-uint64_t
-mh_frames_int_sizeof(PyObject *obj)
-{
-    /* The digit count is in lv_tag above the sign bits; int.__sizeof__
-     * counts at least one digit, as one is always allocated. */
-    uintptr_t digits =
-        ((PyLongObject *)obj)->long_value.lv_tag >> _PyLong_NON_SIZE_BITS;
-    return offsetof(PyLongObject, long_value.ob_digit) +
-           (uint64_t)(digits > 1 ? digits : 1) * sizeof(digit);
-}
+#include "frames_objects.h"
 
 /* Free-list reuse on 3.13: PyRefTracer (new in 3.13) reports every object
  * creation; memhound passes PyRefTracer_CREATE events on and chains to the
