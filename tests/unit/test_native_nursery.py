@@ -269,3 +269,16 @@ def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(
     assert grown < count * 8 // 4
     assert by_line().get(line_of("# QUEUE-KEPT")) == (SIZE, 1)
     libc_free()(kept)
+
+
+def test_c_threads_taking_and_dropping_the_gil_leave_nothing(leakyext):
+    # Each round a C thread gets a fresh thread state (PyGILState_Ensure),
+    # often at the address another thread's just-deleted one had: the
+    # per-thread "do I hold the GIL" cache must not take another thread's
+    # state for its own.  Every block is freed; none may stay traced.
+    memhound.start(native=True)
+    assert leakyext.churn_gilstate(4, 3000) == 4
+    snapshot = memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    left = [t.size for t in native.traces if 48 <= t.size < 64 or t.size == 80]
+    assert left == []
