@@ -435,7 +435,7 @@ void
 mh_hooks_native_release(uintptr_t ptr, int freed)
 {
     if (!freed) {
-        mh_nursery_unnote_remote_free_locked(ptr);
+        (void)mh_nursery_unnote_remote_free_locked(ptr);
     }
     mh_lock_release(&mh_hooks_table_lock);
 }

@@ -312,10 +312,10 @@ mh_nursery_note_remote_free_locked(uintptr_t ptr)
     return 1;
 }
 
-void
+int
 mh_nursery_unnote_remote_free_locked(uintptr_t ptr)
 {
-    (void)remote_claim_locked(ptr);
+    return remote_claim_locked(ptr);
 }
 
 size_t
