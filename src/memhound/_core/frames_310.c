@@ -9,6 +9,8 @@
 #define Py_BUILD_CORE 1
 #include "frames.h"
 
+#include <stddef.h>
+
 #include <frameobject.h>
 /* CPython's internal headers are not written for -Wextra. */
 #pragma GCC diagnostic push
@@ -47,14 +49,20 @@ read_frame(PyFrameObject *f)
 
 #include "frames_walk.h"
 
-void *
-mh_frames_object_block(PyObject *obj)
+size_t
+mh_frames_preheader_size(PyTypeObject *tp)
 {
     /* 3.10: only GC objects have a pre-header, the PyGC_Head. */
-    if (PyType_IS_GC(Py_TYPE(obj))) {
-        return (char *)obj - sizeof(PyGC_Head);
-    }
-    return obj;
+    return PyType_IS_GC(tp) ? sizeof(PyGC_Head) : 0;
+}
+
+uint64_t
+mh_frames_int_sizeof(PyObject *obj)
+{
+    /* ob_size is the signed digit count; zero has none. */
+    Py_ssize_t digits = Py_SIZE(obj);
+    return offsetof(PyLongObject, ob_digit) +
+           (uint64_t)(digits < 0 ? -digits : digits) * sizeof(digit);
 }
 
 PyObject *

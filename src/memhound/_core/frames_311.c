@@ -60,12 +60,25 @@ read_frame(_PyInterpreterFrame *f)
 
 #include "frames_walk.h"
 
-void *
-mh_frames_object_block(PyObject *obj)
+size_t
+mh_frames_preheader_size(PyTypeObject *tp)
 {
     /* GC links and, for types with managed dicts/weakrefs, two more
      * pointers sit before the object. */
-    return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+    return _PyType_PreHeaderSize(tp);
+}
+
+uint64_t
+mh_frames_int_sizeof(PyObject *obj)
+{
+    /* ob_size is the signed digit count; from 3.11 int.__sizeof__ counts
+     * at least one digit, as one is always allocated (zero has none). */
+    Py_ssize_t digits = Py_SIZE(obj);
+    if (digits < 0) {
+        digits = -digits;
+    }
+    return offsetof(PyLongObject, ob_digit) +
+           (uint64_t)(digits > 1 ? digits : 1) * sizeof(digit);
 }
 
 PyObject *
