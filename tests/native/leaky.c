@@ -60,6 +60,25 @@ free_family(void **out)
     }
 }
 
+/* n blocks of size bytes in out[0..n) (NULL where malloc failed). */
+void
+alloc_many(void **out, long n, size_t size)
+{
+    for (long i = 0; i < n; i++) {
+        out[i] = malloc(size);
+    }
+}
+
+/* Free blocks[0..n): one C call, so the caller's thread stays without
+ * the GIL (ctypes releases it) for all of them. */
+void
+free_many(void **blocks, long n)
+{
+    for (long i = 0; i < n; i++) {
+        free(blocks[i]);
+    }
+}
+
 static void *
 churn(void *arg)
 {
