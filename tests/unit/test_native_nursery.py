@@ -271,11 +271,33 @@ def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(
     libc_free()(kept)
 
 
+@pytest.mark.skipif(under_asan(), reason="ASan's allocator does not reuse addresses")
+def test_frees_at_a_noted_address_are_not_queued_again(leakyext, native_build):
+    # A nursery block freed without the GIL is noted once.  libc then hands
+    # its address to memory of its own (asprintf), freed here again and
+    # again without the GIL while no Python thread drains the list: each of
+    # those frees finds the stale nursery entry, and must not note it again.
+    lib = ctypes.CDLL(str(native_build[0]))
+    lib.free_then_reuse.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    lib.free_then_reuse.restype = ctypes.c_long
+    memhound.start(native=True)
+    # (Reading the overhead moves nursery blocks to the table: read it
+    # before the block is made.)
+    before = memhound.get_memory_overhead()
+    address = leakyext.leak(96)  # REUSED-ADDRESS
+    rounds = 200_000
+    reused = lib.free_then_reuse(address, rounds, 95)
+    grown = memhound.get_memory_overhead() - before
+    assert reused > rounds // 2, "libc did not reuse the address"
+    assert grown < 4096
+    assert line_of("# REUSED-ADDRESS") not in by_line()
+
+
 def test_c_threads_taking_and_dropping_the_gil_leave_nothing(leakyext):
     # Each round a C thread gets a fresh thread state (PyGILState_Ensure),
     # often at the address another thread's just-deleted one had: the
-    # per-thread "do I hold the GIL" cache must not take another thread's
-    # state for its own.  Every block is freed; none may stay traced.
+    # "do I hold the GIL" check must not take another thread's state for
+    # its own.  Every block is freed; none may stay traced.
     memhound.start(native=True)
     assert leakyext.churn_gilstate(4, 3000) == 4
     snapshot = memhound.take_snapshot()

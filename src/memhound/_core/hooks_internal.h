@@ -126,10 +126,11 @@ int mh_nursery_put(const mh_trace_t *trace);
 int mh_nursery_take(uintptr_t ptr, mh_trace_t *removed);
 
 /* A thread without the GIL frees (or reallocs) ptr, found in no table:
- * when a nursery holds it, note it in the remote list for the GIL side
- * and return 1; else (a block nobody traces, e.g. allocated before
- * tracing started) return 0 and note nothing, so that the list holds at
- * most one entry per nursery slot.  mh_hooks_table_lock held; any thread.
+ * when a nursery holds it and it is not noted yet, note it in the remote
+ * list for the GIL side and return 1; else (a block nobody traces, e.g.
+ * allocated before tracing started, or memory libc reused at a noted
+ * address) return 0 and note nothing, so that the list holds at most one
+ * entry per nursery slot.  mh_hooks_table_lock held; any thread.
  * Can't fail (counts a loss and returns 0 when out of memory, see
  * mh_nursery_lost). */
 int mh_nursery_note_remote_free_locked(uintptr_t ptr);

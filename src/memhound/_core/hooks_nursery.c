@@ -299,6 +299,16 @@ mh_nursery_note_remote_free_locked(uintptr_t ptr)
          * blocks allocated before tracing). */
         return 0;
     }
+    for (size_t j = 0; j < mh_nursery_nremote; j++) {
+        if (remote[j] == ptr) {
+            /* Noted already: the nursery entry is a block freed before;
+             * this free is of memory libc handed out again at its address
+             * without memhound seeing it (libc's own allocations), which
+             * nobody traces.  Noting it again would grow the list for as
+             * long as the GIL side stays idle. */
+            return 0;
+        }
+    }
     if (mh_rawmem_reserve((void **)&remote, &remote_cap,
                           mh_nursery_nremote + 1, sizeof(*remote)) < 0) {
         /* The entry stays until a flush moves it and a later insert at
