@@ -55,6 +55,7 @@ sources = [
     "leaks_binding.c",
     "heap_binding.c",
     "heapgraph_build.c",
+    "heapgraph_size.c",
     "heapgraph_sites.c",
     "heapgraph_shapes.c",
     "heapgraph_paths.c",

@@ -184,6 +184,7 @@ def _compose(root, steps, labels):
                 via = {
                     "module": "module global",
                     "class": "class attribute",
+                    "thread-local": "thread-local attribute",
                 }.get(context, "attribute")
                 expr = f"{expr.removesuffix('.__dict__')}.{text}"
             else:
@@ -215,6 +216,10 @@ def _compose(root, steps, labels):
             )
             expr = f"{expr}.cell_contents"
             closure_name = None
+        elif kind == "thread_data":
+            # One thread's attributes of a threading.local: `local.name`.
+            via = "one thread's attributes of a threading.local"
+            show = False
         elif kind == "frame":
             function, _, variable = text.partition(" ")
             if variable and not expr.startswith("<"):
@@ -231,7 +236,7 @@ def _compose(root, steps, labels):
             via = f"referenced by a {text} object"
             owner = "object" if expr.startswith("<") else f"in {expr}"
             expr = f"<{tname} {owner}>"
-        if kind != "own_dict" and kind != "dict_value":
+        if kind not in ("own_dict", "dict_value", "thread_data"):
             context = None
         elif kind == "dict_value":
             context = None

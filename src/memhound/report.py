@@ -93,7 +93,18 @@ class _Style:
 
 
 def _shorten(text: str, width: int) -> str:
+    """text cut to width from the left: the end of a dotted type name is
+    its class."""
     return text if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def _shorten_path(text: str, width: int) -> str:
+    """A retention path cut to width in the middle: its start names the
+    root (a module global, a thread) and its end what holds the object."""
+    if len(text) <= width:
+        return text
+    head = max(width // 3, 1)
+    return text[:head] + "..." + text[-(width - head - 3) :]
 
 
 def _runner_frame(filename: str) -> bool:
@@ -211,7 +222,7 @@ def _format_leak(rank: int, leak: dict, report: dict, style, width, out) -> None
         # (app.cache._store['k']); each step's "via" says what kind of
         # reference it is.
         holder = str(path[-1].get("object", "?"))
-        out.append("   held by: " + _shorten(holder, width - 13) + _held_how(leak))
+        out.append("   held by: " + _shorten_path(holder, width - 13) + _held_how(leak))
     if leak.get("retained_bytes"):
         out.append(f"   retains {format_size(leak['retained_bytes'])}")
     _format_traceback(leak["traceback"], style, width, out)
@@ -337,7 +348,7 @@ def format_text(
         report.get("largest_retainers"),
         lambda row: (
             f"   {format_size(row['retained_bytes']):>10}  "
-            f"{_shorten(_retainer_name(row), width - 17)}"
+            f"{_shorten_path(_retainer_name(row), width - 17)}"
         ),
         style,
         out,

@@ -6,7 +6,9 @@
  * functions exercise the rest of the intercepted allocator family and
  * threads that never touch Python.
  */
+#define _GNU_SOURCE /* asprintf */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -58,6 +60,45 @@ free_family(void **out)
     if (out[5] != NULL) {
         munmap(out[5], 65536);
     }
+}
+
+/* n blocks of size bytes in out[0..n) (NULL where malloc failed). */
+void
+alloc_many(void **out, long n, size_t size)
+{
+    for (long i = 0; i < n; i++) {
+        out[i] = malloc(size);
+    }
+}
+
+/* Free blocks[0..n): one C call, so the caller's thread stays without
+ * the GIL (ctypes releases it) for all of them. */
+void
+free_many(void **blocks, long n)
+{
+    for (long i = 0; i < n; i++) {
+        free(blocks[i]);
+    }
+}
+
+/* Free p, then, rounds times, let libc allocate memory of its own (not
+ * through this library's malloc, so untraced) of p's size class and free
+ * it here: libc often hands p's address out again.  One C call, without
+ * the GIL throughout.  Returns how many rounds got p's address back. */
+long
+free_then_reuse(void *p, long rounds, int length)
+{
+    long same = 0;
+    free(p);
+    for (long i = 0; i < rounds; i++) {
+        char *s = NULL;
+        if (asprintf(&s, "%*s", length, "") < 0) {
+            break;
+        }
+        same += (void *)s == p;
+        free(s);
+    }
+    return same;
 }
 
 static void *

@@ -52,28 +52,28 @@ def test_counts_untracked_referents_once():
 
 
 def test_untracked_referents_counted_once_across_many_chunks():
-    # 200,000 floats span several MiB of the address space (many chunks of
-    # the census's seen-bitmap); each is held by two lists and a tuple of
-    # atoms (untracked), and must be counted once.
+    # 200,000 complex numbers span several MiB of the address space (many
+    # chunks of the census's seen-bitmap); each is held by two lists and a tuple of
+    # atoms (untracked), and must be counted once.  complex, not float:
+    # pytest's own floats (timings) come and go between two censuses.
     n = 200_000
+    gc.collect()  # garbage of earlier tests goes before, not between
     before = memhound.census()
-    floats = [float(i) + 0.25 for i in range(n)]
-    again = list(reversed(floats))
-    atoms = tuple(floats[::2])
+    numbers = [complex(i, 0.25) for i in range(n)]
+    again = list(reversed(numbers))
+    atoms = tuple(numbers[::2])
     gc.collect()  # untracks the tuple of atoms
     assert not gc.is_tracked(atoms)
-    KEEP.append((floats, again))
+    KEEP.append((numbers, again))
     try:
         after = memhound.census()
         rows = {r["type"]: r for r in memhound.census_diff(before, after)}
-        # (a float or two of the test machinery may come and go)
-        extra = rows["float"]["count_diff"] - n
-        assert 0 <= extra <= 4
-        assert rows["float"]["bytes_diff"] == (n + extra) * sys.getsizeof(0.25)
+        assert rows["complex"]["count_diff"] == n
+        assert rows["complex"]["bytes_diff"] == n * sys.getsizeof(0.25j)
         assert len(atoms) == n // 2
     finally:
         KEEP.clear()
-        del floats, again, atoms
+        del numbers, again, atoms
         gc.collect()
 
 
@@ -176,3 +176,39 @@ def test_leak_in_untracked_dicts_has_types_and_holder():
         if leak["retention_path"]
     ]
     assert any("['text']" in holder for holder in holders), holders
+
+
+class Counted(int):
+    pass
+
+
+class Flag(int):
+    __slots__ = ()
+
+
+def test_int_sizes_match_getsizeof_for_every_magnitude():
+    # int.__sizeof__ counts digits, and their layout changed in 3.12 (a
+    # tag word, at least one digit): memhound's sizes must agree with
+    # sys.getsizeof for zero, one-, two- and many-digit ints, negative ones,
+    # bool and int subclasses (which inherit int.__sizeof__).
+    values = [0, 1, 1000, 2**30 - 1, 2**30, 2**40, -(2**40), 10**40, -(10**80)]
+    values += [True, Counted(0), Counted(2**40), Flag(10**40)]
+    for v in values:
+        assert heap.retained_size(v) == sys.getsizeof(v), repr(v)
+    # The census sizes the same way (types of their own, so nothing else
+    # of the process moves their rows).
+    for type_name, make in [
+        (f"{__name__}.Counted", lambda: [Counted(i << 40) for i in range(500)]),
+        (f"{__name__}.Flag", lambda: [Flag(-i) for i in range(500)]),
+    ]:
+        before = memhound.census()
+        made = make()
+        KEEP.append(made)
+        try:
+            after = memhound.census()
+            rows = {r["type"]: r for r in memhound.census_diff(before, after)}
+            assert rows[type_name]["count_diff"] == len(made)
+            assert rows[type_name]["bytes_diff"] == sum(map(sys.getsizeof, made))
+        finally:
+            KEEP.clear()
+            del made

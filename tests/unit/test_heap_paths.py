@@ -198,14 +198,36 @@ def test_functools_partial_member():
 
 
 def test_thread_local_storage():
+    # A threading.local keeps one attribute dict per thread in a table keyed
+    # by an object standing for the thread: plumbing a user never writes.
+    # The path reads as the program does, `local.batch`, in whichever
+    # thread set it.
     local = threading.local()
     local.batch = target = Thing()
     HOLD["local"] = local
-    path = memhound.why_alive(target)
-    # The object is found through the threading.local's per-thread dict.
-    assert path[1]["object"] == f"{MOD}.HOLD"
-    assert last(path)["type"] == f"{MOD}.Thing"
-    assert len(path) <= 6
+    found = {}
+
+    def in_worker():
+        local.batch = Thing()  # held by the thread-local only
+        found["worker_path"] = memhound.why_alive(local.batch)
+
+    worker = threading.Thread(target=in_worker, name="worker-3")
+    worker.start()
+    worker.join()
+    try:
+        main_path = memhound.why_alive(target)
+        assert main_path[1]["object"] == f"{MOD}.HOLD"
+        assert last(main_path)["object"] == f"{MOD}.HOLD['local'].batch"
+        # From the worker, this test's frame is running: its variable
+        # `local` is the shorter way.
+        assert last(found["worker_path"])["object"] == "local.batch"
+        for path in (main_path, found["worker_path"]):
+            assert last(path)["via"] == "thread-local attribute"
+            assert last(path)["type"] == f"{MOD}.Thing"
+            assert not any("weakref" in s["object"] for s in path)
+            assert not any("dummy" in s["object"] for s in path)
+    finally:
+        del HOLD["local"]
 
 
 def test_running_frame_local_of_another_thread():

@@ -10,10 +10,12 @@ import ctypes
 import threading
 from pathlib import Path
 
+import pytest
+
 import memhound
 from memhound import DomainFilter
 
-from ..native.fixtures import leakyext, native_build  # noqa: F401
+from ..native.fixtures import leakyext, native_build, under_asan  # noqa: F401
 
 N = 40
 SIZE = 3000
@@ -204,3 +206,101 @@ def test_stop_and_start_forget_young_blocks(leakyext):
     for address in kept:
         free(address)  # freed after the restart: nothing to forget, no error
     assert memhound.get_traced_memory()[0] >= 0
+
+
+# ---- threads without the GIL: realloc and frees of untraced blocks -------
+
+
+def libc_realloc():
+    # Through ctypes: runs without the GIL, like libc_free.
+    realloc = ctypes.CDLL(None).realloc
+    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    realloc.restype = ctypes.c_void_p
+    return realloc
+
+
+@pytest.mark.skipif(under_asan(), reason="ASan aborts on a huge realloc")
+def test_failed_realloc_without_the_gil_keeps_the_nursery_block(leakyext):
+    # The block waits in this thread's nursery; the failed realloc (no GIL)
+    # leaves it valid, so it must stay traced, then go with its free.
+    memhound.start(native=True)
+    address = leakyext.leak(SIZE)  # FAILED-REALLOC
+    assert libc_realloc()(address, 1 << 62) is None
+    assert by_line().get(line_of("# FAILED-REALLOC")) == (SIZE, 1)
+    libc_free()(address)
+    assert line_of("# FAILED-REALLOC") not in by_line()
+
+
+def native_blocks_of(size):
+    snapshot = memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    return sum(1 for trace in native.traces if trace.size == size)
+
+
+def test_realloc_without_the_gil_moves_the_nursery_block(leakyext):
+    memhound.start(native=True)
+    address = leakyext.leak(SIZE)  # MOVED-REALLOC
+    moved = libc_realloc()(address, 4 * SIZE + 8)
+    assert moved
+    assert line_of("# MOVED-REALLOC") not in by_line()
+    assert native_blocks_of(4 * SIZE + 8) == 1
+    libc_free()(moved)
+    assert native_blocks_of(4 * SIZE + 8) == 0
+
+
+def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(
+    leakyext, native_build
+):
+    # Blocks allocated before tracing, freed by a thread without the GIL
+    # while a nursery holds a block and no Python thread drains the remote
+    # list: nothing is to be noted for them (the list used to keep every
+    # such address until the next nursery operation, ~8 bytes each).
+    lib = ctypes.CDLL(str(native_build[0]))
+    lib.alloc_many.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_size_t]
+    lib.free_many.argtypes = [ctypes.c_void_p, ctypes.c_long]
+    count = 100_000
+    blocks = (ctypes.c_void_p * count)()
+    lib.alloc_many(blocks, count, 24)
+    memhound.start(native=True)
+    before = memhound.get_memory_overhead()
+    kept = leakyext.leak(SIZE)  # QUEUE-KEPT
+    lib.free_many(blocks, count)
+    grown = memhound.get_memory_overhead() - before
+    assert grown < count * 8 // 4
+    assert by_line().get(line_of("# QUEUE-KEPT")) == (SIZE, 1)
+    libc_free()(kept)
+
+
+@pytest.mark.skipif(under_asan(), reason="ASan's allocator does not reuse addresses")
+def test_frees_at_a_noted_address_are_not_queued_again(leakyext, native_build):
+    # A nursery block freed without the GIL is noted once.  libc then hands
+    # its address to memory of its own (asprintf), freed here again and
+    # again without the GIL while no Python thread drains the list: each of
+    # those frees finds the stale nursery entry, and must not note it again.
+    lib = ctypes.CDLL(str(native_build[0]))
+    lib.free_then_reuse.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    lib.free_then_reuse.restype = ctypes.c_long
+    memhound.start(native=True)
+    # (Reading the overhead moves nursery blocks to the table: read it
+    # before the block is made.)
+    before = memhound.get_memory_overhead()
+    address = leakyext.leak(96)  # REUSED-ADDRESS
+    rounds = 200_000
+    reused = lib.free_then_reuse(address, rounds, 95)
+    grown = memhound.get_memory_overhead() - before
+    assert reused > rounds // 2, "libc did not reuse the address"
+    assert grown < 4096
+    assert line_of("# REUSED-ADDRESS") not in by_line()
+
+
+def test_c_threads_taking_and_dropping_the_gil_leave_nothing(leakyext):
+    # Each round a C thread gets a fresh thread state (PyGILState_Ensure),
+    # often at the address another thread's just-deleted one had: the
+    # "do I hold the GIL" check must not take another thread's state for
+    # its own.  Every block is freed; none may stay traced.
+    memhound.start(native=True)
+    assert leakyext.churn_gilstate(4, 3000) == 4
+    snapshot = memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    left = [t.size for t in native.traces if 48 <= t.size < 64 or t.size == 80]
+    assert left == []

@@ -75,3 +75,23 @@ def test_held_by_says_how_many_objects_the_path_stands_for():
     alone = leak_held([way("app.ONE", 1)])
     text = format_text({"summary": {}, "settings": {}, "leaks": [alone]})
     assert "held by: app.ONE\n" in text
+
+
+def test_long_paths_keep_their_root_and_their_end():
+    # Cut in the middle: the module global it starts from and the step that
+    # holds the object are what the reader acts on.
+    holder = "service.REGISTRY" + ".children[0]" * 40 + ".payload"
+    leak = leak_held([way(holder, 1000)])
+    retainer = {
+        "retained_bytes": 4096,
+        "retention_path": [{"via": "", "object": holder}],
+    }
+    report = {"summary": {}, "settings": {}, "leaks": [leak]}
+    report["largest_retainers"] = [retainer]
+    lines = format_text(report).splitlines()
+    held = [line for line in lines if "held by:" in line]
+    assert len(held) == 1
+    assert "held by: service.REGISTRY" in held[0] and ".payload (" in held[0]
+    assert "..." in held[0] and len(held[0]) < len(holder)
+    kept = [line for line in lines if "service.REGISTRY" in line and "held" not in line]
+    assert len(kept) == 1 and kept[0].rstrip().endswith(".payload")

@@ -33,10 +33,17 @@ PyThreadState *mh_frames_attached_tstate(void);
  * state, or NULL when there is none or it belongs to a subinterpreter. */
 PyThreadState *mh_frames_current_tstate(void);
 
-/* The address of the memory block holding obj: objects of some types carry
- * a pre-header (the GC links, managed dict pointers) before the PyObject.
- * GIL held.  Can't fail. */
+/* The bytes that objects of type tp carry before their PyObject (the GC
+ * links, managed dict and weakref pointers).  Can't fail. */
+size_t mh_frames_preheader_size(PyTypeObject *tp);
+
+/* The address of the memory block holding obj: the object minus its
+ * type's pre-header.  GIL held.  Can't fail. */
 void *mh_frames_object_block(PyObject *obj);
+
+/* What int.__sizeof__ returns for obj, an instance of int or of a subclass
+ * (the digits' layout changed in 3.12).  Can't fail. */
+uint64_t mh_frames_int_sizeof(PyObject *obj);
 
 /* Store up to max frames of tstate's Python stack, innermost first, in
  * out[].  Returns the number stored.  When total is not NULL it receives
@@ -104,5 +111,16 @@ PyObject *mh_frames_generator_local_name(PyObject *gen, PyObject *value);
  * must not change under the walk).  GIL held.  Implemented once, in
  * frames_gc.c, for every supported version. */
 int mh_frames_gc_visit(int (*visit)(PyObject *obj, void *arg), void *arg);
+
+/* 1 when the collector tracks obj, whose type is a gc type: what
+ * PyObject_GC_IsTracked() answers, without the call and the second type
+ * check.  The collector's links sit just before the object, the next link
+ * first, 0 while untracked; frames_gc.c checks that layout at build time
+ * for every supported version.  GIL held. */
+static inline int
+mh_frames_gc_is_tracked(PyObject *obj)
+{
+    return ((const uintptr_t *)obj)[-2] != 0;
+}
 
 #endif /* MH_FRAMES_H */

@@ -9,7 +9,7 @@
 #define Py_BUILD_CORE 1
 #include "frames.h"
 
-#include <pthread.h>
+#include <stddef.h>
 
 #include <frameobject.h>
 /* CPython's internal headers are not written for -Wextra. */
@@ -19,39 +19,7 @@
 #include <internal/pycore_pystate.h>
 #pragma GCC diagnostic pop
 
-PyThreadState *
-mh_frames_attached_tstate(void)
-{
-    /* PyGILState_Check() is not usable: it answers 1 whenever GIL state
-     * checking is disabled (as it is once a subinterpreter exists).  Compare
-     * this thread's own state with the one holding the GIL instead.  Its
-     * own state is PyGILState_GetThisThreadState() read directly (its
-     * body in this version, without its two calls: this runs on every
-     * native allocation and free), after the cheaper test that a thread
-     * holds the GIL at all. */
-    PyThreadState *holder = _PyThreadState_GET();
-    struct _gilstate_runtime_state *gilstate = &_PyRuntime.gilstate;
-    if (holder == NULL || gilstate->autoInterpreterState == NULL ||
-        pthread_getspecific(gilstate->autoTSSkey._key) != holder) {
-        return NULL;
-    }
-    if (!_Py_IsMainInterpreter(holder->interp)) {
-        return NULL;
-    }
-    return holder;
-}
-
-PyThreadState *
-mh_frames_current_tstate(void)
-{
-    /* The GIL holder, read inline from _PyRuntime: this runs on every
-     * allocation and free of the mem and object domains. */
-    PyThreadState *tstate = _PyThreadState_GET();
-    if (tstate == NULL || !_Py_IsMainInterpreter(tstate->interp)) {
-        return NULL;
-    }
-    return tstate;
-}
+#include "frames_gilstate.h"
 
 typedef PyFrameObject mh_walk_frame_t;
 
@@ -81,14 +49,20 @@ read_frame(PyFrameObject *f)
 
 #include "frames_walk.h"
 
-void *
-mh_frames_object_block(PyObject *obj)
+size_t
+mh_frames_preheader_size(PyTypeObject *tp)
 {
     /* 3.10: only GC objects have a pre-header, the PyGC_Head. */
-    if (PyType_IS_GC(Py_TYPE(obj))) {
-        return (char *)obj - sizeof(PyGC_Head);
-    }
-    return obj;
+    return PyType_IS_GC(tp) ? sizeof(PyGC_Head) : 0;
+}
+
+uint64_t
+mh_frames_int_sizeof(PyObject *obj)
+{
+    /* ob_size is the signed digit count; zero has none. */
+    Py_ssize_t digits = Py_SIZE(obj);
+    return offsetof(PyLongObject, ob_digit) +
+           (uint64_t)(digits < 0 ? -digits : digits) * sizeof(digit);
 }
 
 PyObject *

@@ -11,8 +11,6 @@
 #define Py_BUILD_CORE 1
 #include "frames.h"
 
-#include <pthread.h>
-
 /* CPython's internal headers are not written for -Wextra. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -21,39 +19,7 @@
 #include <internal/pycore_pystate.h>
 #pragma GCC diagnostic pop
 
-PyThreadState *
-mh_frames_attached_tstate(void)
-{
-    /* PyGILState_Check() is not usable: it answers 1 whenever GIL state
-     * checking is disabled (as it is once a subinterpreter exists).  Compare
-     * this thread's own state with the one holding the GIL instead.  Its
-     * own state is PyGILState_GetThisThreadState() read directly (its
-     * body in this version, without its two calls: this runs on every
-     * native allocation and free), after the cheaper test that a thread
-     * holds the GIL at all. */
-    PyThreadState *holder = _PyThreadState_GET();
-    struct _gilstate_runtime_state *gilstate = &_PyRuntime.gilstate;
-    if (holder == NULL || gilstate->autoInterpreterState == NULL ||
-        pthread_getspecific(gilstate->autoTSSkey._key) != holder) {
-        return NULL;
-    }
-    if (!_Py_IsMainInterpreter(holder->interp)) {
-        return NULL;
-    }
-    return holder;
-}
-
-PyThreadState *
-mh_frames_current_tstate(void)
-{
-    /* The GIL holder, read inline from _PyRuntime: this runs on every
-     * allocation and free of the mem and object domains. */
-    PyThreadState *tstate = _PyThreadState_GET();
-    if (tstate == NULL || !_Py_IsMainInterpreter(tstate->interp)) {
-        return NULL;
-    }
-    return tstate;
-}
+#include "frames_gilstate.h"
 
 typedef _PyInterpreterFrame mh_walk_frame_t;
 
@@ -94,12 +60,25 @@ read_frame(_PyInterpreterFrame *f)
 
 #include "frames_walk.h"
 
-void *
-mh_frames_object_block(PyObject *obj)
+size_t
+mh_frames_preheader_size(PyTypeObject *tp)
 {
     /* GC links and, for types with managed dicts/weakrefs, two more
      * pointers sit before the object. */
-    return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+    return _PyType_PreHeaderSize(tp);
+}
+
+uint64_t
+mh_frames_int_sizeof(PyObject *obj)
+{
+    /* ob_size is the signed digit count; from 3.11 int.__sizeof__ counts
+     * at least one digit, as one is always allocated (zero has none). */
+    Py_ssize_t digits = Py_SIZE(obj);
+    if (digits < 0) {
+        digits = -digits;
+    }
+    return offsetof(PyLongObject, ob_digit) +
+           (uint64_t)(digits > 1 ? digits : 1) * sizeof(digit);
 }
 
 PyObject *

@@ -85,13 +85,7 @@ read_frame(_PyInterpreterFrame *f)
 
 #include "frames_walk.h"
 
-void *
-mh_frames_object_block(PyObject *obj)
-{
-    /* GC links and, for types with managed dicts/weakrefs, two more
-     * pointers sit before the object. */
-    return (char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
-}
+#include "frames_objects.h"
 
 PyObject *
 mh_frames_type_subclasses(PyTypeObject *type)

@@ -14,6 +14,12 @@ mh_frames_lineno(PyCodeObject *code, uint32_t offset)
     return lineno < 0 ? 0 : lineno;
 }
 
+void *
+mh_frames_object_block(PyObject *obj)
+{
+    return (char *)obj - mh_frames_preheader_size(Py_TYPE(obj));
+}
+
 #if PY_VERSION_HEX < 0x030D0000
 /* Before 3.13 there is no hook on object creation: only the builtin
  * tracemalloc is told of free-list reuse.  3.13+ implements these in its

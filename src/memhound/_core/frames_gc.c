@@ -18,6 +18,14 @@
 #include <internal/pycore_pystate.h>
 #pragma GCC diagnostic pop
 
+#include <assert.h>
+#include <stddef.h>
+
+/* The layout mh_frames_gc_is_tracked() reads. */
+static_assert(sizeof(PyGC_Head) == 2 * sizeof(uintptr_t),
+              "PyGC_Head is two words");
+static_assert(offsetof(PyGC_Head, _gc_next) == 0, "the next link comes first");
+
 int
 mh_frames_gc_visit(int (*visit)(PyObject *obj, void *arg), void *arg)
 {

@@ -362,11 +362,17 @@ done:
 }
 
 static const char *const edge_kinds[] = {
-    [MH_HG_EDGE_OTHER] = "other",       [MH_HG_EDGE_DICT_VALUE] = "dict_value",
-    [MH_HG_EDGE_DICT_KEY] = "dict_key", [MH_HG_EDGE_INDEX] = "index",
-    [MH_HG_EDGE_SET] = "set",           [MH_HG_EDGE_ATTR] = "attr",
-    [MH_HG_EDGE_OWN_DICT] = "own_dict", [MH_HG_EDGE_CLOSURE] = "closure",
-    [MH_HG_EDGE_CELL] = "cell",         [MH_HG_EDGE_FRAME] = "frame",
+    [MH_HG_EDGE_OTHER] = "other",
+    [MH_HG_EDGE_DICT_VALUE] = "dict_value",
+    [MH_HG_EDGE_DICT_KEY] = "dict_key",
+    [MH_HG_EDGE_INDEX] = "index",
+    [MH_HG_EDGE_SET] = "set",
+    [MH_HG_EDGE_ATTR] = "attr",
+    [MH_HG_EDGE_OWN_DICT] = "own_dict",
+    [MH_HG_EDGE_CLOSURE] = "closure",
+    [MH_HG_EDGE_CELL] = "cell",
+    [MH_HG_EDGE_FRAME] = "frame",
+    [MH_HG_EDGE_THREAD_DATA] = "thread_data",
 };
 
 /* Paths longer than this are cut at the target's end (a BFS path this

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heapgraph_size.h"
+
 #define MH_HG_NONE UINT32_MAX
 
 /* Per-node flags (mh_heapgraph_t.flags). */
@@ -119,17 +121,6 @@ size_t mh_heapgraph_memory(const mh_heapgraph_t *g);
  * no one outside holds).  Returns the number of garbage nodes, or -1 when
  * out of memory (no exception set).  Never runs Python. */
 int64_t mh_heapgraph_mark_live(mh_heapgraph_t *g);
-
-/* The memory of obj as sys.getsizeof() would report it without running
- * user code: __sizeof__ is called only for exact builtin containers (dict,
- * list, set, frozenset, bytearray, ...), otherwise tp_basicsize plus
- * tp_itemsize * ob_size, plus the collector's header.  Never raises. */
-uint64_t mh_heapgraph_sizeof(PyObject *obj);
-
-/* The same without any call: 0 when the size needs a builtin __sizeof__
- * call (dicts, sets, huge ints, ...).  Allocates nothing, never raises:
- * safe inside a tp_traverse callback. */
-uint64_t mh_heapgraph_sizeof_nocall(PyObject *obj);
 
 /* The byte size of node n and the traceback index of its block (0 when
  * untraced).  The size is mh_heapgraph_sizeof()'s, which counts the

@@ -136,31 +136,27 @@ addrset_add(addrset_t *s, const void *p)
 
 #define TYPE_CACHE 256 /* direct-mapped type -> row cache entries */
 
+/* What the walk needs to know of a type, worked out once per row. */
+typedef enum {
+    GC_NO,  /* not a gc type: never tracked */
+    GC_YES, /* a gc type: its objects have the collector's links */
+    GC_ASK, /* tp_is_gc decides per object (type objects) */
+} gc_kind_t;
+
+typedef struct {
+    mh_size_recipe_t size;
+    uint8_t gc;        /* gc_kind_t */
+    uint8_t traverses; /* has tp_traverse */
+} row_info_t;
+
 typedef struct {
     mh_table_t index; /* type pointer -> row */
     mh_census_row_t *rows;
-    uint64_t *fixed; /* per row: the size of every object of the type,
-                        0 when it varies per object */
-    size_t nrows, cap, fixedcap;
+    row_info_t *info;
+    size_t nrows, cap, infocap;
     PyTypeObject *cache_type[TYPE_CACHE]; /* heaps mix a few types */
     uint32_t cache_row[TYPE_CACHE];
 } rows_t;
-
-/* The size every object of tp has, or 0 when it depends on the object
- * (variable-size types and the builtins mh_heapgraph_sizeof special-cases;
- * classes with a __dict__ count only their object, like sys.getsizeof).
- * Makes no call: the types it sizes are the ones sizeof never calls for. */
-static uint64_t
-fixed_size(PyObject *obj)
-{
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_itemsize != 0 || tp == &PyUnicode_Type || tp == &PyList_Type ||
-        tp == &PyLong_Type || tp == &PyDict_Type || tp == &PySet_Type ||
-        tp == &PyFrozenSet_Type || tp == &PyByteArray_Type) {
-        return 0;
-    }
-    return mh_heapgraph_sizeof_nocall(obj);
-}
 
 static inline size_t
 type_slot(const PyTypeObject *tp)
@@ -169,15 +165,23 @@ type_slot(const PyTypeObject *tp)
     return (size_t)((a >> 4) ^ (a >> 12)) & (TYPE_CACHE - 1);
 }
 
-/* The row of obj's type, created when new; -1 when out of memory. */
-static int64_t
-row_of(rows_t *r, PyObject *obj)
+static void
+row_info_init(PyTypeObject *tp, row_info_t *info)
 {
-    PyTypeObject *tp = Py_TYPE(obj);
-    size_t slot = type_slot(tp);
-    if (r->cache_type[slot] == tp) {
-        return r->cache_row[slot];
-    }
+    mh_heapgraph_size_recipe(tp, &info->size);
+    info->gc = !PyType_IS_GC(tp)      ? GC_NO
+               : tp->tp_is_gc == NULL ? GC_YES
+                                      : GC_ASK;
+    info->traverses = tp->tp_traverse != NULL;
+}
+
+/* The row of type tp, created when new (with a count of 0: a type seen
+ * only through tracked referents is counted by the collector walk, or not
+ * at all), and put in the cache; -1 when out of memory.  Out of line: the
+ * cache answers almost every call. */
+static __attribute__((noinline)) int64_t
+row_find(rows_t *r, PyTypeObject *tp)
+{
     uint32_t row;
     if (!mh_table_get(&r->index, (uint64_t)(uintptr_t)tp, &row)) {
         void *p = r->rows;
@@ -186,23 +190,36 @@ row_of(rows_t *r, PyObject *obj)
             return -1;
         }
         r->rows = p;
-        p = r->fixed;
-        if (mh_rawmem_reserve(&p, &r->fixedcap, r->nrows + 1,
-                              sizeof(uint64_t)) < 0) {
+        p = r->info;
+        if (mh_rawmem_reserve(&p, &r->infocap, r->nrows + 1,
+                              sizeof(row_info_t)) < 0) {
             return -1;
         }
-        r->fixed = p;
+        r->info = p;
         row = (uint32_t)r->nrows;
         if (mh_table_put(&r->index, (uint64_t)(uintptr_t)tp, row) < 0) {
             return -1;
         }
         r->nrows++;
         r->rows[row] = (mh_census_row_t){.type = tp};
-        r->fixed[row] = fixed_size(obj);
+        row_info_init(tp, &r->info[row]);
     }
+    size_t slot = type_slot(tp);
     r->cache_type[slot] = tp;
     r->cache_row[slot] = row;
     return row;
+}
+
+/* The row of obj's type (row_find). */
+static inline int64_t
+row_of(rows_t *r, PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    size_t slot = type_slot(tp);
+    if (r->cache_type[slot] == tp) {
+        return r->cache_row[slot];
+    }
+    return row_find(r, tp);
 }
 
 /* Referents are handled in batches: the visit callback only prefetches
@@ -236,22 +253,15 @@ push(PyObject ***array, size_t *n, size_t *cap, PyObject *obj)
     return 0;
 }
 
-/* Count obj in its type's row; when its size needs a call, count it now
+/* Count obj in row, its type's; when its size needs a call, count it now
  * and add the size later (deferred).  Returns 0 or -1 when out of
  * memory. */
 static int
-count(walk_t *w, PyObject *obj)
+count(walk_t *w, int64_t row, PyObject *obj)
 {
-    int64_t row = row_of(&w->rows, obj);
-    if (row < 0) {
-        return -1;
-    }
     mh_census_row_t *rw = &w->rows.rows[row];
     rw->count++;
-    uint64_t size = w->rows.fixed[row];
-    if (size == 0) {
-        size = mh_heapgraph_sizeof_nocall(obj);
-    }
+    uint64_t size = mh_heapgraph_size_apply(&w->rows.info[row].size, obj);
     if (size == 0) {
         return push(&w->deferred, &w->ndeferred, &w->deferredcap, obj);
     }
@@ -264,14 +274,18 @@ count(walk_t *w, PyObject *obj)
 static int
 take_referent(walk_t *w, PyObject *child)
 {
-    PyTypeObject *tp = Py_TYPE(child);
+    int64_t row = row_of(&w->rows, child);
+    if (row < 0) {
+        return -1;
+    }
+    const row_info_t *info = &w->rows.info[row];
     int container = 0;
-    /* PyObject_IS_GC, inline: static types are not gc objects. */
-    if (PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(child))) {
-        if (PyObject_GC_IsTracked(child)) {
+    if (info->gc == GC_YES ||
+        (info->gc == GC_ASK && Py_TYPE(child)->tp_is_gc(child))) {
+        if (mh_frames_gc_is_tracked(child)) {
             return 0;
         }
-        container = tp->tp_traverse != NULL;
+        container = info->traverses;
     }
     int added = addrset_add(&w->seen, child);
     if (added <= 0) {
@@ -284,7 +298,7 @@ take_referent(walk_t *w, PyObject *child)
         push(&w->containers, &w->ncontainers, &w->containerscap, child) < 0) {
         return -1;
     }
-    return count(w, child);
+    return count(w, row, child);
 }
 
 /* Take the queued referents.  Returns 0 or -1 when out of memory. */
@@ -340,7 +354,8 @@ visit_tracked(PyObject *obj, void *arg)
             return -1;
         }
     }
-    return count(w, obj) < 0 || drain(w) < 0 ? -1 : 0;
+    int64_t row = row_of(&w->rows, obj);
+    return row < 0 || count(w, row, obj) < 0 || drain(w) < 0 ? -1 : 0;
 }
 
 int
@@ -372,15 +387,25 @@ mh_census_take(PyObject *const *skip, int nskip, mh_census_row_t **rows,
         if (row < 0) {
             goto done;
         }
-        r->rows[row].bytes += mh_heapgraph_sizeof(w->deferred[i]);
+        r->rows[row].bytes +=
+            mh_heapgraph_sizeof_by(&r->info[row].size, w->deferred[i]);
     }
+    /* Rows made for tracked referents of a type none of whose objects was
+     * counted (all skipped) go. */
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nrows; i++) {
+        if (r->rows[i].count > 0) {
+            r->rows[kept++] = r->rows[i];
+        }
+    }
+    r->nrows = kept;
     rc = 0;
 done:
     addrset_fini(&w->seen);
     mh_rawmem_free(w->deferred, w->deferredcap * sizeof(PyObject *));
     mh_rawmem_free(w->containers, w->containerscap * sizeof(PyObject *));
     mh_table_fini(&r->index);
-    mh_rawmem_free(r->fixed, r->fixedcap * sizeof(uint64_t));
+    mh_rawmem_free(r->info, r->infocap * sizeof(row_info_t));
     mh_census_row_t *out = r->rows;
     size_t nout = r->nrows, cap = r->cap;
     mh_rawmem_free(w, sizeof(walk_t));

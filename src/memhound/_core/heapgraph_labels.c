@@ -330,6 +330,38 @@ label_generator(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
     return 1;
 }
 
+/* 1 when obj is a threading.local (_thread._local, a heap type of the
+ * _thread module, named the same in 3.10-3.13). */
+static int
+is_thread_local(PyObject *obj)
+{
+    return obj != NULL && strcmp(Py_TYPE(obj)->tp_name, "_thread._local") == 0;
+}
+
+/* A threading.local keeps, in a dict of its own, one attribute dict per
+ * thread, keyed by an object standing for the thread (a weak reference
+ * to it before 3.13).  Both steps are plumbing: `local.name` is how a user
+ * writes what the thread's dict holds. */
+static int
+label_thread_local(PyObject *grand, PyObject *holder, PyObject *child,
+                   mh_hg_edge_t *out)
+{
+    if (is_thread_local(holder) && PyDict_CheckExact(child)) {
+        out->kind = MH_HG_EDGE_OWN_DICT;
+        copy_text(out->text, sizeof(out->text), "thread-local", -1);
+        return 1;
+    }
+    if (is_thread_local(grand) && PyDict_CheckExact(holder) &&
+        PyDict_CheckExact(child) && label_dict(holder, child, out) &&
+        out->kind == MH_HG_EDGE_DICT_VALUE && !out->ident) {
+        memset(out, 0, sizeof(*out));
+        out->kind = MH_HG_EDGE_THREAD_DATA;
+        return 1;
+    }
+    memset(out, 0, sizeof(*out));
+    return 0;
+}
+
 /* Label the edge as attribute `name`; 0 (nothing labelled) when name is
  * NULL: the child is none of the holder's named fields. */
 static int
@@ -368,11 +400,12 @@ label_traceback(PyObject *holder, PyObject *child, mh_hg_edge_t *out)
                       out);
 }
 
-void
-mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
-                   mh_hg_edge_t *out)
+/* The edge from a builtin container, cell, type, module, function, frame,
+ * generator, traceback or exception, read from its C fields. */
+static int
+label_builtin(PyObject *grand, PyObject *holder, PyObject *child,
+              mh_hg_edge_t *out)
 {
-    memset(out, 0, sizeof(*out));
     int found = 0;
     if (PyDict_Check(holder)) {
         found = label_dict(holder, child, out);
@@ -444,6 +477,16 @@ mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
     else if (PyExceptionInstance_Check(holder)) {
         found = label_exception(holder, child, out);
     }
+    return found;
+}
+
+void
+mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
+                   mh_hg_edge_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int found = label_thread_local(grand, holder, child, out) ||
+                label_builtin(grand, holder, child, out);
     if (!found) {
         memset(out, 0, sizeof(*out));
         found = label_members(holder, child, out) ||

@@ -149,21 +149,23 @@ int mh_heapgraph_external_nodes(const mh_heapgraph_t *g, uint32_t **out,
 /* ---- edge labels (heapgraph_labels.c) ----------------------------------- */
 
 typedef enum {
-    MH_HG_EDGE_OTHER = 0,  /* referent; text: the holder's type name */
-    MH_HG_EDGE_DICT_VALUE, /* text: repr of the key; `ident` when the key
-                              is a str that is a Python identifier */
-    MH_HG_EDGE_DICT_KEY,   /* text: repr of the key */
-    MH_HG_EDGE_INDEX,      /* list/tuple item; index */
-    MH_HG_EDGE_SET,        /* set member; text: repr of the member */
-    MH_HG_EDGE_ATTR,       /* attribute (instance __dict__ or __slots__ or
-                              a member of a builtin type); text: name */
-    MH_HG_EDGE_OWN_DICT,   /* the holder's __dict__; text: "instance",
-                              "class" or "module" */
-    MH_HG_EDGE_CLOSURE,    /* a function's closure cell; text: the free
-                              variable's name, index: its position */
-    MH_HG_EDGE_CELL,       /* a cell's contents */
-    MH_HG_EDGE_FRAME,      /* a frame object's local or stack slot; text:
-                              the local's name when known */
+    MH_HG_EDGE_OTHER = 0,   /* referent; text: the holder's type name */
+    MH_HG_EDGE_DICT_VALUE,  /* text: repr of the key; `ident` when the key
+                               is a str that is a Python identifier */
+    MH_HG_EDGE_DICT_KEY,    /* text: repr of the key */
+    MH_HG_EDGE_INDEX,       /* list/tuple item; index */
+    MH_HG_EDGE_SET,         /* set member; text: repr of the member */
+    MH_HG_EDGE_ATTR,        /* attribute (instance __dict__ or __slots__ or
+                               a member of a builtin type); text: name */
+    MH_HG_EDGE_OWN_DICT,    /* the holder's __dict__; text: "instance",
+                               "class" or "module" */
+    MH_HG_EDGE_CLOSURE,     /* a function's closure cell; text: the free
+                               variable's name, index: its position */
+    MH_HG_EDGE_CELL,        /* a cell's contents */
+    MH_HG_EDGE_FRAME,       /* a frame object's local or stack slot; text:
+                               the local's name when known */
+    MH_HG_EDGE_THREAD_DATA, /* one thread's attributes of a threading.local
+                               (a value of its table of per-thread dicts) */
 } mh_hg_edge_kind_t;
 
 typedef struct {
@@ -176,13 +178,14 @@ typedef struct {
 /* Name the edge holder -> child as a user would write it, reading the
  * holder's C representation: dict entries, list/tuple slots, set members,
  * __slots__ and other object members (PyMemberDef), instance __dict__,
- * closure cells.  grand is the holder's own holder on the path (NULL at a
- * root); it names closure variables.  Reprs are built only for exact str,
- * bytes, int, float, bool, None and tuples of these; other keys are shown
- * as <type object at 0x...>.  No user Python code runs, but an instance
- * whose attributes live inline (CPython 3.11+) may get its __dict__
- * materialized, as reading obj.__dict__ would.  Never fails: errors are
- * cleared and the edge is labelled MH_HG_EDGE_OTHER. */
+ * closure cells, a threading.local's per-thread attributes.  grand is the
+ * holder's own holder on the path (NULL at a root); it names closure
+ * variables.  Reprs are built only for exact str, bytes, int, float, bool,
+ * None and tuples of these; other keys are shown as <type object at 0x...>. No
+ * user Python code runs, but an instance whose attributes live inline
+ * (CPython 3.11+) may get its __dict__ materialized, as reading obj.__dict__
+ * would.  Never fails: errors are cleared and the edge is labelled
+ * MH_HG_EDGE_OTHER. */
 void mh_heapgraph_label(PyObject *grand, PyObject *holder, PyObject *child,
                         mh_hg_edge_t *out);
 

@@ -304,9 +304,13 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 }
 
 /* Remove ptr's trace, if any, copying it to *removed.  Returns 1 when it
- * was traced. */
+ * was traced.  With hold set (a realloc's old block), MH_HOOKS_HELD as
+ * mh_hooks_native_forget_old returns it (hooks.h): a thread without the
+ * GIL noted a nursery block for the GIL side, and the raw half's lock is
+ * still held. */
 static int
-forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
+forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed,
+             int hold)
 {
     PyThreadState *tstate;
     mh_hooks_part_t *part = part_for(hd->domain, &tstate);
@@ -326,7 +330,9 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed)
     else if (part == &mh_hooks_raw_part && tstate == NULL) {
         /* PyMem_RawFree of a native block (an extension's malloc handed
          * to CPython) that may wait in a nursery. */
-        mh_nursery_note_remote_free_locked(ptr);
+        if (mh_nursery_note_remote_free_locked(ptr) && hold) {
+            return MH_HOOKS_HELD; /* the lock stays held */
+        }
     }
     part_unlock(part);
     if (!found && part == &mh_hooks_raw_part && tstate != NULL) {
@@ -418,9 +424,29 @@ hook_realloc(void *ctx, void *old, size_t size)
     }
     mh_tls_in_hook = 1;
     mh_trace_t previous;
-    int had = old != NULL && wants_free((uintptr_t)old) &&
-              forget_block(hd, (uintptr_t)old, &previous);
+    int had = old != NULL && wants_free((uintptr_t)old)
+                  ? forget_block(hd, (uintptr_t)old, &previous, 1)
+                  : 0;
+    int noted = had == MH_HOOKS_HELD;
+    if (noted) {
+        /* Unlike native.c's wrapper (libc's realloc), the allocator below
+         * may be another tool's hook, which may wait for the GIL
+         * (tracemalloc's raw hooks do): never call it with the lock held.
+         * A GIL holder may drain the note meanwhile, dropping the nursery
+         * entry; if the realloc then fails, the block is counted lost. */
+        mh_lock_release(&mh_hooks_table_lock);
+        had = 0;
+    }
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
+    if (noted && ptr == NULL) {
+        /* CPython's raw realloc never frees on size 0 (it asks for 1):
+         * the old block is still there, and stays in its nursery. */
+        mh_lock_acquire(&mh_hooks_table_lock);
+        if (!mh_nursery_unnote_remote_free_locked((uintptr_t)old)) {
+            __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
+        }
+        mh_lock_release(&mh_hooks_table_lock);
+    }
     if (hd->domain == MH_DOMAIN_OBJ) {
         tls_last_object = (uintptr_t)ptr;
     }
@@ -446,7 +472,7 @@ hook_free(void *ctx, void *ptr)
         mh_trace_t removed;
         /* Cycle churn (gcchurn.h): one TLS test unless this thread runs a
          * collection. */
-        if (forget_block(hd, (uintptr_t)ptr, &removed) &&
+        if (forget_block(hd, (uintptr_t)ptr, &removed, 0) &&
             mh_gcchurn_collecting()) {
             mh_gcchurn_count(&removed, charge_of(removed.size));
         }
@@ -743,6 +769,7 @@ mh_hooks_stats(mh_stats_snapshot_t *out)
     out->allocated_bytes =
         mh_hooks_gil_part.allocated + mh_hooks_raw_part.allocated;
     out->peak_bytes = mh_hooks_peak_bytes;
+    out->overhead_bytes += mh_nursery_overhead_locked();
     out->dropped_blocks = dropped_blocks + mh_nursery_lost();
     mh_lock_release(&mh_hooks_table_lock);
     out->lost_tracebacks = lost_tracebacks;

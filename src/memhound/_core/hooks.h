@@ -164,4 +164,18 @@ void mh_hooks_native_free(void *ptr);
  * that was to replace the block failed.  Inside enter/leave. */
 void mh_hooks_native_restore(const mh_trace_t *trace);
 
+/* mh_hooks_native_forget for the old block of a realloc: the same, but
+ * when a thread without the GIL reallocs a block waiting in a nursery
+ * (hooks_nursery.c), which it can't take out itself, returns
+ * MH_HOOKS_HELD with the block noted for the GIL side and the raw half's
+ * lock held, so that no GIL holder acts on the note before the realloc's
+ * outcome is known; the caller then calls libc's realloc (no other
+ * memhound call, nothing that may block) and at once
+ * mh_hooks_native_release(ptr, freed), freed = 0 when the old block is
+ * still there (a failed realloc keeps it, and it stays traced).  Inside
+ * enter/leave.  Can't fail. */
+#define MH_HOOKS_HELD 2
+int mh_hooks_native_forget_old(uintptr_t ptr, mh_trace_t *removed);
+void mh_hooks_native_release(uintptr_t ptr, int freed);
+
 #endif /* MH_HOOKS_H */

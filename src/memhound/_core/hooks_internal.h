@@ -125,10 +125,25 @@ int mh_nursery_put(const mh_trace_t *trace);
  * mh_hooks_table_lock not held. */
 int mh_nursery_take(uintptr_t ptr, mh_trace_t *removed);
 
-/* A thread without the GIL frees ptr, found in no table: note it for the
- * nurseries.  mh_hooks_table_lock held; any thread.  Can't fail (counts a
- * loss when out of memory, see mh_nursery_lost). */
-void mh_nursery_note_remote_free_locked(uintptr_t ptr);
+/* A thread without the GIL frees (or reallocs) ptr, found in no table:
+ * when a nursery holds it and it is not noted yet, note it in the remote
+ * list for the GIL side and return 1; else (a block nobody traces, e.g.
+ * allocated before tracing started, or memory libc reused at a noted
+ * address) return 0 and note nothing, so that the list holds at most one
+ * entry per nursery slot.  mh_hooks_table_lock held; any thread.
+ * Can't fail (counts a loss and returns 0 when out of memory, see
+ * mh_nursery_lost). */
+int mh_nursery_note_remote_free_locked(uintptr_t ptr);
+
+/* Undo a note of ptr whose realloc failed: the block stays in its
+ * nursery.  1 when the note was still there; 0 when a GIL holder has
+ * drained it already (it can't have when mh_hooks_table_lock was held
+ * since the note).  mh_hooks_table_lock held; any thread.  Can't fail. */
+int mh_nursery_unnote_remote_free_locked(uintptr_t ptr);
+
+/* Bytes of memory the remote list holds (the overhead statistics).
+ * mh_hooks_table_lock held. */
+size_t mh_nursery_overhead_locked(void);
 
 /* Move every nursery's blocks into the raw half: before anything reads
  * the live state.  GIL held, mh_hooks_table_lock not held. */
@@ -253,12 +268,27 @@ mh_hooks_note_peak(void)
     }
 }
 
+/* Slot addresses are also read, under mh_hooks_table_lock, by threads
+ * without the GIL (mh_nursery_note_remote_free_locked): they are written
+ * with atomic stores, here and in mh_nursery_vacate_ptr only, and a slot's
+ * ptr is 0 exactly when its bit in `used` is clear.  GIL held. */
+static inline void
+mh_nursery_vacate_ptr(mh_nursery_t *n, unsigned i)
+{
+    __atomic_store_n(&n->slot[i].ptr, 0, __ATOMIC_RELAXED);
+    n->used &= ~(1u << i);
+}
+
 /* Put trace in free slot i of n and charge it to the GIL half's
  * counters.  GIL held. */
 static inline void
 mh_nursery_fill(mh_nursery_t *n, unsigned i, const mh_trace_t *trace)
 {
-    n->slot[i] = *trace;
+    n->slot[i].size = trace->size;
+    n->slot[i].traceback = trace->traceback;
+    n->slot[i].generation = trace->generation;
+    n->slot[i].domain = trace->domain;
+    __atomic_store_n(&n->slot[i].ptr, trace->ptr, __ATOMIC_RELAXED);
     n->used |= 1u << i;
     __atomic_store_n(&mh_nursery_live, mh_nursery_live + 1, __ATOMIC_RELEASE);
     uint64_t charge = charge_of(trace->size);
@@ -302,8 +332,7 @@ mh_nursery_try_take(uintptr_t ptr, mh_trace_t *removed)
                 &mh_hooks_gil_part.bytes,
                 mh_hooks_gil_part.bytes - charge_of(removed->size),
                 __ATOMIC_RELAXED);
-            n->slot[i].ptr = 0;
-            n->used &= ~(1u << i);
+            mh_nursery_vacate_ptr(n, (unsigned)i);
             __atomic_store_n(&mh_nursery_live, mh_nursery_live - 1,
                              __ATOMIC_RELEASE);
             return 1;

@@ -366,8 +366,9 @@ mh_hooks_native_record(void *ptr, size_t size, mh_trace_t *out)
     }
 }
 
-int
-mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
+/* mh_hooks_native_forget, and with hold set mh_hooks_native_forget_old. */
+static int
+forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed, int hold)
 {
     if (!wants_free(ptr)) {
         return 0;
@@ -391,9 +392,10 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
         /* not tracing */
     }
     else if (!mh_traces_remove(mh_hooks_raw_part.traces, ptr, removed)) {
-        if (tstate == NULL) {
-            /* Perhaps a nursery block, allocated with the GIL. */
-            mh_nursery_note_remote_free_locked(ptr);
+        /* Perhaps a nursery block, allocated with the GIL. */
+        if (tstate == NULL && mh_nursery_note_remote_free_locked(ptr) &&
+            hold) {
+            return MH_HOOKS_HELD; /* lock held: see the header */
         }
     }
     else {
@@ -415,6 +417,27 @@ mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
     }
     mh_lock_release(&mh_hooks_table_lock);
     return found;
+}
+
+int
+mh_hooks_native_forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed)
+{
+    return forget(ptr, unmapped, removed, 0);
+}
+
+int
+mh_hooks_native_forget_old(uintptr_t ptr, mh_trace_t *removed)
+{
+    return forget(ptr, 0, removed, 1);
+}
+
+void
+mh_hooks_native_release(uintptr_t ptr, int freed)
+{
+    if (!freed) {
+        (void)mh_nursery_unnote_remote_free_locked(ptr);
+    }
+    mh_lock_release(&mh_hooks_table_lock);
 }
 
 int

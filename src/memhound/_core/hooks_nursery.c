@@ -87,8 +87,7 @@ vacate(mh_nursery_t *n, unsigned i, mh_trace_t *out)
     __atomic_store_n(&mh_hooks_gil_part.bytes,
                      mh_hooks_gil_part.bytes - charge_of(n->slot[i].size),
                      __ATOMIC_RELAXED);
-    n->slot[i].ptr = 0;
-    n->used &= ~(1u << i);
+    mh_nursery_vacate_ptr(n, i);
     live_add(-1);
 }
 
@@ -99,7 +98,9 @@ remote_claim_locked(uintptr_t ptr)
 {
     for (size_t j = 0; j < mh_nursery_nremote; j++) {
         if (remote[j] == ptr) {
-            remote[j] = remote[--mh_nursery_nremote];
+            remote[j] = remote[mh_nursery_nremote - 1];
+            __atomic_store_n(&mh_nursery_nremote, mh_nursery_nremote - 1,
+                             __ATOMIC_RELEASE);
             return 1;
         }
     }
@@ -268,22 +269,69 @@ mh_nursery_take(uintptr_t ptr, mh_trace_t *removed)
     return take_anywhere(ptr, removed);
 }
 
-void
+/* Whether some nursery holds ptr (mh_hooks_table_lock held, any thread).
+ * The registry's links change under the lock only.  Whether a slot holds
+ * ptr can't change while the lock is held: the block is live and belongs
+ * to the caller, who frees it, so no GIL holder takes it out for a free;
+ * moves to the raw half and discards take the lock; fills and takes of
+ * other addresses may run meanwhile, hence the atomic loads.  The fill
+ * of ptr itself happened before the block was handed to the caller. */
+static int
+in_a_nursery_locked(uintptr_t ptr)
+{
+    for (mh_nursery_t *n = mh_nursery_registry; n != NULL; n = n->next) {
+        for (unsigned i = 0; i < MH_NURSERY_SLOTS; i++) {
+            if (__atomic_load_n(&n->slot[i].ptr, __ATOMIC_RELAXED) == ptr) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int
 mh_nursery_note_remote_free_locked(uintptr_t ptr)
 {
-    if (__atomic_load_n(&mh_nursery_live, __ATOMIC_ACQUIRE) == 0) {
-        return;
+    if (__atomic_load_n(&mh_nursery_live, __ATOMIC_ACQUIRE) == 0 ||
+        !in_a_nursery_locked(ptr)) {
+        /* Not a nursery block: queuing it would only grow the list while
+         * the GIL side is idle (issue 5 review: frees by a C thread of
+         * blocks allocated before tracing). */
+        return 0;
+    }
+    for (size_t j = 0; j < mh_nursery_nremote; j++) {
+        if (remote[j] == ptr) {
+            /* Noted already: the nursery entry is a block freed before;
+             * this free is of memory libc handed out again at its address
+             * without memhound seeing it (libc's own allocations), which
+             * nobody traces.  Noting it again would grow the list for as
+             * long as the GIL side stays idle. */
+            return 0;
+        }
     }
     if (mh_rawmem_reserve((void **)&remote, &remote_cap,
                           mh_nursery_nremote + 1, sizeof(*remote)) < 0) {
-        /* The entry, if it is one, stays until a flush moves it and a
-         * later insert at its address replaces it. */
+        /* The entry stays until a flush moves it and a later insert at
+         * its address replaces it. */
         __atomic_add_fetch(&remote_lost, 1, __ATOMIC_RELAXED);
-        return;
+        return 0;
     }
     remote[mh_nursery_nremote] = ptr;
     __atomic_store_n(&mh_nursery_nremote, mh_nursery_nremote + 1,
                      __ATOMIC_RELEASE);
+    return 1;
+}
+
+int
+mh_nursery_unnote_remote_free_locked(uintptr_t ptr)
+{
+    return remote_claim_locked(ptr);
+}
+
+size_t
+mh_nursery_overhead_locked(void)
+{
+    return remote_cap * sizeof(*remote);
 }
 
 void

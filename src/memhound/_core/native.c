@@ -79,7 +79,8 @@ wrap_calloc(size_t nelem, size_t elsize)
 
 /* realloc and reallocarray: the old block is forgotten first and put back
  * if the call fails (realloc(p, 0) frees p and returns NULL: not put
- * back). */
+ * back).  A block in a nursery, reallocated by a thread without the GIL,
+ * is forgotten only once libc's realloc has succeeded (HELD, hooks.h). */
 static void *
 realloc_common(void *old, size_t nelem, size_t elsize, int is_array)
 {
@@ -89,11 +90,16 @@ realloc_common(void *old, size_t nelem, size_t elsize, int is_array)
     }
     size_t size = is_array ? nelem * elsize : elsize;
     mh_trace_t previous;
-    int had =
-        old != NULL && mh_hooks_native_forget((uintptr_t)old, 0, &previous);
+    int had = old != NULL
+                  ? mh_hooks_native_forget_old((uintptr_t)old, &previous)
+                  : 0;
     int stacks = mh_nstack_enabled();
     void *ptr =
         is_array ? reallocarray(old, nelem, elsize) : realloc(old, elsize);
+    if (had == MH_HOOKS_HELD) {
+        mh_hooks_native_release((uintptr_t)old, ptr != NULL || size == 0);
+        had = 0;
+    }
     mh_trace_t recorded = {0};
     if (ptr != NULL) {
         mh_hooks_native_record(ptr, size, &recorded);
