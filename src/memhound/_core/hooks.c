@@ -304,10 +304,10 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
 }
 
 /* Remove ptr's trace, if any, copying it to *removed.  Returns 1 when it
- * was traced.  With hold set (a realloc's old block), MH_HOOKS_HELD as
+ * was traced.  With hold set (a realloc's old block), MH_HOOKS_NOTED as
  * mh_hooks_native_forget_old returns it (hooks.h): a thread without the
- * GIL noted a nursery block for the GIL side, and the raw half's lock is
- * still held. */
+ * GIL noted a nursery block for the GIL side; the caller settles the note
+ * (mh_hooks_native_settle) once the realloc's outcome is known. */
 static int
 forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed,
              int hold)
@@ -331,7 +331,8 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed,
         /* PyMem_RawFree of a native block (an extension's malloc handed
          * to CPython) that may wait in a nursery. */
         if (mh_nursery_note_remote_free_locked(ptr) && hold) {
-            return MH_HOOKS_HELD; /* the lock stays held */
+            part_unlock(part);
+            return MH_HOOKS_NOTED;
         }
     }
     part_unlock(part);
@@ -427,25 +428,15 @@ hook_realloc(void *ctx, void *old, size_t size)
     int had = old != NULL && wants_free((uintptr_t)old)
                   ? forget_block(hd, (uintptr_t)old, &previous, 1)
                   : 0;
-    int noted = had == MH_HOOKS_HELD;
+    int noted = had == MH_HOOKS_NOTED;
     if (noted) {
-        /* Unlike native.c's wrapper (libc's realloc), the allocator below
-         * may be another tool's hook, which may wait for the GIL
-         * (tracemalloc's raw hooks do): never call it with the lock held.
-         * A GIL holder may drain the note meanwhile, dropping the nursery
-         * entry; if the realloc then fails, the block is counted lost. */
-        mh_lock_release(&mh_hooks_table_lock);
         had = 0;
     }
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
-    if (noted && ptr == NULL) {
+    if (noted) {
         /* CPython's raw realloc never frees on size 0 (it asks for 1):
-         * the old block is still there, and stays in its nursery. */
-        mh_lock_acquire(&mh_hooks_table_lock);
-        if (!mh_nursery_unnote_remote_free_locked((uintptr_t)old)) {
-            __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
-        }
-        mh_lock_release(&mh_hooks_table_lock);
+         * a failed one keeps the old block, which stays in its nursery. */
+        mh_hooks_native_settle((uintptr_t)old, ptr != NULL);
     }
     if (hd->domain == MH_DOMAIN_OBJ) {
         tls_last_object = (uintptr_t)ptr;

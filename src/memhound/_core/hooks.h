@@ -167,15 +167,16 @@ void mh_hooks_native_restore(const mh_trace_t *trace);
 /* mh_hooks_native_forget for the old block of a realloc: the same, but
  * when a thread without the GIL reallocs a block waiting in a nursery
  * (hooks_nursery.c), which it can't take out itself, returns
- * MH_HOOKS_HELD with the block noted for the GIL side and the raw half's
- * lock held, so that no GIL holder acts on the note before the realloc's
- * outcome is known; the caller then calls libc's realloc (no other
- * memhound call, nothing that may block) and at once
- * mh_hooks_native_release(ptr, freed), freed = 0 when the old block is
- * still there (a failed realloc keeps it, and it stays traced).  Inside
- * enter/leave.  Can't fail. */
-#define MH_HOOKS_HELD 2
+ * MH_HOOKS_NOTED with the block noted for the GIL side; the caller then
+ * reallocs (memhound's lock is not held: the allocator below may block, or
+ * be another tool's hook that waits for the GIL) and calls
+ * mh_hooks_native_settle(ptr, freed), freed = 0 when the old block is
+ * still there (a failed realloc keeps it).  The note is then taken back
+ * and the block stays traced, unless a GIL holder applied the note during
+ * the realloc: then the block is no longer traced, counted in
+ * dropped_blocks.  Inside enter/leave.  Can't fail. */
+#define MH_HOOKS_NOTED 2
 int mh_hooks_native_forget_old(uintptr_t ptr, mh_trace_t *removed);
-void mh_hooks_native_release(uintptr_t ptr, int freed);
+void mh_hooks_native_settle(uintptr_t ptr, int freed);
 
 #endif /* MH_HOOKS_H */

@@ -136,9 +136,9 @@ int mh_nursery_take(uintptr_t ptr, mh_trace_t *removed);
 int mh_nursery_note_remote_free_locked(uintptr_t ptr);
 
 /* Undo a note of ptr whose realloc failed: the block stays in its
- * nursery.  1 when the note was still there; 0 when a GIL holder has
- * drained it already (it can't have when mh_hooks_table_lock was held
- * since the note).  mh_hooks_table_lock held; any thread.  Can't fail. */
+ * nursery.  1 when the note was still there; 0 when a GIL holder applied
+ * it during the realloc (the block is traced no more: counted in
+ * mh_nursery_lost).  mh_hooks_table_lock held; any thread.  Can't fail. */
 int mh_nursery_unnote_remote_free_locked(uintptr_t ptr);
 
 /* Bytes of memory the remote list holds (the overhead statistics).

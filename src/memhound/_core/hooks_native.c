@@ -395,7 +395,8 @@ forget(uintptr_t ptr, size_t unmapped, mh_trace_t *removed, int hold)
         /* Perhaps a nursery block, allocated with the GIL. */
         if (tstate == NULL && mh_nursery_note_remote_free_locked(ptr) &&
             hold) {
-            return MH_HOOKS_HELD; /* lock held: see the header */
+            mh_lock_release(&mh_hooks_table_lock);
+            return MH_HOOKS_NOTED; /* see the header */
         }
     }
     else {
@@ -432,12 +433,13 @@ mh_hooks_native_forget_old(uintptr_t ptr, mh_trace_t *removed)
 }
 
 void
-mh_hooks_native_release(uintptr_t ptr, int freed)
+mh_hooks_native_settle(uintptr_t ptr, int freed)
 {
     if (!freed) {
+        mh_lock_acquire(&mh_hooks_table_lock);
         (void)mh_nursery_unnote_remote_free_locked(ptr);
+        mh_lock_release(&mh_hooks_table_lock);
     }
-    mh_lock_release(&mh_hooks_table_lock);
 }
 
 int

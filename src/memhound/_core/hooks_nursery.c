@@ -43,7 +43,9 @@ static int owner_key_ok; /* written once with the GIL */
 static uintptr_t *remote;
 size_t mh_nursery_nremote;
 static size_t remote_cap;
-static uint64_t remote_lost; /* appends that failed for want of memory */
+static uint64_t remote_lost; /* notes lost: appends that failed for want
+                                of memory, notes applied to a block whose
+                                realloc then failed */
 
 static void
 owner_exited(void *arg)
@@ -325,7 +327,13 @@ mh_nursery_note_remote_free_locked(uintptr_t ptr)
 int
 mh_nursery_unnote_remote_free_locked(uintptr_t ptr)
 {
-    return remote_claim_locked(ptr);
+    if (remote_claim_locked(ptr)) {
+        return 1;
+    }
+    /* A GIL holder applied the note meanwhile: the block, still alive,
+     * left its nursery and is traced no more. */
+    __atomic_add_fetch(&remote_lost, 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 size_t

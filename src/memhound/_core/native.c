@@ -96,8 +96,8 @@ realloc_common(void *old, size_t nelem, size_t elsize, int is_array)
     int stacks = mh_nstack_enabled();
     void *ptr =
         is_array ? reallocarray(old, nelem, elsize) : realloc(old, elsize);
-    if (had == MH_HOOKS_HELD) {
-        mh_hooks_native_release((uintptr_t)old, ptr != NULL || size == 0);
+    if (had == MH_HOOKS_NOTED) {
+        mh_hooks_native_settle((uintptr_t)old, ptr != NULL || size == 0);
         had = 0;
     }
     mh_trace_t recorded = {0};
