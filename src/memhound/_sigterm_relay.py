@@ -15,10 +15,25 @@ main thread is doing.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
 from memhound import _core, _quiet_threads
+
+# Seconds a SIGTERMed child has to write its report before it ends anyway
+# (status 143, no report): a report that can't get the GIL (the main thread
+# holds it in a blocking C call) or waits for a lock the stopped main
+# thread holds must not keep a terminating pool waiting forever.
+REPORT_DEADLINE_S = 60
+
+
+def _deadline() -> int:
+    value = os.environ.get("MEMHOUND_CHILD_REPORT_DEADLINE", "")
+    try:
+        return max(1, int(value)) if value else REPORT_DEADLINE_S
+    except ValueError:
+        return REPORT_DEADLINE_S
 
 
 def start(on_sigterm) -> bool:
@@ -45,5 +60,6 @@ def start(on_sigterm) -> bool:
 
 def _wait(on_sigterm) -> None:
     _core._suspend_thread()  # the report's work is memhound's
-    while _core._sigrelay_wait():
+    deadline = _deadline()
+    while _core._sigrelay_wait(deadline):
         on_sigterm()

@@ -167,6 +167,7 @@ class Session:
         # program's exit or SIGTERM's relay thread).
         self._report_lock = None
         self._reported = False
+        self._reporting_thread = None  # the thread writing a child's report
 
     # -- life cycle ------------------------------------------------------
     def start(self) -> None:
@@ -228,6 +229,7 @@ class Session:
             if self._reported:
                 return None
             self._reported = True
+            self._reporting_thread = threading.get_ident()
             return self._finish(argv)
 
     def _finish(self, argv) -> dict | None:
@@ -315,6 +317,12 @@ class Session:
             _sigterm_relay.start(self._relayed_sigterm)
 
     def _child_on_sigterm(self, signum, frame):
+        if self._reporting_thread == threading.get_ident():
+            # Run inside the report this thread is writing (CPython's own
+            # handler is back: a program's save-and-restore of SIGTERM's
+            # handler bypasses the relay).  Exiting now would lose the
+            # report; the program ends once it is written.
+            return
         self._child_exit(128 + signum)
 
     def _relayed_sigterm(self) -> None:

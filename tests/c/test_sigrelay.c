@@ -5,8 +5,9 @@
  * signal; bad arguments and a second signal are refused; stop() puts the
  * replaced action back, but leaves a handler installed since; a child that
  * fork() made without starting the relay again gets the replaced action,
- * and one that starts it again waits for its own signals only.  Exits
- * non-zero on any failure.
+ * and one that starts it again waits for its own signals only; a deadline
+ * ends a process whose other thread never returns, with the status given,
+ * once.  Exits non-zero on any failure.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -182,6 +183,26 @@ test_forked_child(int start_again)
     close(result[1]);
 }
 
+static void
+test_deadline_ends_a_stuck_process(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (mh_sigrelay_deadline(1, 42) != 0 ||
+            mh_sigrelay_deadline(30, 7) !=
+                0) { /* once: this one is kept out */
+            _exit(3);
+        }
+        for (;;) {
+            pause(); /* stuck for good: only the deadline ends this */
+        }
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+}
+
 int
 main(void)
 {
@@ -191,5 +212,6 @@ main(void)
     test_stop_keeps_a_newer_handler();
     test_forked_child(0);
     test_forked_child(1);
+    test_deadline_ends_a_stuck_process();
     return check_report("sigrelay");
 }

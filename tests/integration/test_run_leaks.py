@@ -320,6 +320,59 @@ def test_a_childs_own_sigterm_handler_still_runs(tmp_path):
     assert proc.stdout.split() == ["7"], proc.stdout + proc.stderr
 
 
+def test_a_child_that_holds_the_gil_for_good_still_ends(tmp_path, monkeypatch):
+    # The child's main thread blocks in a C call that keeps the GIL: the
+    # relay thread can't take the GIL to report, so the deadline ends the
+    # child (143, no report) instead of leaving its parent waiting forever.
+    monkeypatch.setenv("MEMHOUND_CHILD_REPORT_DEADLINE", "2")
+    app = write(tmp_path, "app.py", BLOCKED_CHILD, depth=1, own_handler="")
+    app.write_text(
+        app.read_text().replace(
+            "libc = ctypes.CDLL(None)", "libc = ctypes.PyDLL(None)  # keeps the GIL"
+        )
+    )
+    out = tmp_path / "r.json"
+    started = time.monotonic()
+    proc = memhound_run(["--follow-fork", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(128 + signal.SIGTERM)], proc.stdout + proc.stderr
+    assert time.monotonic() - started < 50
+    assert json.loads(out.read_text())["children"] == []
+
+
+def test_sigterm_during_a_childs_own_report_does_not_lose_it(tmp_path):
+    # The program saves and restores SIGTERM's handler (CPython's own C
+    # handler is back, the relay bypassed), ends normally, and a SIGTERM
+    # lands while memhound writes the child's report (sent from a gc
+    # callback, which the report's collection runs): the handler runs
+    # inside the report and must not end the child before it is written.
+    app = write(
+        tmp_path,
+        "app.py",
+        """
+        import gc, os, signal
+        ARMED = []
+        def on_gc(phase, info):
+            if ARMED and phase == "start":
+                ARMED.clear()
+                os.kill(os.getpid(), signal.SIGTERM)
+        pid = os.fork()
+        if pid == 0:
+            old = signal.signal(signal.SIGTERM, lambda *a: None)
+            signal.signal(signal.SIGTERM, old)
+            keep = [bytes(100) for _ in range(20000)]
+            gc.callbacks.append(on_gc)
+            ARMED.append(True)  # the script ends: memhound reports next
+        else:
+            print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        """,
+    )
+    out = tmp_path / "r.json"
+    proc = memhound_run(["--follow-fork", "--json", str(out), str(app)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(out.read_text())["children"]) == 1, proc.stdout + proc.stderr
+
+
 def test_forked_child_without_follow_fork_prints_no_report(tmp_path):
     app = write(
         tmp_path,

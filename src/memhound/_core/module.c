@@ -490,13 +490,21 @@ core_sigrelay_stop(PyObject *module, PyObject *unused)
 }
 
 static PyObject *
-core_sigrelay_wait(PyObject *module, PyObject *unused)
+core_sigrelay_wait(PyObject *module, PyObject *args)
 {
     (void)module;
-    (void)unused;
+    unsigned deadline = 0;
+    if (!PyArg_ParseTuple(args, "|I:_sigrelay_wait", &deadline)) {
+        return NULL;
+    }
     int signum;
     Py_BEGIN_ALLOW_THREADS
     signum = mh_sigrelay_wait(1);
+    /* Armed before the GIL is taken back: the program's thread may hold it
+     * for good (a blocking call that keeps it). */
+    if (signum != 0 && deadline != 0) {
+        (void)mh_sigrelay_deadline(deadline, 128 + signum);
+    }
     Py_END_ALLOW_THREADS
     return PyLong_FromLong(signum);
 }
@@ -547,9 +555,11 @@ static PyMethodDef core_methods[] = {
      "(sigrelay.h); OSError when it can't"},
     {"_sigrelay_stop", core_sigrelay_stop, METH_NOARGS,
      "put back the action _sigrelay_start replaced"},
-    {"_sigrelay_wait", core_sigrelay_wait, METH_NOARGS,
-     "_sigrelay_wait() -> signum: wait (without the GIL) for a relayed "
-     "signal"},
+    {"_sigrelay_wait", core_sigrelay_wait, METH_VARARGS,
+     "_sigrelay_wait(deadline=0) -> signum: wait (without the GIL) for a "
+     "relayed signal; with a deadline, the process then ends with status "
+     "128 + signum that many seconds later whatever it does "
+     "(mh_sigrelay_deadline)"},
     {"_inject_alloc_failures", core_inject_alloc_failures, METH_O,
      "test support: let N more bookkeeping allocations succeed, then fail "
      "(-1: never)"},

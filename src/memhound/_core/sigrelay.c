@@ -11,10 +11,17 @@
 #include "sigrelay.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+struct deadline {
+    time_t seconds;
+    int status;
+};
 
 /* The relayed signal, 0 when none.  Written by start/stop. */
 static int relay_signum;
@@ -81,8 +88,11 @@ mh_sigrelay_start(int signum)
         __atomic_load_n(&relay_pid, __ATOMIC_ACQUIRE) == self) {
         return 0;
     }
-    /* This process has no waiter yet: a fresh count. */
-    sem_init(&received, 0, 0);
+    if (__atomic_load_n(&relay_pid, __ATOMIC_ACQUIRE) != self) {
+        /* This process has no waiter yet: a fresh count.  (In the process
+         * that started it, a waiter may be in sem_wait: never again.) */
+        sem_init(&received, 0, 0);
+    }
     if (!installed) {
         struct sigaction action;
         memset(&action, 0, sizeof(action));
@@ -141,4 +151,49 @@ int
 mh_sigrelay_signal(void)
 {
     return relay_signum;
+}
+
+static void *
+exit_after(void *arg)
+{
+    const struct deadline *d = arg;
+    struct timespec left = {d->seconds, 0};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+    }
+    _exit(d->status);
+    return NULL;
+}
+
+int
+mh_sigrelay_deadline(unsigned seconds, int status)
+{
+    /* One deadline per process, static: the thread reads it after this
+     * returns. */
+    static struct deadline d;
+    static int armed_in; /* the pid that armed it */
+    pid_t self = getpid();
+    if (armed_in == self) {
+        return 0;
+    }
+    d.seconds = (time_t)seconds;
+    d.status = status;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        return -1;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* No signal for this thread: they stay the program's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, exit_after, &d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    armed_in = (int)self;
+    return 0;
 }

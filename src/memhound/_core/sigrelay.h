@@ -43,4 +43,13 @@ int mh_sigrelay_wait(int block);
 /* The relayed signal, or 0.  Any thread.  Can't fail. */
 int mh_sigrelay_signal(void);
 
+/* End the process with _exit(status) in `seconds` from now, from a
+ * detached thread of its own (all signals blocked), whatever its other
+ * threads are doing: the bound on what a relayed signal's waiter does next
+ * (a report that can't get the GIL, or waits for a lock the stopped main
+ * thread holds).  Once per process: later calls do nothing.  Call without
+ * the GIL is fine.  Returns 0, or -1 with errno set when no thread can be
+ * made. */
+int mh_sigrelay_deadline(unsigned seconds, int status);
+
 #endif /* MH_SIGRELAY_H */
