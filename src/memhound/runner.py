@@ -300,6 +300,7 @@ class Session:
             os._exit = self._child_exit
         self._report_lock = threading.RLock()
         self._reported = False
+        self._reporting_thread = None
         # A SystemExit raised by on_sigterm can be lost in a child: code
         # that reports exceptions as unraisable (a finalizer, an at-fork
         # callback) swallows it, and a multiprocessing.Pool worker then
