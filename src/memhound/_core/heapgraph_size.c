@@ -94,11 +94,3 @@ mh_heapgraph_sizeof(PyObject *obj)
     mh_heapgraph_size_recipe(Py_TYPE(obj), &recipe);
     return mh_heapgraph_sizeof_by(&recipe, obj);
 }
-
-uint64_t
-mh_heapgraph_sizeof_nocall(PyObject *obj)
-{
-    mh_size_recipe_t recipe;
-    mh_heapgraph_size_recipe(Py_TYPE(obj), &recipe);
-    return mh_heapgraph_size_apply(&recipe, obj);
-}

@@ -94,11 +94,6 @@ mh_heapgraph_size_apply(const mh_size_recipe_t *recipe, PyObject *obj)
  * call.  Never raises. */
 uint64_t mh_heapgraph_sizeof(PyObject *obj);
 
-/* The same without any call: 0 when the size needs a builtin __sizeof__
- * call.  Allocates nothing, never raises: safe inside a tp_traverse
- * callback. */
-uint64_t mh_heapgraph_sizeof_nocall(PyObject *obj);
-
 /* The same as mh_heapgraph_sizeof() for an object whose type's recipe is
  * at hand. */
 uint64_t mh_heapgraph_sizeof_by(const mh_size_recipe_t *recipe, PyObject *obj);

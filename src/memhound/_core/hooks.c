@@ -428,15 +428,12 @@ hook_realloc(void *ctx, void *old, size_t size)
     int had = old != NULL && wants_free((uintptr_t)old)
                   ? forget_block(hd, (uintptr_t)old, &previous, 1)
                   : 0;
-    int noted = had == MH_HOOKS_NOTED;
-    if (noted) {
-        had = 0;
-    }
     void *ptr = hd->orig.realloc(hd->orig.ctx, old, size);
-    if (noted) {
+    if (had == MH_HOOKS_NOTED) {
         /* CPython's raw realloc never frees on size 0 (it asks for 1):
          * a failed one keeps the old block, which stays in its nursery. */
         mh_hooks_native_settle((uintptr_t)old, ptr != NULL);
+        had = 0;
     }
     if (hd->domain == MH_DOMAIN_OBJ) {
         tls_last_object = (uintptr_t)ptr;

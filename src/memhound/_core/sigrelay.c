@@ -5,8 +5,10 @@
  * descriptor that the program could close or reuse).  Process-wide state,
  * written only by start/stop (callers serialize: memhound holds the GIL);
  * the handler, in whatever thread takes the signal, reads the owner pid
- * (atomic) and `previous`, and posts `received`.  Async-signal-safe
- * throughout: atomics, getpid, sem_post, sigaction, raise.
+ * (atomic) and `previous`, and posts `received`; the handler is
+ * async-signal-safe throughout: atomics, getpid, sem_post, sigaction,
+ * raise.  Also the deadline that bounds what the waiter does next: a
+ * detached thread that sleeps, then _exit()s the process.
  */
 #include "sigrelay.h"
 
