@@ -65,6 +65,16 @@ int mh_frames_capture(PyThreadState *tstate, mh_raw_frame_t *out, int max,
 int mh_frames_same(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
                    int max);
 
+/* The same test without the innermost frame: whether the thread's n - 1
+ * outer frames now equal last[0..n-1) (outermost first) and its stack,
+ * capped at max, is n frames deep.  The innermost frame, as
+ * mh_frames_capture would read it, goes to *innermost.  The check that
+ * lets a loop allocating at several instructions of one frame (the loop
+ * variable, an operator's result) intern only that frame.  n >= 1; rules
+ * as mh_frames_same. */
+int mh_frames_same_outer(PyThreadState *tstate, const mh_raw_frame_t *last,
+                         int n, int max, mh_raw_frame_t *innermost);
+
 /* The line number of a captured frame, or 0 when unknown.  GIL held.
  * Never raises (clears any error PyCode_Addr2Line might leave). */
 int mh_frames_lineno(PyCodeObject *code, uint32_t offset);

@@ -1,6 +1,7 @@
-/* frames_walk.h: mh_frames_capture and mh_frames_same, written once for
- * every frames_3XX.c, which includes this after defining, for its CPython
- * version: the frame type mh_walk_frame_t, and static inline
+/* frames_walk.h: mh_frames_capture, mh_frames_same and
+ * mh_frames_same_outer, written once for every frames_3XX.c, which
+ * includes this after defining, for its CPython version: the frame type
+ * mh_walk_frame_t, and static inline
  * first_frame(tstate) (the innermost frame a traceback shows, or NULL),
  * next_frame(f) (the next one outwards, or NULL) and read_frame(f) (its
  * code object and instruction offset).  Included by those files only.
@@ -39,6 +40,26 @@ mh_frames_same(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
     mh_walk_frame_t *f = first_frame(tstate);
     int i = n;
     for (; f != NULL && i > 0; f = next_frame(f)) {
+        mh_raw_frame_t raw = read_frame(f);
+        i--;
+        if (raw.code != last[i].code || raw.offset != last[i].offset) {
+            return 0;
+        }
+    }
+    return i == 0 && (n == max || f == NULL);
+}
+
+int
+mh_frames_same_outer(PyThreadState *tstate, const mh_raw_frame_t *last, int n,
+                     int max, mh_raw_frame_t *innermost)
+{
+    mh_walk_frame_t *f = first_frame(tstate);
+    if (f == NULL) {
+        return 0;
+    }
+    *innermost = read_frame(f);
+    int i = n - 1; /* last[i - 1] is the next frame outwards */
+    for (f = next_frame(f); f != NULL && i > 0; f = next_frame(f)) {
         mh_raw_frame_t raw = read_frame(f);
         i--;
         if (raw.code != last[i].code || raw.offset != last[i].offset) {

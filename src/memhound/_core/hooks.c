@@ -23,6 +23,7 @@
  * bookkeeping is hooks_native.c.
  */
 #include "hooks_internal.h"
+#include "hooks_young.h"
 
 #include <string.h>
 #include <time.h>
@@ -164,9 +165,26 @@ mh_hooks_capture_traceback(PyThreadState *tstate)
         }
         pthread_setspecific(mh_hooks_frames_key, &mh_tls_tbcache);
     }
-    uint32_t total = 0;
     int count_total =
         __atomic_load_n(&mh_hooks_cfg_count_total, __ATOMIC_RELAXED);
+    int nlast = mh_tls_tbcache.nlast;
+    mh_raw_frame_t leaf;
+    if (!count_total && nlast > 0 && nlast <= depth &&
+        mh_tls_tbcache.store_serial == mh_tbstore_serial(mh_hooks_tbstore) &&
+        mh_frames_same_outer(tstate, mh_tls_tbcache.frames, nlast, depth,
+                             &leaf)) {
+        /* Only the innermost frame may differ from the last traceback:
+         * the usual case in a loop, which allocates at a few instructions
+         * of one frame in turn. */
+        uint32_t tb =
+            mh_tbstore_intern_leaf(mh_hooks_tbstore, &mh_tls_tbcache, leaf);
+        if (tb == MH_TB_NONE) {
+            lost_tracebacks++;
+            return 0;
+        }
+        return tb;
+    }
+    uint32_t total = 0;
     int n = mh_frames_capture(tstate, mh_tbcache_buffer(&mh_tls_tbcache),
                               depth, count_total ? &total : NULL);
     if (!count_total) {
@@ -229,6 +247,27 @@ part_unlock(mh_hooks_part_t *part)
     }
 }
 
+/* Account for a block entering part: `charge` in its bytes, and in
+ * `allocated` when fresh, less `uncharge` (an entry it replaced); raise the
+ * peak.  The part's guard is held. */
+static inline void
+charge_part(mh_hooks_part_t *part, uint64_t charge, uint64_t uncharge,
+            int fresh)
+{
+    uint64_t bytes = part->bytes + charge - uncharge;
+    if (fresh) {
+        __atomic_store_n(&part->allocated, part->allocated + charge,
+                         __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&part->bytes, bytes, __ATOMIC_RELAXED);
+    mh_hooks_part_t *other =
+        part == &mh_hooks_raw_part ? &mh_hooks_gil_part : &mh_hooks_raw_part;
+    uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
+    if (total > __atomic_load_n(&mh_hooks_peak_bytes, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&mh_hooks_peak_bytes, total, __ATOMIC_RELAXED);
+    }
+}
+
 /* Insert a trace and account for it (its size in `allocated` too when
  * fresh).  The part's guard is held. */
 static inline void
@@ -243,27 +282,16 @@ insert_counted(mh_hooks_part_t *part, const mh_trace_t *trace, int fresh)
         __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
         return;
     }
-    uint64_t charge = charge_of(trace->size);
-    uint64_t bytes = part->bytes + charge;
-    if (fresh) {
-        __atomic_store_n(&part->allocated, part->allocated + charge,
-                         __ATOMIC_RELAXED);
-    }
+    uint64_t uncharge = 0;
     if (result == 1) {
         /* The old block was freed behind our back (or its free was not
          * seen); its address is live again under this new block. */
-        bytes -= charge_of(replaced.size);
+        uncharge = charge_of(replaced.size);
     }
     else if (mh_hooks_cfg_sample_mean) {
         mh_hooks_filter_add(trace->ptr, 1);
     }
-    __atomic_store_n(&part->bytes, bytes, __ATOMIC_RELAXED);
-    mh_hooks_part_t *other =
-        part == &mh_hooks_raw_part ? &mh_hooks_gil_part : &mh_hooks_raw_part;
-    uint64_t total = bytes + __atomic_load_n(&other->bytes, __ATOMIC_RELAXED);
-    if (total > __atomic_load_n(&mh_hooks_peak_bytes, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&mh_hooks_peak_bytes, total, __ATOMIC_RELAXED);
-    }
+    charge_part(part, charge_of(trace->size), uncharge, fresh);
 }
 
 void
@@ -276,6 +304,47 @@ void
 mh_hooks_move_guarded(mh_hooks_part_t *part, const mh_trace_t *trace)
 {
     insert_counted(part, trace, 0);
+}
+
+/* ---- the young ring (hooks_young.h) ------------------------------------ */
+
+mh_young_t mh_young;
+
+void
+mh_hooks_charge_gil(uint64_t charge, int fresh)
+{
+    charge_part(&mh_hooks_gil_part, charge, 0, fresh);
+}
+
+void
+mh_young_move(unsigned i)
+{
+    mh_trace_t trace;
+    mh_trace_t replaced;
+    mh_young_vacate(i, &trace);
+    int result =
+        mh_hooks_gil_part.traces != NULL
+            ? mh_traces_insert(mh_hooks_gil_part.traces, &trace, &replaced)
+            : -1;
+    uint64_t uncharge = 0;
+    if (result < 0) {
+        __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
+        uncharge = charge_of(trace.size);
+    }
+    else if (result == 1) {
+        uncharge = charge_of(replaced.size);
+    }
+    __atomic_store_n(&mh_hooks_gil_part.bytes,
+                     mh_hooks_gil_part.bytes - uncharge, __ATOMIC_RELAXED);
+}
+
+/* Before anything reads the live state: the blocks waiting in the young
+ * ring and in the nurseries are live too.  GIL held. */
+static void
+flush_waiting_blocks(void)
+{
+    mh_young_flush();
+    mh_nursery_flush();
 }
 
 /* Record a block that wants_alloc() accepted. */
@@ -298,6 +367,12 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
         .generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED),
         .domain = (uint8_t)hd->domain,
     };
+    if (part == &mh_hooks_gil_part &&
+        !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) &&
+        part->traces != NULL) {
+        mh_young_put(&trace);
+        return;
+    }
     part_lock(part);
     mh_hooks_insert_guarded(part, &trace);
     part_unlock(part);
@@ -316,6 +391,9 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed,
     mh_hooks_part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
         return 0;
+    }
+    if (part == &mh_hooks_gil_part && mh_young_take(ptr, removed)) {
+        return 1;
     }
     int found = 0;
     part_lock(part);
@@ -492,7 +570,11 @@ on_object_created(PyObject *obj)
     }
     tls_last_object = block;
     mh_trace_t trace;
-    if (!mh_traces_get(mh_hooks_gil_part.traces, block, &trace)) {
+    int slot = mh_young_find(block);
+    if (slot >= 0) {
+        trace = mh_young.trace[slot];
+    }
+    else if (!mh_traces_get(mh_hooks_gil_part.traces, block, &trace)) {
         return; /* not traced: made before start(), or not sampled */
     }
     PyThreadState *tstate = mh_frames_current_tstate();
@@ -502,9 +584,14 @@ on_object_created(PyObject *obj)
     mh_tls_in_hook = 1;
     trace.traceback = mh_hooks_capture_traceback(tstate);
     trace.generation = __atomic_load_n(&mh_hooks_generation, __ATOMIC_RELAXED);
-    /* Same address and size: replaces the entry in place, no allocation,
-     * no change to the totals. */
-    (void)mh_traces_insert(mh_hooks_gil_part.traces, &trace, NULL);
+    if (slot >= 0) {
+        mh_young.trace[slot] = trace;
+    }
+    else {
+        /* Same address and size: replaces the entry in place, no
+         * allocation, no change to the totals. */
+        (void)mh_traces_insert(mh_hooks_gil_part.traces, &trace, NULL);
+    }
     mh_tls_in_hook = 0;
 }
 
@@ -679,6 +766,7 @@ mh_hooks_stop(void)
     uninstall_hooks();
     mh_frames_unwatch_creations();
     mh_nursery_discard();
+    mh_young_discard();
     mh_traces_t *old_gil = mh_hooks_gil_part.traces;
     mh_hooks_gil_part.traces = NULL;
     mh_lock_acquire(&mh_hooks_table_lock);
@@ -725,6 +813,7 @@ mh_hooks_clear(void)
         return -1;
     }
     mh_nursery_discard();
+    mh_young_discard();
     mh_traces_clear(mh_hooks_gil_part.traces);
     mh_lock_acquire(&mh_hooks_table_lock);
     mh_traces_clear(mh_hooks_raw_part.traces);
@@ -744,7 +833,7 @@ mh_hooks_clear(void)
 void
 mh_hooks_stats(mh_stats_snapshot_t *out)
 {
-    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    flush_waiting_blocks();
     memset(out, 0, sizeof(*out));
     mh_lock_acquire(&mh_hooks_table_lock);
     if (mh_hooks_gil_part.traces != NULL) {
@@ -789,7 +878,7 @@ int
 mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
                 uint16_t *gen, uint8_t *domain)
 {
-    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    flush_waiting_blocks();
     mh_trace_t trace;
     int found = mh_hooks_gil_part.traces != NULL &&
                 mh_traces_get(mh_hooks_gil_part.traces, ptr, &trace);
@@ -811,7 +900,7 @@ mh_hooks_lookup(uintptr_t ptr, uint32_t *traceback, uint64_t *size,
 int
 mh_hooks_export_blocks(mh_snapdata_t *snap)
 {
-    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    flush_waiting_blocks();
     if (mh_hooks_gil_part.traces == NULL) {
         return 0;
     }
@@ -839,7 +928,7 @@ int
 mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
                        void *arg)
 {
-    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    flush_waiting_blocks();
     if (mh_hooks_gil_part.traces == NULL) {
         return 0;
     }
@@ -858,7 +947,7 @@ mh_hooks_foreach_block(int (*visit)(const mh_trace_t *trace, void *arg),
 void
 mh_hooks_restart_generations(void)
 {
-    mh_nursery_flush(); /* the nurseries' blocks are live too */
+    flush_waiting_blocks();
     if (mh_hooks_gil_part.traces == NULL) {
         return;
     }

@@ -271,6 +271,30 @@ mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
     return leaf;
 }
 
+uint32_t
+mh_tbstore_intern_leaf(mh_tbstore_t *store, mh_tbcache_t *cache,
+                       mh_raw_frame_t leaf)
+{
+    int n = cache->nlast;
+    mh_raw_frame_t *last = &cache->frames[n - 1];
+    if (last->code == leaf.code && last->offset == leaf.offset) {
+        return cache->nodes[n];
+    }
+    if (cache->recent_serial != store->serial) {
+        memset(cache->recent, 0, MH_TBCACHE_RECENT * sizeof(*cache->recent));
+        cache->recent_serial = store->serial;
+    }
+    uint32_t node = intern_cached(store, cache->recent, cache->nodes[n - 1],
+                                  leaf.code, leaf.offset);
+    if (node == MH_TB_NONE) {
+        cache->nlast = 0;
+        return MH_TB_NONE;
+    }
+    *last = leaf;
+    cache->nodes[n] = node;
+    return node;
+}
+
 size_t
 mh_tbstore_count(const mh_tbstore_t *store)
 {

@@ -140,6 +140,16 @@ void mh_tbstore_free(mh_tbstore_t *store);
 uint32_t mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
                            uint32_t total);
 
+/* The index of the traceback that differs from the cache's last one at most
+ * in its innermost frame, `leaf`: the caller checked the outer frames
+ * (mh_frames_same_outer against cache->frames, cache->nlast of them), that
+ * the cache belongs to this store (cache->store_serial) and that whole
+ * stacks are not counted.  Interns only the leaf, through the recent-node
+ * cache; the cache then holds the new traceback.  MH_TB_NONE as
+ * mh_tbstore_intern.  GIL held.  Never raises. */
+uint32_t mh_tbstore_intern_leaf(mh_tbstore_t *store, mh_tbcache_t *cache,
+                                mh_raw_frame_t leaf);
+
 /* Number of nodes (the root included) and bytes held.  Can't fail. */
 size_t mh_tbstore_count(const mh_tbstore_t *store);
 size_t mh_tbstore_memory(const mh_tbstore_t *store);
