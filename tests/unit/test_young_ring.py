@@ -8,6 +8,8 @@ blocks freed after leaving it, and tracebacks whose outer frames change
 while the innermost one does not.
 """
 
+import sys
+
 import pytest
 
 from memhound import _core
@@ -221,3 +223,79 @@ def test_lowering_the_limit_shortens_the_next_tracebacks():
     assert len(_core.get_object_traceback(results[0][-1])[0]) > 2
     assert len(_core.get_object_traceback(results[1][0])[0]) == 1
     assert len(_core.get_object_traceback(results[1][-1])[0]) == 1
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="3.12+ itself crashes on PyMem_Free without the GIL "
+    "(its allocator state is the current interpreter's)",
+)
+def test_a_free_memhound_cannot_see_leaves_no_phantom_block():
+    # PyMem_Free without the GIL (through ctypes.CDLL, which releases it)
+    # is a free memhound can't see; CPython forbids it, C extensions do it.
+    # The table replaces the stale entry when pymalloc hands the address
+    # out again, so the ring must not keep the blocks that reuse it from
+    # reaching the table (review of issue 5, session 5: the stale 200-byte
+    # block stayed in every snapshot).
+    import ctypes
+    import gc
+
+    api = ctypes.pythonapi
+    api.PyMem_Malloc.restype = ctypes.c_void_p
+    api.PyMem_Malloc.argtypes = [ctypes.c_size_t]
+    api.PyMem_Free.argtypes = [ctypes.c_void_p]
+    unseen_free = ctypes.CDLL(None).PyMem_Free
+    unseen_free.argtypes = [ctypes.c_void_p]
+    gc.disable()
+    try:
+        _core.start(depth=4)
+        before = _core.get_traced_memory()[0]
+        first = api.PyMem_Malloc(200)
+        unseen_free(first)
+        reused = False
+        for _ in range(1000):
+            again = api.PyMem_Malloc(200)
+            reused = reused or again == first
+            api.PyMem_Free(again)
+        assert reused, "pymalloc did not hand the address out again"
+        assert _core.get_traced_memory()[0] - before < 200
+        snapshot = _core.take_snapshot()
+        assert not [i for i in range(len(snapshot)) if snapshot.trace(i)[1] == 200]
+    finally:
+        gc.enable()
+
+
+SUBINTERPRETER_PROGRAM = """
+import threading, _interpreters
+from memhound import _core
+_core.start(depth=4)
+interp = _interpreters.create()  # own GIL, runs in parallel with main
+code = "x = 0\\nfor i in range(200000):\\n    t = (i, i + 1.5)\\n    x += t[1]\\n"
+thread = threading.Thread(target=_interpreters.exec, args=(interp, code))
+thread.start()
+keep = [(i, str(i)) for i in range(200000)]
+thread.join()
+print("traced", _core.get_stats()["traced_blocks"] > 0)
+_core.stop()
+_interpreters.destroy(interp)
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="3.13's creation hook")
+def test_objects_made_by_a_subinterpreter_with_its_own_gil():
+    # 3.13's object-creation hook (free-list re-tracing) sees every
+    # interpreter's objects; one with its own GIL runs in parallel with the
+    # main thread, which resizes the live table meanwhile.  The hook read
+    # the table before checking whose thread it was on: a segfault in 5 of
+    # 6 runs (review of issue 5, session 5).
+    import subprocess
+
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", SUBINTERPRETER_PROGRAM],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "traced True"

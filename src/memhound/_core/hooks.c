@@ -85,6 +85,14 @@ mh_hooks_part_t mh_hooks_raw_part;
  * by that one block (raw-domain allocations without the GIL only). */
 uint64_t mh_hooks_peak_bytes;
 static uint64_t dropped_blocks;
+/* Set (relaxed, any thread) when a free or realloc of a mem/object block
+ * went unseen: no main-interpreter thread state (CPython forbids these
+ * calls without the GIL, but a C extension may make them), or nested in
+ * memhound's own hook.  The table replaces such a block's stale entry when
+ * its address is handed out again; the young ring can't without a table
+ * lookup, so from then on it is bypassed (hooks_young.h).  Cleared with
+ * the tables (clear, stop). */
+static int gil_frees_missed;
 
 /* Sampling mode: a counting filter over sampled addresses, so that a free
  * of an unsampled block (nearly all of them) looks up nothing.  Updated
@@ -328,8 +336,12 @@ mh_young_move(unsigned i)
             : -1;
     uint64_t uncharge = 0;
     if (result < 0) {
+        /* As a table insert that fails: nothing charged, one drop. */
         __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
         uncharge = charge_of(trace.size);
+        __atomic_store_n(&mh_hooks_gil_part.allocated,
+                         mh_hooks_gil_part.allocated - uncharge,
+                         __ATOMIC_RELAXED);
     }
     else if (result == 1) {
         uncharge = charge_of(replaced.size);
@@ -370,8 +382,13 @@ record_alloc(const hook_domain_t *hd, void *ptr, size_t size)
     if (part == &mh_hooks_gil_part &&
         !__atomic_load_n(&mh_hooks_cfg_sample_mean, __ATOMIC_RELAXED) &&
         part->traces != NULL) {
-        mh_young_put(&trace);
-        return;
+        if (!__atomic_load_n(&gil_frees_missed, __ATOMIC_RELAXED)) {
+            mh_young_put(&trace);
+            return;
+        }
+        /* Blocks at a stale address must reach the table in order, where
+         * the insert below replaces a stale entry. */
+        mh_young_flush();
     }
     part_lock(part);
     mh_hooks_insert_guarded(part, &trace);
@@ -390,6 +407,7 @@ forget_block(const hook_domain_t *hd, uintptr_t ptr, mh_trace_t *removed,
     PyThreadState *tstate;
     mh_hooks_part_t *part = part_for(hd->domain, &tstate);
     if (part == NULL) {
+        __atomic_store_n(&gil_frees_missed, 1, __ATOMIC_RELAXED);
         return 0;
     }
     if (part == &mh_hooks_gil_part && mh_young_take(ptr, removed)) {
@@ -452,6 +470,16 @@ note_probe(const hook_domain_t *hd)
     }
 }
 
+/* A free or realloc nested in a hook of this thread goes unseen (see
+ * gil_frees_missed). */
+static void
+note_nested_free(const hook_domain_t *hd)
+{
+    if (hd->domain != MH_DOMAIN_RAW && is_tracing_relaxed()) {
+        __atomic_store_n(&gil_frees_missed, 1, __ATOMIC_RELAXED);
+    }
+}
+
 static void *
 hook_malloc(void *ctx, size_t size)
 {
@@ -499,6 +527,9 @@ hook_realloc(void *ctx, void *old, size_t size)
     hook_domain_t *hd = ctx;
     if (!is_tracing_relaxed() || mh_tls_in_hook) {
         note_probe(hd);
+        if (mh_tls_in_hook && old != NULL) {
+            note_nested_free(hd);
+        }
         return hd->orig.realloc(hd->orig.ctx, old, size);
     }
     mh_tls_in_hook = 1;
@@ -543,6 +574,9 @@ hook_free(void *ctx, void *ptr)
             mh_gcchurn_count(&removed, charge_of(removed.size));
         }
     }
+    else if (mh_tls_in_hook && ptr != NULL) {
+        note_nested_free(hd);
+    }
     hd->orig.free(hd->orig.ctx, ptr);
 }
 
@@ -563,6 +597,13 @@ on_object_created(PyObject *obj)
     if (!is_tracing_relaxed() || mh_tls_in_hook || mh_tls_suspended) {
         return;
     }
+    /* First: the hook sees every interpreter's creations, and only a
+     * main-interpreter thread holding the main GIL may read the GIL half
+     * (a subinterpreter with its own GIL runs in parallel with it). */
+    PyThreadState *tstate = mh_frames_current_tstate();
+    if (tstate == NULL) {
+        return;
+    }
     uintptr_t block = (uintptr_t)mh_frames_object_block(obj);
     if (block == tls_last_object || mh_hooks_gil_part.traces == NULL ||
         mh_hooks_tbstore == NULL) {
@@ -576,10 +617,6 @@ on_object_created(PyObject *obj)
     }
     else if (!mh_traces_get(mh_hooks_gil_part.traces, block, &trace)) {
         return; /* not traced: made before start(), or not sampled */
-    }
-    PyThreadState *tstate = mh_frames_current_tstate();
-    if (tstate == NULL) {
-        return;
     }
     mh_tls_in_hook = 1;
     trace.traceback = mh_hooks_capture_traceback(tstate);
@@ -767,6 +804,7 @@ mh_hooks_stop(void)
     mh_frames_unwatch_creations();
     mh_nursery_discard();
     mh_young_discard();
+    gil_frees_missed = 0;
     mh_traces_t *old_gil = mh_hooks_gil_part.traces;
     mh_hooks_gil_part.traces = NULL;
     mh_lock_acquire(&mh_hooks_table_lock);
@@ -814,6 +852,7 @@ mh_hooks_clear(void)
     }
     mh_nursery_discard();
     mh_young_discard();
+    gil_frees_missed = 0;
     mh_traces_clear(mh_hooks_gil_part.traces);
     mh_lock_acquire(&mh_hooks_table_lock);
     mh_traces_clear(mh_hooks_raw_part.traces);
