@@ -28,14 +28,17 @@ SCRUBBED_ENV = (
 )
 
 
-def child_env():
+def child_env(extra=None):
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
     env["PYTHONHASHSEED"] = "0"
+    env.update(extra or {})
     return env
 
 
-def spawn(argv, timeout):
+def spawn(argv, timeout, env_extra=None):
     """Run argv; return (status, wall_s, returncode, stdout, stderr).
+
+    The child gets child_env(), plus env_extra when given.
 
     status is "ok" (exit code 0), "crash" (any other exit, or a signal) or
     "timeout" (killed, with its process group, after timeout seconds).
@@ -46,7 +49,7 @@ def spawn(argv, timeout):
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=child_env(),
+        env=child_env(env_extra),
         start_new_session=True,
         text=True,
         errors="replace",

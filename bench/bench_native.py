@@ -19,7 +19,8 @@ interpreter (e.g. main's venv, a before/after A/B), interleaved with this
 one's in every repetition and each divided by the untraced time of the same
 repetition; its columns are prefixed "base ".
 
-Only the workload's own loop is timed, inside the child (start-up, tracer
+Children run with MALLOC_TRIM_THRESHOLD_=128 MiB (see CHILD_ENV).  Only
+the workload's own loop is timed, inside the child (start-up, tracer
 set-up and tear-down excluded; memray's file writing during the loop is
 included, as memhound's bookkeeping is).  Printed: per workload the median
 untraced seconds and, per mode, the median of (mode / untraced) over the
@@ -66,6 +67,15 @@ MODES = [
     "memray-native",
 ]
 WORKLOADS = ["extension", "ctypes", "sqlite", "hashlib", "zlib", "json", "numpy"]
+
+# glibc trims the heap whenever a free leaves enough room at its top: the
+# zlib workload's deflate state (about 256 KiB per call) is then given back
+# and faulted in again on every call, unless something else sits above it.
+# A tracer's own tables may or may not (measured: an earlier memhound build
+# ran zlib at 0.33x of untraced, memray at 0.39x; with trimming off, 1.1x),
+# so every child runs with a fixed threshold and all modes see the same
+# allocator behaviour.
+CHILD_ENV = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
 # ---- workloads (run in the child) --------------------------------------
@@ -208,7 +218,9 @@ def measure(
         argv += ["-o", out, *me]
     else:
         argv = [sys.executable, *me]
-    status, _wall, rc, stdout, stderr = _common.spawn(argv, timeout=300)
+    status, _wall, rc, stdout, stderr = _common.spawn(
+        argv, timeout=300, env_extra=CHILD_ENV
+    )
     result = _common.parse_result(stdout)
     if status != "ok" or result is None:
         print(f"  {mode} {name}: {_common.describe_returncode(rc)}\n{stderr[-800:]}")
