@@ -248,6 +248,44 @@ def test_realloc_without_the_gil_moves_the_nursery_block(leakyext):
     assert native_blocks_of(4 * SIZE + 8) == 0
 
 
+def raw_realloc():
+    # PyMem_RawRealloc through ctypes, without the GIL (which the raw domain
+    # allows): hooks.c's realloc hook, not native.c's wrapper, meets the
+    # nursery block.
+    realloc = ctypes.CDLL(None).PyMem_RawRealloc
+    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    realloc.restype = ctypes.c_void_p
+    return realloc
+
+
+def raw_blocks_of(size):
+    snapshot = memhound.take_snapshot()
+    raw = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_RAW)])
+    return sum(1 for trace in raw.traces if trace.size == size)
+
+
+def test_raw_realloc_without_the_gil_moves_the_nursery_block(leakyext):
+    memhound.start(native=True)
+    address = leakyext.leak(SIZE)  # RAW-MOVED
+    moved = raw_realloc()(address, 4 * SIZE + 24)
+    assert moved
+    assert line_of("# RAW-MOVED") not in by_line()
+    assert raw_blocks_of(4 * SIZE + 24) == 1
+    ctypes.pythonapi.PyMem_RawFree.argtypes = [ctypes.c_void_p]
+    ctypes.pythonapi.PyMem_RawFree(ctypes.c_void_p(moved))
+    assert raw_blocks_of(4 * SIZE + 24) == 0
+
+
+@pytest.mark.skipif(under_asan(), reason="ASan aborts on a huge realloc")
+def test_failed_raw_realloc_without_the_gil_keeps_the_nursery_block(leakyext):
+    memhound.start(native=True)
+    address = leakyext.leak(SIZE)  # RAW-FAILED
+    assert raw_realloc()(address, 1 << 62) is None
+    assert by_line().get(line_of("# RAW-FAILED")) == (SIZE, 1)
+    libc_free()(address)
+    assert line_of("# RAW-FAILED") not in by_line()
+
+
 def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(
     leakyext, native_build
 ):
