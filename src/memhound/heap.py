@@ -191,8 +191,10 @@ def _compose(root, steps, labels):
                 via = "dict value"
                 expr = f"{expr}[{text!r}]" if ident else f"{expr}[{text}]"
         elif kind == "dict_key":
+            # Not Python (a key can't be indexed by itself), but steps into
+            # the key still read left to right: `cache<key (7, 1)>[1]`.
             via = "dict key"
-            expr = f"{text} (key of {expr})"
+            expr = f"{expr}<key {text}>"
         elif kind == "index":
             via = f"{holder_type} item"
             expr = f"{expr}[{index}]"

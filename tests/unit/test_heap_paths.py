@@ -97,7 +97,23 @@ def test_dict_key_labels_are_safe_reprs():
 def test_object_as_dict_key():
     target = Thing()
     HOLD[target] = 1
-    assert last(memhound.why_alive(target))["via"] == "dict key"
+    path = memhound.why_alive(target)
+    assert last(path)["via"] == "dict key"
+    assert last(path)["object"].startswith(f"{MOD}.HOLD<key <{MOD}.Thing object")
+
+
+def test_a_step_into_a_dict_key_reads_left_to_right():
+    # An int inside a tuple key (the demo's leaking ints): the steps after
+    # the key index into it, as the program would.
+    target = int("4242")  # a fresh object: only the key and this frame hold it
+    HOLD[(7, target)] = "value"
+    path = memhound.why_alive(target)
+    assert path[-2]["via"] == "dict key"
+    assert last(path) == {
+        "via": "tuple item",
+        "object": f"{MOD}.HOLD<key (7, 4242)>[1]",
+        "type": "int",
+    }
 
 
 def test_class_attribute():
