@@ -211,79 +211,60 @@ def test_stop_and_start_forget_young_blocks(leakyext):
 # ---- threads without the GIL: realloc and frees of untraced blocks -------
 
 
-def libc_realloc():
-    # Through ctypes: runs without the GIL, like libc_free.
-    realloc = ctypes.CDLL(None).realloc
-    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    realloc.restype = ctypes.c_void_p
-    return realloc
+def without_the_gil(symbol, restype=ctypes.c_void_p):
+    """A function of the process (libc's realloc, CPython's
+    PyMem_RawRealloc, ...) called through ctypes, which releases the GIL
+    around the call: libc's reaches native.c's wrapper, CPython's raw
+    domain hooks.c's hook."""
+    function = getattr(ctypes.CDLL(None), symbol)
+    function.restype = restype
+    return function
+
+
+# (realloc, the domain of the block it returns, the matching free)
+REALLOCS = [
+    ("realloc", memhound.DOMAIN_NATIVE, "free"),
+    ("PyMem_RawRealloc", memhound.DOMAIN_RAW, "PyMem_RawFree"),
+]
+
+
+def blocks_of(size, domain):
+    snapshot = memhound.take_snapshot()
+    traces = snapshot.filter_traces([DomainFilter(True, domain)]).traces
+    return sum(1 for trace in traces if trace.size == size)
 
 
 @pytest.mark.skipif(under_asan(), reason="ASan aborts on a huge realloc")
-def test_failed_realloc_without_the_gil_keeps_the_nursery_block(leakyext):
+@pytest.mark.parametrize("symbol", [r[0] for r in REALLOCS])
+def test_failed_realloc_without_the_gil_keeps_the_nursery_block(leakyext, symbol):
     # The block waits in this thread's nursery; the failed realloc (no GIL)
     # leaves it valid, so it must stay traced, then go with its free.
-    memhound.start(native=True)
+    memhound.start(native=True)  # first: dlsym after it gives the wrappers
+    realloc = without_the_gil(symbol)
+    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     address = leakyext.leak(SIZE)  # FAILED-REALLOC
-    assert libc_realloc()(address, 1 << 62) is None
+    assert realloc(address, 1 << 62) is None
     assert by_line().get(line_of("# FAILED-REALLOC")) == (SIZE, 1)
     libc_free()(address)
     assert line_of("# FAILED-REALLOC") not in by_line()
 
 
-def native_blocks_of(size):
-    snapshot = memhound.take_snapshot()
-    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
-    return sum(1 for trace in native.traces if trace.size == size)
-
-
-def test_realloc_without_the_gil_moves_the_nursery_block(leakyext):
-    memhound.start(native=True)
+@pytest.mark.parametrize("symbol, domain, free_symbol", REALLOCS)
+def test_realloc_without_the_gil_moves_the_nursery_block(
+    leakyext, symbol, domain, free_symbol
+):
+    memhound.start(native=True)  # first: dlsym after it gives the wrappers
+    realloc = without_the_gil(symbol)
+    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    free = without_the_gil(free_symbol, None)
+    free.argtypes = [ctypes.c_void_p]
     address = leakyext.leak(SIZE)  # MOVED-REALLOC
-    moved = libc_realloc()(address, 4 * SIZE + 8)
+    moved = realloc(address, 4 * SIZE + 8)
     assert moved
     assert line_of("# MOVED-REALLOC") not in by_line()
-    assert native_blocks_of(4 * SIZE + 8) == 1
-    libc_free()(moved)
-    assert native_blocks_of(4 * SIZE + 8) == 0
-
-
-def raw_realloc():
-    # PyMem_RawRealloc through ctypes, without the GIL (which the raw domain
-    # allows): hooks.c's realloc hook, not native.c's wrapper, meets the
-    # nursery block.
-    realloc = ctypes.CDLL(None).PyMem_RawRealloc
-    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    realloc.restype = ctypes.c_void_p
-    return realloc
-
-
-def raw_blocks_of(size):
-    snapshot = memhound.take_snapshot()
-    raw = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_RAW)])
-    return sum(1 for trace in raw.traces if trace.size == size)
-
-
-def test_raw_realloc_without_the_gil_moves_the_nursery_block(leakyext):
-    memhound.start(native=True)
-    address = leakyext.leak(SIZE)  # RAW-MOVED
-    moved = raw_realloc()(address, 4 * SIZE + 24)
-    assert moved
-    assert line_of("# RAW-MOVED") not in by_line()
-    assert raw_blocks_of(4 * SIZE + 24) == 1
-    ctypes.pythonapi.PyMem_RawFree.argtypes = [ctypes.c_void_p]
-    ctypes.pythonapi.PyMem_RawFree(ctypes.c_void_p(moved))
-    assert raw_blocks_of(4 * SIZE + 24) == 0
-
-
-@pytest.mark.skipif(under_asan(), reason="ASan aborts on a huge realloc")
-def test_failed_raw_realloc_without_the_gil_keeps_the_nursery_block(leakyext):
-    memhound.start(native=True)
-    address = leakyext.leak(SIZE)  # RAW-FAILED
-    assert raw_realloc()(address, 1 << 62) is None
-    assert by_line().get(line_of("# RAW-FAILED")) == (SIZE, 1)
-    libc_free()(address)
-    assert line_of("# RAW-FAILED") not in by_line()
+    assert blocks_of(4 * SIZE + 8, domain) == 1
+    free(moved)
+    assert blocks_of(4 * SIZE + 8, domain) == 0
 
 
 def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(

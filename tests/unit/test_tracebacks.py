@@ -13,6 +13,8 @@ import pytest
 import memhound
 from memhound import _core
 
+from ..markers import marked_line
+
 THIS_FILE = __file__
 
 
@@ -26,11 +28,7 @@ def frames_of(obj):
 
 def line_of(marker):
     """The line number in this file of the line containing marker."""
-    with open(THIS_FILE) as source:
-        for number, line in enumerate(source, 1):
-            if marker in line and "line_of(" not in line:
-                return number
-    raise AssertionError(marker)
+    return marked_line(THIS_FILE, marker)
 
 
 def make_object():

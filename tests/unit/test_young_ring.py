@@ -14,6 +14,7 @@ import pytest
 
 from memhound import _core
 
+from ..markers import marked_line
 from ..native.fixtures import under_asan
 
 THIS_FILE = __file__
@@ -21,11 +22,8 @@ SIZE = 3001  # no other block in these tests has this payload
 
 
 def line_of(marker):
-    with open(THIS_FILE) as source:
-        for number, line in enumerate(source, 1):
-            if marker in line and "line_of(" not in line:
-                return number
-    raise AssertionError(marker)
+    """The line number in this file of the line containing marker."""
+    return marked_line(THIS_FILE, marker)
 
 
 def blocks_from(snapshot, lineno):
