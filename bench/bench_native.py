@@ -1,7 +1,7 @@
 """Overhead of native-allocation tracing on allocation-heavy native work.
 
     .venv/bin/python bench/bench_native.py [--repeat 5] [--workloads a,b]
-        [--baseline OTHER/.venv/bin/python] [--no-memray]
+        [--baseline OTHER/.venv/bin/python] [--no-memray] [--sampled]
 
 Modes, each in a fresh interpreter, interleaved (every mode once per
 repetition, in a rotating order) so machine noise hits them alike:
@@ -12,6 +12,8 @@ repetition, in a rotating order) so machine noise hits them alike:
   python+native   memhound.start(native=True)
   native-stack    memhound.start(native_stack=True)  (Python + native + C
                   stacks; only with --native-stack: unwinding is slow)
+  ... sampled     native-only and python+native with sample=65536 (only
+                  with --sampled: Poisson sampling by bytes, estimates)
   memray-native   memray run --native         (when memray is installed)
 
 With --baseline, the memhound modes also run under another build's
@@ -67,6 +69,9 @@ MODES = [
     "memray-native",
 ]
 WORKLOADS = ["extension", "ctypes", "sqlite", "hashlib", "zlib", "json", "numpy"]
+# --sampled adds these modes: the same with start(sample=SAMPLE_MEAN).
+SAMPLED = " sampled"
+SAMPLE_MEAN = 65536
 
 # glibc trims the heap whenever a free leaves enough room at its top: the
 # zlib workload's deflate state (about 256 KiB per call) is then given back
@@ -180,7 +185,12 @@ def child(mode: str, name: str, build_dir: str) -> None:
     if mode != "untraced":
         import memhound
 
+        sample = None
+        if mode.endswith(SAMPLED):
+            mode = mode[: -len(SAMPLED)]
+            sample = SAMPLE_MEAN
         memhound.start(
+            sample=sample,
             native=mode != "python",
             python=mode != "native-only",
             native_stack=mode == "native-stack",
@@ -239,6 +249,11 @@ def main() -> int:
         "--no-memray", action="store_true", help="leave out the memray mode"
     )
     parser.add_argument(
+        "--sampled",
+        action="store_true",
+        help=f"add native-only and python+native with sample={SAMPLE_MEAN}",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PYTHON",
         help="also run the memhound modes under this interpreter (A/B)",
@@ -261,6 +276,8 @@ def main() -> int:
     ]
     if not args.native_stack:
         modes.remove("native-stack")
+    if args.sampled:
+        modes += [m + SAMPLED for m in ("native-only", "python+native")]
     if args.baseline:
         modes += ["base " + m for m in modes if m not in ("untraced", "memray-native")]
     names = args.workloads.split(",")
