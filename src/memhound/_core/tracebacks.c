@@ -215,6 +215,18 @@ intern_cached(mh_tbstore_t *store, mh_tbrecent_t *recent, uint32_t parent,
     return node;
 }
 
+/* The thread's recent-node cache, emptied first if it was filled against
+ * another store (its nodes mean nothing in this one). */
+static inline mh_tbrecent_t *
+recent_for(const mh_tbstore_t *store, mh_tbcache_t *cache)
+{
+    if (cache->recent_serial != store->serial) {
+        memset(cache->recent, 0, MH_TBCACHE_RECENT * sizeof(*cache->recent));
+        cache->recent_serial = store->serial;
+    }
+    return cache->recent;
+}
+
 uint32_t
 mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
                   uint32_t total)
@@ -225,11 +237,7 @@ mh_tbstore_intern(mh_tbstore_t *store, mh_tbcache_t *cache, int n,
     const mh_raw_frame_t *captured = cache->scratch;
     mh_raw_frame_t *frames = cache->frames;
     uint32_t *nodes = cache->nodes;
-    mh_tbrecent_t *recent = cache->recent;
-    if (cache->recent_serial != store->serial) {
-        memset(recent, 0, MH_TBCACHE_RECENT * sizeof(*recent));
-        cache->recent_serial = store->serial;
-    }
+    mh_tbrecent_t *recent = recent_for(store, cache);
 
     /* How many outer frames the last traceback shares with this one; they
      * and their nodes stay where they are.  All n are compared: the usual
@@ -280,12 +288,8 @@ mh_tbstore_intern_leaf(mh_tbstore_t *store, mh_tbcache_t *cache,
     if (last->code == leaf.code && last->offset == leaf.offset) {
         return cache->nodes[n];
     }
-    if (cache->recent_serial != store->serial) {
-        memset(cache->recent, 0, MH_TBCACHE_RECENT * sizeof(*cache->recent));
-        cache->recent_serial = store->serial;
-    }
-    uint32_t node = intern_cached(store, cache->recent, cache->nodes[n - 1],
-                                  leaf.code, leaf.offset);
+    uint32_t node = intern_cached(store, recent_for(store, cache),
+                                  cache->nodes[n - 1], leaf.code, leaf.offset);
     if (node == MH_TB_NONE) {
         cache->nlast = 0;
         return MH_TB_NONE;
