@@ -7,6 +7,9 @@ must be invisible: the right line for every block, every live block in
 every snapshot, no freed block left behind whoever frees it."""
 
 import ctypes
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -211,60 +214,108 @@ def test_stop_and_start_forget_young_blocks(leakyext):
 # ---- threads without the GIL: realloc and frees of untraced blocks -------
 
 
-def without_the_gil(symbol, restype=ctypes.c_void_p):
-    """A function of the process (libc's realloc, CPython's
-    PyMem_RawRealloc, ...) called through ctypes, which releases the GIL
-    around the call: libc's reaches native.c's wrapper, CPython's raw
-    domain hooks.c's hook."""
-    function = getattr(ctypes.CDLL(None), symbol)
-    function.restype = restype
-    return function
-
-
-# (realloc, the domain of the block it returns, the matching free)
-REALLOCS = [
-    ("realloc", memhound.DOMAIN_NATIVE, "free"),
-    ("PyMem_RawRealloc", memhound.DOMAIN_RAW, "PyMem_RawFree"),
-]
-
-
-def blocks_of(size, domain):
-    snapshot = memhound.take_snapshot()
-    traces = snapshot.filter_traces([DomainFilter(True, domain)]).traces
-    return sum(1 for trace in traces if trace.size == size)
+def libc_realloc():
+    # Through ctypes: runs without the GIL, like libc_free.  Looked up after
+    # start(): dlsym then gives native.c's wrapper.
+    realloc = ctypes.CDLL(None).realloc
+    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    realloc.restype = ctypes.c_void_p
+    return realloc
 
 
 @pytest.mark.skipif(under_asan(), reason="ASan aborts on a huge realloc")
-@pytest.mark.parametrize("symbol", [r[0] for r in REALLOCS])
-def test_failed_realloc_without_the_gil_keeps_the_nursery_block(leakyext, symbol):
+def test_failed_realloc_without_the_gil_keeps_the_nursery_block(leakyext):
     # The block waits in this thread's nursery; the failed realloc (no GIL)
     # leaves it valid, so it must stay traced, then go with its free.
-    memhound.start(native=True)  # first: dlsym after it gives the wrappers
-    realloc = without_the_gil(symbol)
-    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    memhound.start(native=True)
     address = leakyext.leak(SIZE)  # FAILED-REALLOC
-    assert realloc(address, 1 << 62) is None
+    assert libc_realloc()(address, 1 << 62) is None
     assert by_line().get(line_of("# FAILED-REALLOC")) == (SIZE, 1)
     libc_free()(address)
     assert line_of("# FAILED-REALLOC") not in by_line()
 
 
-@pytest.mark.parametrize("symbol, domain, free_symbol", REALLOCS)
-def test_realloc_without_the_gil_moves_the_nursery_block(
-    leakyext, symbol, domain, free_symbol
-):
-    memhound.start(native=True)  # first: dlsym after it gives the wrappers
-    realloc = without_the_gil(symbol)
-    realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    free = without_the_gil(free_symbol, None)
-    free.argtypes = [ctypes.c_void_p]
+def native_blocks_of(size):
+    snapshot = memhound.take_snapshot()
+    native = snapshot.filter_traces([DomainFilter(True, memhound.DOMAIN_NATIVE)])
+    return sum(1 for trace in native.traces if trace.size == size)
+
+
+def test_realloc_without_the_gil_moves_the_nursery_block(leakyext):
+    memhound.start(native=True)
     address = leakyext.leak(SIZE)  # MOVED-REALLOC
-    moved = realloc(address, 4 * SIZE + 8)
+    moved = libc_realloc()(address, 4 * SIZE + 8)
     assert moved
     assert line_of("# MOVED-REALLOC") not in by_line()
-    assert blocks_of(4 * SIZE + 8, domain) == 1
-    free(moved)
-    assert blocks_of(4 * SIZE + 8, domain) == 0
+    assert native_blocks_of(4 * SIZE + 8) == 1
+    libc_free()(moved)
+    assert native_blocks_of(4 * SIZE + 8) == 0
+
+
+# The same through CPython's raw domain (hooks.c's realloc hook, not
+# native.c's wrapper).  In a child without dev mode: its debug hooks on the
+# raw domain abort on a block that libc, not PyMem_RawMalloc, handed out.
+RAW_REALLOC_PROGRAM = """
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+import leakyext, memhound
+from memhound import DomainFilter
+
+SIZE, NEW = 3000, 4 * 3000 + 8
+
+
+def count(domain, size):
+    traces = memhound.take_snapshot().filter_traces([DomainFilter(True, domain)])
+    return sum(1 for trace in traces.traces if trace.size == size)
+
+
+memhound.start(native=True)
+process = ctypes.CDLL(None)  # CDLL: every call below runs without the GIL
+process.PyMem_RawRealloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+process.PyMem_RawRealloc.restype = ctypes.c_void_p
+process.PyMem_RawFree.argtypes = [ctypes.c_void_p]
+process.free.argtypes = [ctypes.c_void_p]
+address = leakyext.leak(SIZE)  # waits in this thread's nursery
+if sys.argv[2] == "fail":
+    failed = process.PyMem_RawRealloc(address, 1 << 62) is None
+    kept = count(memhound.DOMAIN_NATIVE, SIZE)
+    process.free(address)
+    print(failed, kept, count(memhound.DOMAIN_NATIVE, SIZE))
+else:
+    moved = process.PyMem_RawRealloc(address, NEW)
+    old = count(memhound.DOMAIN_NATIVE, SIZE)
+    new = count(memhound.DOMAIN_RAW, NEW)
+    process.PyMem_RawFree(moved)
+    print(bool(moved), old, new, count(memhound.DOMAIN_RAW, NEW))
+"""
+
+
+@pytest.mark.parametrize(
+    "outcome, expected",
+    [
+        # failed, the block still traced, then gone with its free
+        ("fail", "True 1 0"),
+        # moved, the old block gone, the new one traced, then gone
+        ("move", "True 0 1 0"),
+    ],
+)
+def test_raw_realloc_without_the_gil_of_a_nursery_block(
+    native_build, outcome, expected
+):
+    if outcome == "fail" and under_asan():
+        pytest.skip("ASan aborts on a huge realloc")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDEVMODE"}
+    if "debug" in env.get("PYTHONMALLOC", ""):
+        del env["PYTHONMALLOC"]
+    done = subprocess.run(
+        [sys.executable, "-c", RAW_REALLOC_PROGRAM, str(native_build[1]), outcome],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == expected
 
 
 def test_frees_of_untraced_blocks_without_the_gil_are_not_queued(
