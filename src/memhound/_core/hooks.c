@@ -14,7 +14,10 @@
  *    GIL, in one guarded by mh_hooks_table_lock, whose holder calls
  *    nothing but libc and the table code.  A block is freed in the domain
  *    it was allocated in (the PEP 445 contract), so it is always found in
- *    its own table;
+ *    its own table.  The youngest mem/object blocks wait in a ring before
+ *    their table (hooks_young.h), native blocks allocated with the GIL in
+ *    their thread's nursery before the raw one (hooks_nursery.c); readers
+ *    of the live state move both into the tables first;
  *  - a block is forgotten *before* it is handed back to the allocator, and
  *    recorded *after* it is obtained, so an address reused by another
  *    thread in between can never be confused with the old block.
