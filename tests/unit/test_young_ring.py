@@ -128,7 +128,7 @@ def test_outer_frames_are_right_when_only_the_innermost_repeats(depth):
     for caller, objs in made:
         for obj in objs:
             frames, _total = _core.get_object_traceback(obj)
-            assert len(frames) == min(depth, len(frames))
+            assert len(frames) <= depth
             want_line = line_of("MARK-odd" if len(obj) == SIZE + 1 else "MARK-even")
             assert frames[0][1:] == (want_line, "alternate")
             if depth >= 2:

@@ -331,26 +331,16 @@ void
 mh_young_move(unsigned i)
 {
     mh_trace_t trace;
-    mh_trace_t replaced;
     mh_young_vacate(i, &trace);
-    int result =
-        mh_hooks_gil_part.traces != NULL
-            ? mh_traces_insert(mh_hooks_gil_part.traces, &trace, &replaced)
-            : -1;
-    uint64_t uncharge = 0;
-    if (result < 0) {
-        /* As a table insert that fails: nothing charged, one drop. */
-        __atomic_add_fetch(&dropped_blocks, 1, __ATOMIC_RELAXED);
-        uncharge = charge_of(trace.size);
-        __atomic_store_n(&mh_hooks_gil_part.allocated,
-                         mh_hooks_gil_part.allocated - uncharge,
-                         __ATOMIC_RELAXED);
-    }
-    else if (result == 1) {
-        uncharge = charge_of(replaced.size);
-    }
+    /* Uncharged, then inserted as a fresh block: a failed insert (a drop,
+     * nothing charged) and one replacing a stale entry are then counted
+     * exactly as on the table path. */
+    uint64_t charge = charge_of(trace.size);
     __atomic_store_n(&mh_hooks_gil_part.bytes,
-                     mh_hooks_gil_part.bytes - uncharge, __ATOMIC_RELAXED);
+                     mh_hooks_gil_part.bytes - charge, __ATOMIC_RELAXED);
+    __atomic_store_n(&mh_hooks_gil_part.allocated,
+                     mh_hooks_gil_part.allocated - charge, __ATOMIC_RELAXED);
+    insert_counted(&mh_hooks_gil_part, &trace, 1);
 }
 
 /* Before anything reads the live state: the blocks waiting in the young

@@ -48,10 +48,10 @@ extern mh_young_t mh_young;
  * (fresh) `allocated`, and the peak.  Defined in hooks.c.  GIL held. */
 void mh_hooks_charge_gil(uint64_t charge, int fresh);
 
-/* Move slot i (occupied) into the GIL half's table.  Its charge is already
- * counted; an entry it replaces (a block freed behind memhound's back) is
- * uncharged, and a block the table can't take is uncharged and counted as
- * dropped.  Defined in hooks.c.  GIL held. */
+/* Move slot i (occupied) into the GIL half's table, its accounting as if
+ * it had gone there at once: an entry it replaces (a block freed behind
+ * memhound's back) is uncharged, and a block the table can't take is
+ * uncharged and counted as dropped.  Defined in hooks.c.  GIL held. */
 void mh_young_move(unsigned i);
 
 /* Keep trace (a block just allocated into the GIL half) in the ring,
